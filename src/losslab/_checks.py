@@ -1,0 +1,82 @@
+"""Validation at the public boundary: every error says what was expected and what was got."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+
+class LosslabError(ValueError):
+    """A bad input to losslab: the message says what was expected, what was got, and the fix."""
+
+
+def choice(name: str, value: object, valid: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``valid``, else raise naming the valid ones."""
+    valid = list(valid)
+    if not isinstance(value, str) or value not in valid:
+        raise LosslabError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, valid))}")
+    return value
+
+
+def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum``; reject bools, floats and smaller ints."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise LosslabError(f"expected {name} to be an integer >= {minimum}, got {name}={value!r}")
+    return int(value)
+
+
+def nonnegative_float(name: str, value: object) -> float:
+    """Return ``value`` as a finite float >= 0."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise LosslabError(f"expected {name} to be a number >= 0, got {name}={value!r}") from None
+    if not np.isfinite(out) or out < 0:
+        raise LosslabError(f"expected {name} to be a finite number >= 0, got {name}={value!r}")
+    return out
+
+
+def as_tensor(name: str, value: object, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Convert a tensor, NumPy array or nested list to a tensor; reject NaN/inf and empty data.
+
+    Floating inputs keep their float dtype (NumPy float64 stays float64) unless ``dtype`` is
+    given; integer inputs stay integer unless ``dtype`` is given.
+    """
+    if isinstance(value, torch.Tensor):
+        out = value.detach()
+    else:
+        try:
+            out = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError) as err:
+            raise LosslabError(f"expected {name} to be a tensor or array of numbers, got {type(value).__name__}: {err}") from None
+    if out.dtype == torch.bool:
+        out = out.to(torch.int64)
+    if not (out.dtype.is_floating_point or out.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise LosslabError(f"expected {name} to hold real numbers, got dtype {out.dtype}")
+    if dtype is not None:
+        out = out.to(dtype)
+    if out.numel() == 0:
+        raise LosslabError(f"expected {name} to hold at least one value, got an empty array of shape {tuple(out.shape)}")
+    if out.dtype.is_floating_point and not torch.isfinite(out).all():
+        bad = int((~torch.isfinite(out)).sum())
+        raise LosslabError(f"expected {name} to be finite, got {bad} NaN/inf value(s); drop or impute them first")
+    return out
+
+
+def shape(name: str, tensor: torch.Tensor, expected: Sequence[int | None]) -> None:
+    """Raise unless ``tensor.shape`` matches ``expected`` (``None`` matches any size)."""
+    got = tuple(tensor.shape)
+    ok = len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got))
+    if not ok:
+        pretty = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+        raise LosslabError(f"expected {name} of shape {pretty}, got shape {got}")
+
+
+def float_dtype(value: object) -> torch.dtype:
+    """Accept torch.float32/float64 or the strings 'float32'/'float64'."""
+    table = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
+    if value not in table:
+        raise LosslabError(f"expected dtype float32 or float64, got {value!r}")
+    return table[value]  # type: ignore[index]

@@ -1,0 +1,17 @@
+"""Convexity verdicts: proofs from structure, witnesses from chords, curvature and symmetry."""
+
+from .analyze import VERDICTS, ConvexityReport, SearchLog, check_convexity
+from .structure import Proof, prove_convex
+from .witness import ChordWitness, Verification, chord_gap
+
+__all__ = [
+    "VERDICTS",
+    "ChordWitness",
+    "ConvexityReport",
+    "Proof",
+    "SearchLog",
+    "Verification",
+    "check_convexity",
+    "chord_gap",
+    "prove_convex",
+]

@@ -1,0 +1,245 @@
+"""The verdict: convex (proven), non-convex (certified), or no violation found.
+
+``check_convexity`` first looks for a proof (:mod:`.structure`). Without one it searches for a
+witness in stages, cheapest first, and stops at the first chord that survives the float64
+re-check (:mod:`.witness`):
+
+1. random and symmetric chords at several scales around the analysis point, other initial
+   points and θ = 0 (:mod:`.chords`);
+2. pairs related by the model's symmetries (:mod:`.symmetry`);
+3. the same around points reached by training (Adam), and chords between trained points;
+4. the smallest Hessian eigenvalue at those points, confirmed by a second difference (:mod:`.hessian`).
+
+If nothing is found the verdict is "no violation found", with what was tried and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from .._checks import LosslabError, positive_int
+from ..problem import Problem
+from .chords import LAMBDAS, SCALES, ChordSearch, random_pairs, symmetric_pairs
+from .hessian import smallest_eigenpair
+from .structure import Proof, prove_convex
+from .symmetry import symmetry_pairs
+from .witness import ChordWitness
+
+__all__ = ["VERDICTS", "ConvexityReport", "SearchLog", "check_convexity"]
+
+VERDICTS = ("convex", "non-convex", "no violation found")
+
+
+@dataclass(frozen=True)
+class SearchLog:
+    """What the witness search tried: chord counts per strategy, where, and what it saw."""
+
+    chords: int
+    by_strategy: dict[str, int]
+    centers: tuple[str, ...]
+    scales: tuple[float, ...]
+    lambdas: tuple[float, ...]
+    curvature: tuple[tuple[str, float], ...]
+    hvps: int
+    best_relative_gap: float
+    best_where: str
+
+    def to_dict(self) -> dict:
+        return {
+            "chords": self.chords,
+            "by_strategy": dict(self.by_strategy),
+            "centers": list(self.centers),
+            "scales": list(self.scales),
+            "lambdas": list(self.lambdas),
+            "smallest_hessian_eigenvalues": [{"where": w, "value": v} for w, v in self.curvature],
+            "hessian_vector_products": self.hvps,
+            "largest_relative_gap": self.best_relative_gap,
+            "largest_gap_where": self.best_where,
+        }
+
+
+@dataclass(frozen=True)
+class ConvexityReport:
+    """The verdict on ``problem`` in ``groups`` with its evidence.
+
+    Attributes:
+        verdict: one of ``"convex"``, ``"non-convex"``, ``"no violation found"``.
+        proof: the rule and statement, when ``verdict == "convex"``.
+        witness: a float64-verified chord, when ``verdict == "non-convex"``.
+        search: what the witness search tried (None when a proof made it unnecessary).
+        by_group: the verdict of each analysed group on its own (others fixed at the same point).
+    """
+
+    verdict: str
+    problem: str
+    groups: tuple[str, ...]
+    proof: Proof | None
+    witness: ChordWitness | None
+    search: SearchLog | None
+    seed: int
+    by_group: dict[str, ConvexityReport] = field(default_factory=dict)
+
+    def explanation(self) -> str:
+        """One paragraph: the verdict and its evidence."""
+        where = "{" + ", ".join(self.groups) + "}"
+        if self.verdict == "convex":
+            return f"convex in {where} (proven by {self.proof.rule}): {self.proof.statement}."
+        if self.verdict == "non-convex":
+            w = self.witness
+            la, lb, lm = w.losses
+            chord = w.lam * la + (1 - w.lam) * lb
+            return (
+                f"non-convex in {where} (certified): at λ={w.lam:g} between two points found by {w.source}, "
+                f"L(λa+(1−λ)b) = {lm:.6g} exceeds the chord λL(a)+(1−λ)L(b) = {chord:.6g} by {w.gap:.3g} "
+                f"(rounding bound {w.bound:.2g}); witness.verify(problem) re-checks it in float64."
+            )
+        s = self.search
+        return (
+            f"no violation found in {where}: {s.chords} chords ({', '.join(f'{k}: {v}' for k, v in s.by_strategy.items())}) "
+            f"around {len(s.centers)} points at scales {min(s.scales):g}–{max(s.scales):g}; the largest relative gap seen was "
+            f"{s.best_relative_gap:.2g}. This is not a proof of convexity."
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "problem": self.problem,
+            "groups": list(self.groups),
+            "explanation": self.explanation(),
+            "proof": self.proof.to_dict() if self.proof else None,
+            "witness": self.witness.to_dict() if self.witness else None,
+            "search": self.search.to_dict() if self.search else None,
+            "seed": self.seed,
+            "by_group": {g: r.to_dict() for g, r in self.by_group.items()},
+        }
+
+
+def check_convexity(
+    problem: Problem,
+    groups: Iterable[str] | str | None = None,
+    at: dict | torch.Tensor | None = None,
+    *,
+    seed: int = 0,
+    budget: int = 4000,
+    train_steps: int = 300,
+    by_group: bool = True,
+) -> ConvexityReport:
+    """Is ``problem.loss`` convex in ``groups`` (default: all free groups), the rest fixed at ``at``?
+
+    Args:
+        problem: the Problem.
+        groups: parameter groups to analyse; the others are held at ``at``.
+        at: the analysis point (params dict or θ of ``problem``); default ``problem.init(seed)``.
+        seed: seeds every random choice of the search.
+        budget: the most chords the witness search evaluates (≥ 30).
+        train_steps: Adam steps to reach the trained points searched around (0 to skip).
+        by_group: also give each analysed group's own verdict.
+
+    Returns:
+        A :class:`ConvexityReport`; ``report.verdict`` is ``"convex"`` only with ``report.proof``,
+        ``"non-convex"`` only with a ``report.witness`` that re-verifies in float64.
+
+    Example:
+        >>> from losslab import Problem, models
+        >>> x = torch.linspace(-1, 1, 20, dtype=torch.float64)
+        >>> prob = Problem(models.TwoLayer(1, 4, "tanh"), x, x**3)
+        >>> check_convexity(prob, groups=["v"]).verdict
+        'convex'
+        >>> check_convexity(prob, budget=600, train_steps=0).verdict
+        'non-convex'
+    """
+    if not isinstance(problem, Problem):
+        raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
+    budget = positive_int("budget", budget, minimum=30)
+    train_steps = positive_int("train_steps", train_steps, minimum=0)
+    start = problem.as_theta(at, "at") if at is not None else problem.init(seed)
+    analysed = problem if groups is None else problem.restrict(groups, at=start)
+    center = analysed.flatten(problem.unflatten(start))
+
+    proof = prove_convex(analysed)
+    witness, log = (None, None) if proof else _search(analysed, center, seed=seed, budget=budget, train_steps=train_steps)
+    verdict = "convex" if proof else "non-convex" if witness else "no violation found"
+    parts = {}
+    if by_group and len(analysed.groups) > 1:
+        for g in analysed.groups:
+            parts[g] = check_convexity(
+                analysed, [g], center, seed=seed, budget=max(30, budget // 4), train_steps=train_steps, by_group=False
+            )
+    return ConvexityReport(verdict, analysed.describe(), analysed.groups, proof, witness, log, seed, parts)
+
+
+def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, train_steps: int):
+    """Run the staged witness search; returns (witness or None, SearchLog)."""
+    p64 = problem.to(torch.float64)
+    center = center.to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    search = ChordSearch(p64, budget)
+    centers = [("the analysis point", center), ("θ = 0", torch.zeros_like(center))]
+    centers += [(f"init seed {seed + k}", p64.init(seed + k)) for k in (1, 2)]
+    curvature: list[tuple[str, float]] = []
+    visited: list[str] = []
+    hvps = 0
+
+    def log():
+        return SearchLog(
+            search.tried, dict(search.by_strategy), tuple(visited), SCALES, LAMBDAS,
+            tuple(curvature), hvps, search.best_relative_gap, search.best_source,
+        )
+
+    def around(name: str, c: torch.Tensor, share: float) -> ChordWitness | None:
+        visited.append(name)
+        per_scale = max(1, int(share * budget / (2 * len(LAMBDAS) * len(SCALES))))
+        for scale in SCALES:  # smallest first: the first witness found is the most local one
+            for strategy, pairs in (("random chords", random_pairs), ("symmetric chords", symmetric_pairs)):
+                w = search.evaluate(*pairs(c, (scale,), per_scale, gen), strategy, f"at scale {scale:g} around {name}")
+                if w:
+                    return w
+        for sym_name, a, b in symmetry_pairs(p64, c, gen):
+            w = search.evaluate(a[None], b[None], "symmetry pairs", f"({sym_name}) at {name}")
+            if w:
+                return w
+        return None
+
+    for name, c in centers:
+        if w := around(name, c, 0.5 / len(centers)):
+            return w, log()
+
+    trained = []
+    if train_steps:
+        from ..fit import train  # the optimiser loop lives in fit/
+
+        for name, c in centers[:1] + centers[2:3]:
+            try:
+                theta = train(p64, optimizer="adam", lr=1e-2, steps=train_steps, seed=seed, theta0=c).theta
+            except LosslabError:  # diverged: nothing to search around
+                continue
+            trained.append((f"trained from {name}", theta.detach()))
+        centers += trained
+        for name, c in trained:
+            if w := around(name, c, 0.25 / max(len(trained), 1)):
+                return w, log()
+        if len(trained) == 2:
+            a, b = trained[0][1], trained[1][1]
+            if w := search.evaluate(a[None], b[None], "chords between trained points", "", lams=(0.1, 0.25, 0.5, 0.75, 0.9)):
+                return w, log()
+
+    for name, c in centers[:1] + trained:
+        value, direction, count = smallest_eigenpair(p64, c, seed=seed)
+        hvps += count
+        curvature.append((name, value))
+        if not value < 0:
+            continue
+        steps = _radius_steps(c)
+        A = c + steps[:, None] * direction
+        B = c - steps[:, None] * direction
+        if w := search.evaluate(A, B, "negative curvature", f"(λ_min = {value:.3g}) at {name}", lams=(0.5,)):
+            return w, log()
+    return None, log()
+
+
+def _radius_steps(c: torch.Tensor) -> torch.Tensor:
+    r = max(float(c.pow(2).mean().sqrt()) * c.numel() ** 0.5, 1.0)
+    return r * torch.logspace(-4, 0, 9, dtype=torch.float64)

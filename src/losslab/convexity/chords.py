@@ -1,0 +1,107 @@
+"""Jensen witnesses: batched search for chords that lie below the loss.
+
+For pairs (a, b) and λ, the gap L(λa + (1−λ)b) − λL(a) − (1−λ)L(b) is positive somewhere iff
+L is not convex. Many pairs are evaluated at once through ``Problem.loss_batch`` (L(a), L(b)
+once per pair, the middle points once per λ); the most violated chords are then re-checked
+in float64 against a rounding bound (:mod:`losslab.convexity.witness`).
+
+Pair families:
+
+* random pairs around a centre c at scale s: a, b = c + s·r·g₁, c + s·r·g₂, g ~ N(0, I),
+  r = max(RMS(c), 1) — wide chords catch saturation and sign changes;
+* symmetric pairs: a, b = c ± s·r·g — the second difference along g at c, which catches
+  negative curvature (saddles) near c.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from ..problem import Problem
+from .witness import ChordWitness, chord_gap
+
+__all__ = ["LAMBDAS", "SCALES", "ChordSearch", "random_pairs", "symmetric_pairs"]
+
+SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+LAMBDAS = (0.25, 0.5, 0.75)
+SCREEN = 1e-10  # relative gap above which a chord is re-checked in float64
+
+
+def _radius(center: torch.Tensor) -> float:
+    return max(float(center.pow(2).mean().sqrt()), 1.0)
+
+
+def random_pairs(center: torch.Tensor, scales: tuple[float, ...], per_scale: int, generator: torch.Generator):
+    """Pairs c + s·r·g₁, c + s·r·g₂ for each scale s: two tensors of shape (len(scales)·per_scale, p)."""
+    r, p = _radius(center), center.numel()
+    s = torch.tensor(scales, dtype=center.dtype).repeat_interleave(per_scale)[:, None] * r
+    g = torch.randn(2, len(s), p, generator=generator, dtype=torch.float64).to(center.dtype)
+    return center + s * g[0], center + s * g[1]
+
+
+def symmetric_pairs(center: torch.Tensor, scales: tuple[float, ...], per_scale: int, generator: torch.Generator):
+    """Pairs c ± s·r·g for each scale s: two tensors of shape (len(scales)·per_scale, p)."""
+    r, p = _radius(center), center.numel()
+    s = torch.tensor(scales, dtype=center.dtype).repeat_interleave(per_scale)[:, None] * r
+    g = torch.randn(len(s), p, generator=generator, dtype=torch.float64).to(center.dtype)
+    return center + s * g, center - s * g
+
+
+@dataclass
+class ChordSearch:
+    """Evaluates batches of chords of a (float64) problem, counts them, keeps the best violation.
+
+    ``budget`` caps the number of chords (pairs × λ values) evaluated in all.
+    """
+
+    problem: Problem
+    budget: int
+    tried: int = 0
+    by_strategy: Counter = field(default_factory=Counter)
+    best_relative_gap: float = float("-inf")
+    best_source: str = ""
+
+    @property
+    def remaining(self) -> int:
+        return max(self.budget - self.tried, 0)
+
+    def evaluate(
+        self, A: torch.Tensor, B: torch.Tensor, strategy: str, where: str, lams: tuple[float, ...] = LAMBDAS
+    ) -> ChordWitness | None:
+        """Try the chords (A[k], B[k], λ) for every λ; return a float64-verified witness or None."""
+        keep = min(len(A), self.remaining // len(lams))
+        if keep == 0:
+            return None
+        A, B = A[:keep], B[:keep]
+        la, lb = self.problem.loss_batch(A), self.problem.loss_batch(B)
+        lam = torch.tensor(lams, dtype=A.dtype)
+        mids = lam[:, None, None] * A + (1 - lam)[:, None, None] * B  # (L, K, p)
+        lm = self.problem.loss_batch(mids.reshape(-1, A.shape[1])).reshape(len(lams), keep)
+        gap = lm - lam[:, None] * la - (1 - lam)[:, None] * lb
+        scale = lm.abs() + lam[:, None] * la.abs() + (1 - lam)[:, None] * lb.abs()
+        rel = torch.nan_to_num(gap / scale.clamp_min(torch.finfo(A.dtype).tiny), nan=float("-inf"), posinf=float("-inf"))
+        self.tried += keep * len(lams)
+        self.by_strategy[strategy] += keep * len(lams)
+        best = float(rel.max())
+        if best > self.best_relative_gap:
+            self.best_relative_gap, self.best_source = best, f"{strategy} {where}"
+        flat = rel.reshape(-1)
+        for idx in flat.argsort(descending=True)[:4].tolist():
+            if flat[idx] <= SCREEN:
+                break
+            i, k = divmod(idx, keep)
+            witness = self.certify(A[k], B[k], lams[i], f"{strategy} {where}")
+            if witness is not None:
+                return witness
+        return None
+
+    def certify(self, a: torch.Tensor, b: torch.Tensor, lam: float, source: str) -> ChordWitness | None:
+        """Re-check one chord in float64 with every group free; a ChordWitness if it holds."""
+        a_full, b_full = self.problem.embed(a).to(torch.float64), self.problem.embed(b).to(torch.float64)
+        check = chord_gap(self.problem, a_full, b_full, lam)
+        if not check.holds:
+            return None
+        return ChordWitness(a_full, b_full, lam, check.gap, check.bound, check.losses, self.problem.groups, source)

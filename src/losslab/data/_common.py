@@ -1,0 +1,82 @@
+"""Shared helpers for the data generators: validation, seeded generators, ``as_data``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .._checks import LosslabError, as_tensor, positive_int
+
+__all__ = ["as_data"]
+
+DTYPE = torch.float64
+
+
+def generator(seed: object, name: str = "seed") -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (an integer >= 0)."""
+    seed = positive_int(name, seed, minimum=0)
+    return torch.Generator().manual_seed(seed)
+
+
+def child_seed(g: torch.Generator) -> int:
+    """An independent seed drawn from ``g``, for a second stream (e.g. a teacher's weights)."""
+    return int(torch.randint(0, 2**62, (1,), generator=g))
+
+
+def finite_float(name: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as a finite float (> 0 when ``positive``)."""
+    if isinstance(value, bool):
+        raise LosslabError(f"expected {name} to be a number, got {name}={value!r}")
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise LosslabError(f"expected {name} to be a number, got {name}={value!r}") from None
+    if not math.isfinite(out) or (positive and out <= 0):
+        raise LosslabError(f"expected {name} to be a finite number{' > 0' if positive else ''}, got {name}={value!r}")
+    return out
+
+
+def interval(name: str, value: object) -> tuple[float, float]:
+    """``value`` as a pair (lo, hi) of finite floats with lo < hi."""
+    try:
+        lo, hi = value  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise LosslabError(f"expected {name} to be a pair (lo, hi), got {name}={value!r}") from None
+    lo, hi = finite_float(f"{name}[0]", lo), finite_float(f"{name}[1]", hi)
+    if not lo < hi:
+        raise LosslabError(f"expected {name} = (lo, hi) with lo < hi, got {name}={value!r}")
+    return lo, hi
+
+
+def as_data(X: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a data set given as tensors, NumPy arrays or nested lists; return tensors.
+
+    X becomes a floating tensor of shape (n, d) (a 1-D X is read as n examples of one feature;
+    integer inputs are cast to float64, float32/float64 are kept). y keeps its kind: floating
+    targets of shape (n,) or (n, k), or integer class labels of shape (n,). NaN/inf and empty
+    arrays are rejected.
+
+    Args:
+        X: inputs, shape (n, d) or (n,).
+        y: targets, shape (n,) or (n, k).
+
+    Returns:
+        ``(X, y)`` as tensors, X of shape (n, d).
+
+    Example:
+        >>> X, y = as_data([[0.0], [1.0]], [0.5, 1.5])
+        >>> tuple(X.shape), y.dtype
+        ((2, 1), torch.float64)
+    """
+    X = as_tensor("X", X)
+    if not X.dtype.is_floating_point:
+        X = X.to(DTYPE)
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise LosslabError(f"expected X of shape (n, d) or (n,), got shape {tuple(X.shape)}")
+    y = as_tensor("y", y)
+    if y.ndim == 0 or y.ndim > 2 or y.shape[0] != X.shape[0]:
+        raise LosslabError(f"expected y of shape ({X.shape[0]},) or ({X.shape[0]}, k), one row per row of X, got shape {tuple(y.shape)}")
+    return X, y
