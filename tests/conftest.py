@@ -113,11 +113,18 @@ FACTORIES: dict[str, Callable[[], Case]] = {
     "linearized-two-layer": lambda: _case("linearized-two-layer", _linearized(), 10, "mse", 14),
 }
 CASE_NAMES = list(FACTORIES)
+SMOOTH_CASE_NAMES = [n for n in CASE_NAMES if "relu" not in n and n != "mlp-cross-entropy"]  # no relu kinks
 
 
 @pytest.fixture(params=CASE_NAMES)
 def case(request) -> Case:
     """Every tiny (model, X, y, loss) case."""
+    return FACTORIES[request.param]()
+
+
+@pytest.fixture(params=SMOOTH_CASE_NAMES)
+def smooth_case(request) -> Case:
+    """The cases whose loss is twice differentiable everywhere (finite differences are reliable)."""
     return FACTORIES[request.param]()
 
 

@@ -56,7 +56,7 @@ CASES = [
     # models
     ("degree=-1", lambda: Polynomial(1, degree=-1), r"expected degree to be an integer >= 0, got degree=-1"),
     ("fractional degree", lambda: Polynomial(1, degree=1.5), r"expected degree to be an integer >= 0, got degree=1.5"),
-    ("too many monomials", lambda: Polynomial(d_in=200, degree=4), r"C\(200\+4, 4\) = 70,058,751 monomials, more than 5,000,000"),
+    ("too many monomials", lambda: Polynomial(d_in=200, degree=4), r"expected at most 20,000,000 .* got .*C\(200\+4, 4\) = 70,058,751"),
     ("d_in=0", lambda: Polynomial(d_in=0), r"expected d_in to be an integer >= 1, got d_in=0"),
     (
         "unknown TwoLayer activation",
@@ -142,7 +142,7 @@ CASES = [
     (
         "a module that cannot run on X",
         lambda: Problem(Module(torch.nn.Bilinear(2, 2, 1)), X7, Y7),
-        r"Module\(Bilinear, 5 parameters\) cannot be applied to X of shape \(7, 2\): .*missing 1 required positional argument",
+        r"expected X that Module\(Bilinear, 5 parameters\) can be applied to, got X of shape \(7, 2\), on which it fails: .*missing 1 required",
     ),
     (
         "Theta with a wrong p",

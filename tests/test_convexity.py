@@ -40,14 +40,18 @@ def independent_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: flo
 
 CONVEX = {
     "polynomial + mse": lambda: (Problem(Polynomial(1, 3), *cubic()), None),
-    "polynomial 2-D + mse + l2": lambda: (Problem(Polynomial(2, 2), torch.rand(30, 2, dtype=DT), torch.rand(30, dtype=DT), l2=0.1), None),
+    "polynomial 2-D + mse + l2": lambda: (
+        Problem(Polynomial(2, 2), torch.rand(30, 2, dtype=DT), torch.rand(30, dtype=DT), l2=0.1), None
+    ),
     "random features + mse": lambda: (Problem(RandomFeatures(1, 16, "tanh"), *cubic()), None),
     "linear + bce on logits": lambda: (Problem(Linear(2), *labels(), loss="bce"), None),
     "logistic regression (sigmoid + bce)": lambda: (Problem(Linear(2, "sigmoid"), *labels(), loss="bce"), None),
     "two-layer relu in v": lambda: (Problem(TwoLayer(1, 8, "relu"), *cubic()), ["v"]),
     "two-layer tanh in v": lambda: (Problem(TwoLayer(1, 8, "tanh"), *cubic()), ["v"]),
     "two-layer tanh in (v, c)": lambda: (Problem(TwoLayer(1, 6, "tanh", out_bias=True), *cubic()), ["v", "c"]),
-    "MLP last layer + cross-entropy": lambda: (Problem(MLP([2, 4, 3], "tanh"), *data.gaussian_classes(40), loss="cross_entropy"), ["W1", "b1"]),
+    "MLP last layer + cross-entropy": lambda: (
+        Problem(MLP([2, 4, 3], "tanh"), *data.gaussian_classes(40), loss="cross_entropy"), ["W1", "b1"]
+    ),
     "linearized two-layer": lambda: (Problem(Linearized(TwoLayer(1, 6, "tanh"), TwoLayer(1, 6, "tanh").init(seed=3)), *cubic()), None),
 }
 
@@ -244,5 +248,15 @@ def test_bad_input_to_check_convexity(kwargs, match):
 
 
 def test_check_convexity_rejects_a_non_problem():
-    with pytest.raises(LosslabError, match="expected a losslab.Problem, got TwoLayer"):
+    with pytest.raises(LosslabError, match=r"expected a losslab\.Problem, got TwoLayer"):
         check_convexity(TwoLayer(1, 4))
+
+
+def test_a_wrapped_module_is_analysed_at_its_own_weights():
+    net = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
+    problem = Problem(Module(net), *cubic())
+    own = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    assert torch.equal(problem.default_theta(), own)
+    assert not torch.equal(problem.init(0), own)  # init(seed) re-initialises a copy
+    report = check_convexity(problem, groups=["2.weight"])  # convex in the last layer, but a Module proves nothing
+    assert report.verdict == "no violation found"

@@ -29,6 +29,8 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
 
 def nonnegative_float(name: str, value: object) -> float:
     """Return ``value`` as a finite float >= 0."""
+    if isinstance(value, bool):
+        raise LosslabError(f"expected {name} to be a number >= 0, got {name}={value!r}")
     try:
         out = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -77,6 +79,6 @@ def shape(name: str, tensor: torch.Tensor, expected: Sequence[int | None]) -> No
 def float_dtype(value: object) -> torch.dtype:
     """Accept torch.float32/float64 or the strings 'float32'/'float64'."""
     table = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
-    if value not in table:
+    if not isinstance(value, (str, torch.dtype)) or value not in table:
         raise LosslabError(f"expected dtype float32 or float64, got {value!r}")
     return table[value]  # type: ignore[index]

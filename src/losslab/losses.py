@@ -81,7 +81,8 @@ def check_targets(loss: Loss, output_shape: tuple[int, ...], y: torch.Tensor, dt
             )
         if y.dtype.is_floating_point:
             if not torch.equal(y, y.round()):
-                raise LosslabError("cross_entropy expects integer class labels y, got non-integer values")
+                bad = float(y[y != y.round()][0])
+                raise LosslabError(f"cross_entropy expects integer class labels y, got non-integer values such as {bad:g}")
         y = y.to(torch.int64)
         shape("y", y, (n,))
         k = output_shape[1]

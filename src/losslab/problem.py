@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import torch
 
-from ._checks import LosslabError, as_tensor, float_dtype, nonnegative_float, shape
+from ._checks import LosslabError, as_tensor, float_dtype, nonnegative_float, positive_int, shape
 from .losses import Loss, check_targets, get_loss
 from .models.base import Model, Params
 
@@ -78,12 +78,17 @@ class Problem:
         self.n = X.shape[0]
         if self.loss_fn.name == "cross_entropy" and model.link is not None:
             raise LosslabError(f"cross_entropy expects a model that outputs logits, got {model.describe()} with a {model.link} output")
-        self.memory_budget = int(memory_budget)
-        probe = model.init(dtype=self.dtype)
+        self.memory_budget = positive_int("memory_budget", memory_budget)
+        probe = model.default_params(dtype=self.dtype)
         try:
-            out = model.apply(probe, X[:1])
+            with torch.no_grad():
+                out = model.apply(probe, X)
         except Exception as err:  # a model that cannot run on these inputs
-            raise LosslabError(f"{model.describe()} cannot be applied to X of shape {tuple(X.shape)}: {err}") from None
+            raise LosslabError(
+                f"expected X that {model.describe()} can be applied to, got X of shape {tuple(X.shape)}, on which it fails: {err}"
+            ) from None
+        if out.ndim not in (1, 2) or out.shape[0] != self.n:
+            raise LosslabError(f"expected model outputs of shape (n,) or (n, k) with n={self.n}, got shape {tuple(out.shape)}")
         self.y = check_targets(self.loss_fn, (self.n, *out.shape[1:]), as_tensor("y", y), self.dtype)
         self.free: tuple[str, ...] = model.groups
         self.fixed: Params = {}
@@ -128,6 +133,10 @@ class Problem:
         """θ from ``model.init(seed=seed)`` (free groups only)."""
         return self.flatten(self.model.init(seed=seed, dtype=self.dtype))
 
+    def default_theta(self, seed: int = 0) -> torch.Tensor:
+        """θ where analyses start by default: ``model.default_params`` (a wrapped module's own weights)."""
+        return self.flatten(self.model.default_params(seed=seed, dtype=self.dtype))
+
     def as_theta(self, theta: object, name: str = "theta") -> torch.Tensor:
         """Validate θ (tensor/array of shape (p,), or a params dict) and cast it to the problem dtype."""
         if isinstance(theta, dict):
@@ -140,14 +149,14 @@ class Problem:
     def restrict(self, groups: Iterable[str], at: Params | torch.Tensor | None = None) -> Problem:
         """The same loss as a function of ``groups`` only; the other groups fixed at ``at``.
 
-        ``at`` is a params dict or a θ of this problem (default: ``model.init(seed=0)``).
+        ``at`` is a params dict or a θ of this problem (default: :meth:`default_theta`).
         """
         groups = [groups] if isinstance(groups, str) else list(groups)
         unknown = [g for g in groups if g not in self.free]
         if not groups or unknown:
             raise LosslabError(f"expected groups among {list(self.free)}, got {groups}" + (f" (unknown: {unknown})" if unknown else ""))
         if at is None:
-            at_params = self.unflatten(self.init(0))
+            at_params = self.unflatten(self.default_theta(0))
         elif isinstance(at, dict):
             at_params = {**self.fixed, **{g: at[g] for g in self.free if g in at}}
             self.flatten(at_params)
@@ -199,7 +208,14 @@ class Problem:
 
     def output(self, theta: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
         """The model output f(θ, X) (default: the training inputs)."""
-        return self.model.apply(self.unflatten(theta), self.X if X is None else X)
+        if X is None:
+            return self.model.apply(self.unflatten(theta), self.X)
+        X = as_tensor("X", X, dtype=self.dtype)
+        if X.ndim == 1 and self.model.d_in in (1, None):
+            X = X[:, None]
+        if self.model.d_in is not None:
+            shape("X", X, (None, self.model.d_in))
+        return self.model.apply(self.unflatten(theta), X)
 
     def chunk_size(self) -> int:
         """How many parameter points one vmapped call evaluates within ``memory_budget``."""

@@ -132,7 +132,8 @@ def check_convexity(
     Args:
         problem: the Problem.
         groups: parameter groups to analyse; the others are held at ``at``.
-        at: the analysis point (params dict or θ of ``problem``); default ``problem.init(seed)``.
+        at: the analysis point (params dict or θ of ``problem``); default ``problem.default_theta(seed)``
+            (``model.init(seed)``; a wrapped ``nn.Module``'s own weights).
         seed: seeds every random choice of the search.
         budget: the most chords the witness search evaluates (≥ 30).
         train_steps: Adam steps to reach the trained points searched around (0 to skip).
@@ -155,7 +156,7 @@ def check_convexity(
         raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
     budget = positive_int("budget", budget, minimum=30)
     train_steps = positive_int("train_steps", train_steps, minimum=0)
-    start = problem.as_theta(at, "at") if at is not None else problem.init(seed)
+    start = problem.as_theta(at, "at") if at is not None else problem.default_theta(seed)
     analysed = problem if groups is None else problem.restrict(groups, at=start)
     center = analysed.flatten(problem.unflatten(start))
 

@@ -42,6 +42,13 @@ class Model(ABC):
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
         """Parameters drawn with ``torch.Generator().manual_seed(seed)``: same seed, same numbers."""
 
+    def default_params(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
+        """The point an analysis starts from when none is given: ``init(seed=seed)``.
+
+        A wrapped ``nn.Module`` returns its own weights instead — the network the user holds.
+        """
+        return self.init(seed=seed, dtype=dtype)
+
     @abstractmethod
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """The pre-link output, shape (n,) for scalar models or (n, k); X has shape (n, d_in)."""

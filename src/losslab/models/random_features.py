@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .._checks import positive_int
+from .._checks import as_tensor, positive_int, shape
 from .activations import get_activation
 from .base import Model, Params
 
@@ -30,9 +30,11 @@ class RandomFeatures(Model):
         self.W = torch.randn(self.width, self.d_in, generator=g, dtype=torch.float64) / math.sqrt(self.d_in)
         self.b = torch.randn(self.width, generator=g, dtype=torch.float64)
         if W is not None:
-            self.W = torch.as_tensor(W, dtype=torch.float64).reshape(self.width, self.d_in).clone()
+            self.W = as_tensor("W", W, dtype=torch.float64).clone()
+            shape("W", self.W, (self.width, self.d_in))
         if b is not None:
-            self.b = torch.as_tensor(b, dtype=torch.float64).reshape(self.width).clone()
+            self.b = as_tensor("b", b, dtype=torch.float64).clone()
+            shape("b", self.b, (self.width,))
         self.shapes = {"v": (self.width,)}
         self.affine_sets = (frozenset({"v"}),)
 

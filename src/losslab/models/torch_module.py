@@ -55,6 +55,10 @@ class Module(Model):
                     m.reset_parameters()
         return {k: v.detach().to(dtype).clone() for k, v in fresh.named_parameters()}
 
+    def default_params(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
+        """The module's own weights (the seed is not used)."""
+        return self.init(seed=None, dtype=dtype)
+
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         buffers = {k: (v.to(X.dtype) if v.is_floating_point() else v) for k, v in self._buffers.items()}
         out = torch.func.functional_call(self.module, {**params, **buffers}, (X,))
