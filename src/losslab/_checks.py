@@ -27,17 +27,23 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def nonnegative_float(name: str, value: object) -> float:
-    """Return ``value`` as a finite float >= 0."""
+def finite_float(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """Return ``value`` as a finite float (> 0 when ``positive``, >= 0 when ``nonnegative``); reject bools."""
+    cond = " > 0" if positive else " >= 0" if nonnegative else ""
     if isinstance(value, bool):
-        raise LosslabError(f"expected {name} to be a number >= 0, got {name}={value!r}")
+        raise LosslabError(f"expected {name} to be a number{cond}, got {name}={value!r}")
     try:
         out = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise LosslabError(f"expected {name} to be a number >= 0, got {name}={value!r}") from None
-    if not np.isfinite(out) or out < 0:
-        raise LosslabError(f"expected {name} to be a finite number >= 0, got {name}={value!r}")
+        raise LosslabError(f"expected {name} to be a number{cond}, got {name}={value!r}") from None
+    if not np.isfinite(out) or (positive and out <= 0) or (nonnegative and out < 0):
+        raise LosslabError(f"expected {name} to be a finite number{cond}, got {name}={value!r}")
     return out
+
+
+def nonnegative_float(name: str, value: object) -> float:
+    """Return ``value`` as a finite float >= 0."""
+    return finite_float(name, value, nonnegative=True)
 
 
 def as_tensor(name: str, value: object, *, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._checks import LosslabError, positive_int
+from ..fit import train
 from ..problem import Problem
 from .chords import LAMBDAS, SCALES, ChordSearch, random_pairs, symmetric_pairs
 from .hessian import smallest_eigenpair
@@ -210,8 +211,6 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
 
     trained = []
     if train_steps:
-        from ..fit import train  # the optimiser loop lives in fit/
-
         for name, c in centers[:1] + centers[2:3]:
             try:
                 theta = train(p64, optimizer="adam", lr=1e-2, steps=train_steps, seed=seed, theta0=c).theta

@@ -89,7 +89,8 @@ def prove_convex(problem: Problem) -> Proof | None:
     if problem.l2:
         statement += f"; the penalty {problem.l2:g}·‖θ‖² is convex and sums of convex functions are convex"
     check = max_second_derivative(problem)
-    scale = float(problem.to(torch.float64).output(problem.to(torch.float64).init(0)).abs().max()) + 1.0
+    p64 = problem.to(torch.float64)
+    scale = float(p64.output(p64.default_theta()).abs().max()) + 1.0
     if check > 1e-9 * scale:
         raise RuntimeError(
             f"{model.describe()} declares its logit affine in {names}, but its second directional derivative is {check:.3g} "

@@ -29,37 +29,16 @@ from .sparse import SparseMonomials, sparse_monomials, sparse_monomials_target
 Dataset = Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _cubic(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return cubic(n, seed=seed)
-
-
-def _sine(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return sine(n, seed=seed)
-
-
-def _teacher(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return teacher(n, seed=seed)
-
-
-def _sparse_monomials(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return sparse_monomials(n, seed=seed)
-
-
-def _logistic(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return logistic_labels(n, seed=seed)
-
-
-def _classes(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return gaussian_classes(n, seed=seed)
-
-
 DATASETS: dict[str, Dataset] = {
-    "cubic": _cubic,
-    "sine": _sine,
-    "teacher": _teacher,
-    "sparse-monomials": _sparse_monomials,
-    "logistic": _logistic,
-    "classes": _classes,
+    name: (lambda n, seed=0, fn=fn: fn(n, seed=seed))
+    for name, fn in {
+        "cubic": cubic,
+        "sine": sine,
+        "teacher": teacher,
+        "sparse-monomials": sparse_monomials,
+        "logistic": logistic_labels,
+        "classes": gaussian_classes,
+    }.items()
 }
 """CLI name → ``(n, seed) -> (X, y)`` with every other argument at its default."""
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .._checks import LosslabError, as_tensor, positive_int
+from .._checks import LosslabError, as_tensor, finite_float, positive_int
 
 __all__ = ["as_data"]
 
@@ -22,19 +20,6 @@ def generator(seed: object, name: str = "seed") -> torch.Generator:
 def child_seed(g: torch.Generator) -> int:
     """An independent seed drawn from ``g``, for a second stream (e.g. a teacher's weights)."""
     return int(torch.randint(0, 2**62, (1,), generator=g))
-
-
-def finite_float(name: str, value: object, *, positive: bool = False) -> float:
-    """``value`` as a finite float (> 0 when ``positive``)."""
-    if isinstance(value, bool):
-        raise LosslabError(f"expected {name} to be a number, got {name}={value!r}")
-    try:
-        out = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise LosslabError(f"expected {name} to be a number, got {name}={value!r}") from None
-    if not math.isfinite(out) or (positive and out <= 0):
-        raise LosslabError(f"expected {name} to be a finite number{' > 0' if positive else ''}, got {name}={value!r}")
-    return out
 
 
 def interval(name: str, value: object) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import LosslabError, choice, positive_int
+from .._checks import LosslabError, choice, finite_float, positive_int
 from ..models.base import Params
 from ..problem import Problem
 
@@ -70,16 +70,6 @@ class TrainingDiverged(LosslabError):
         super().__init__(message)
         self.step = step
         self.trajectory = trajectory
-
-
-def _positive_float(name: str, value: object) -> float:
-    try:
-        out = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        out = math.nan
-    if isinstance(value, bool) or not math.isfinite(out) or out <= 0:
-        raise LosslabError(f"expected {name} to be a finite number > 0, got {name}={value!r}")
-    return out
 
 
 def _batch_size(optimizer: str, batch_size: object, n: int) -> int | None:
@@ -174,7 +164,7 @@ def train(
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
     optimizer = choice("optimizer", optimizer, OPTIMIZERS)
-    lr = _positive_float("lr", lr)
+    lr = finite_float("lr", lr, positive=True)
     steps = positive_int("steps", steps)
     seed = positive_int("seed", seed, minimum=0)
     batch = _batch_size(optimizer, batch_size, problem.n)
