@@ -117,8 +117,8 @@ def check(
         problem = Problem(build_model(model, X.shape[1], width=width, activation=activation, degree=degree, hidden=hidden,
                                       out_bias=out_bias, seed=seed), X, y, loss=loss, l2=l2)
         groups = list(group) if group else None
-    with Console(stderr=True).status("looking for a proof, then for a witness…"):
-        report = check_convexity(problem, groups=groups, seed=seed, budget=budget)
+    with Console(stderr=True).status("looking for a proof, then for a witness…") as status:
+        report = check_convexity(problem, groups=groups, seed=seed, budget=budget, progress=status.update)
     if as_json:
         result = report.to_dict()
         result["witness_verified"] = report.witness.verify(problem).holds if report.witness else None

@@ -15,7 +15,7 @@ If nothing is found the verdict is "no violation found", with what was tried and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -127,6 +127,7 @@ def check_convexity(
     budget: int = 4000,
     train_steps: int = 300,
     by_group: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> ConvexityReport:
     """Is ``problem.loss`` convex in ``groups`` (default: all free groups), the rest fixed at ``at``?
 
@@ -138,7 +139,9 @@ def check_convexity(
         seed: seeds every random choice of the search.
         budget: the most chords the witness search evaluates (≥ 30).
         train_steps: Adam steps to reach the trained points searched around (0 to skip).
-        by_group: also give each analysed group's own verdict.
+        by_group: also give each analysed group's own verdict (searched with a quarter of the
+            budget and a third of the training steps).
+        progress: called with a line saying what the search is doing (for progress displays).
 
     Returns:
         A :class:`ConvexityReport`; ``report.verdict`` is ``"convex"`` only with ``report.proof``,
@@ -162,25 +165,31 @@ def check_convexity(
     center = analysed.flatten(problem.unflatten(start))
 
     proof = prove_convex(analysed)
-    witness, log = (None, None) if proof else _search(analysed, center, seed=seed, budget=budget, train_steps=train_steps)
+    say = progress or (lambda message: None)
+    if proof:
+        witness, log = None, None
+    else:
+        witness, log = _search(analysed, center, seed=seed, budget=budget, train_steps=train_steps, say=say)
     verdict = "convex" if proof else "non-convex" if witness else "no violation found"
     parts = {}
     if by_group and len(analysed.groups) > 1:
         for g in analysed.groups:
             parts[g] = check_convexity(
-                analysed, [g], center, seed=seed, budget=max(30, budget // 4), train_steps=train_steps, by_group=False
+                analysed, [g], center, seed=seed, budget=max(30, budget // 4), train_steps=train_steps // 3, by_group=False,
+                progress=lambda message, g=g: say(f"group {g}: {message}"),
             )
     return ConvexityReport(verdict, analysed.describe(), analysed.groups, proof, witness, log, seed, parts)
 
 
-def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, train_steps: int):
-    """Run the staged witness search; returns (witness or None, SearchLog)."""
-    p64 = problem.to(torch.float64)
-    center = center.to(torch.float64)
+def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, train_steps: int, say: Callable[[str], None]):
+    """Run the staged witness search in the problem's dtype; returns (witness or None, SearchLog).
+
+    Candidates are screened in ``problem.dtype``; every witness is certified in float64.
+    """
     gen = torch.Generator().manual_seed(seed)
-    search = ChordSearch(p64, budget)
+    search = ChordSearch(problem, budget)
     centers = [("the analysis point", center), ("θ = 0", torch.zeros_like(center))]
-    centers += [(f"init seed {seed + k}", p64.init(seed + k)) for k in (1, 2)]
+    centers += [(f"init seed {seed + k}", problem.init(seed + k)) for k in (1, 2)]
     curvature: list[tuple[str, float]] = []
     visited: list[str] = []
     hvps = 0
@@ -195,11 +204,12 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
         visited.append(name)
         per_scale = max(1, int(share * budget / (2 * len(LAMBDAS) * len(SCALES))))
         for scale in SCALES:  # smallest first: the first witness found is the most local one
+            say(f"chords at scale {scale:g} around {name} ({search.tried} of {budget} tried)")
             for strategy, pairs in (("random chords", random_pairs), ("symmetric chords", symmetric_pairs)):
                 w = search.evaluate(*pairs(c, (scale,), per_scale, gen), strategy, f"at scale {scale:g} around {name}")
                 if w:
                     return w
-        for sym_name, a, b in symmetry_pairs(p64, c, gen):
+        for sym_name, a, b in symmetry_pairs(problem, c, gen):
             w = search.evaluate(a[None], b[None], "symmetry pairs", f"({sym_name}) at {name}")
             if w:
                 return w
@@ -211,9 +221,11 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
 
     trained = []
     if train_steps:
+        batch = None if problem.n <= 1024 else 256  # minibatches keep training cheap on large data
         for name, c in centers[:1] + centers[2:3]:
+            say(f"training from {name} ({train_steps} Adam steps)")
             try:
-                theta = train(p64, optimizer="adam", lr=1e-2, steps=train_steps, seed=seed, theta0=c).theta
+                theta = train(problem, optimizer="adam", lr=1e-2, steps=train_steps, batch_size=batch, seed=seed, theta0=c).theta
             except LosslabError:  # diverged: nothing to search around
                 continue
             trained.append((f"trained from {name}", theta.detach()))
@@ -227,12 +239,14 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
                 return w, log()
 
     for name, c in centers[:1] + trained:
-        value, direction, count = smallest_eigenpair(p64, c, seed=seed)
+        say(f"smallest Hessian eigenvalue at {name} (Lanczos)")
+        value, direction, count = smallest_eigenpair(problem, c, seed=seed, tol=1e-3, max_restarts=20)
         hvps += count
         curvature.append((name, value))
         if not value < 0:
             continue
-        steps = _radius_steps(c)
+        steps = _radius_steps(c).to(c.dtype)
+        direction = direction.to(c.dtype)
         A = c + steps[:, None] * direction
         B = c - steps[:, None] * direction
         if w := search.evaluate(A, B, "negative curvature", f"(λ_min = {value:.3g}) at {name}", lams=(0.5,)):

@@ -27,7 +27,7 @@ __all__ = ["LAMBDAS", "SCALES", "ChordSearch", "random_pairs", "symmetric_pairs"
 
 SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 LAMBDAS = (0.25, 0.5, 0.75)
-SCREEN = 1e-10  # relative gap above which a chord is re-checked in float64
+SCREEN = 1e-10  # relative gap above which a chord is re-checked in float64 (raised to 64 ulps in float32)
 
 
 def _radius(center: torch.Tensor) -> float:
@@ -89,8 +89,9 @@ class ChordSearch:
         if best > self.best_relative_gap:
             self.best_relative_gap, self.best_source = best, f"{strategy} {where}"
         flat = rel.reshape(-1)
+        screen = max(SCREEN, 64 * torch.finfo(A.dtype).eps)
         for idx in flat.argsort(descending=True)[:4].tolist():
-            if flat[idx] <= SCREEN:
+            if flat[idx] <= screen:
                 break
             i, k = divmod(idx, keep)
             witness = self.certify(A[k], B[k], lams[i], f"{strategy} {where}")

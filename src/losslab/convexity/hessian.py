@@ -18,21 +18,24 @@ from ..problem import Problem
 __all__ = ["smallest_eigenpair"]
 
 
-def smallest_eigenpair(problem: Problem, theta: torch.Tensor, *, seed: int = 0) -> tuple[float, torch.Tensor, int]:
-    """(λ_min, unit eigenvector (p,), number of HVPs) of ∇²L(θ), in float64.
+def smallest_eigenpair(
+    problem: Problem, theta: torch.Tensor, *, seed: int = 0, tol: float = 1e-8, max_restarts: int | None = None
+) -> tuple[float, torch.Tensor, int]:
+    """(λ_min, unit eigenvector (p,) in float64, number of HVPs) of ∇²L(θ).
 
-    For p ≤ 3 the p×p matrix is assembled from p HVPs; otherwise Lanczos (``eigsh``) runs on
-    the HVP operator.
+    HVPs run in ``problem.dtype``; Lanczos in float64. For p ≤ 3 the p×p matrix is assembled
+    from p HVPs; otherwise ``eigsh`` runs on the HVP operator to relative tolerance ``tol``
+    with at most ``max_restarts`` restarts (default 10·p). NaN if Lanczos found nothing.
     """
-    p64 = problem.to(torch.float64)
-    theta = theta.to(torch.float64)
-    p = p64.n_params
+    theta = theta.to(problem.dtype)
+    p = problem.n_params
     count = 0
 
     def matvec(v: np.ndarray) -> np.ndarray:
         nonlocal count
         count += 1
-        return p64.hvp(theta, torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).reshape(p)).detach().numpy()
+        v = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).reshape(p).to(problem.dtype)
+        return problem.hvp(theta, v).detach().to(torch.float64).numpy()
 
     if p <= 3:
         H = np.stack([matvec(e) for e in np.eye(p)], axis=1)
@@ -41,7 +44,7 @@ def smallest_eigenpair(problem: Problem, theta: torch.Tensor, *, seed: int = 0) 
     op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
     v0 = np.random.default_rng(seed).standard_normal(p)
     try:
-        vals, vecs = eigsh(op, k=1, which="SA", v0=v0, tol=1e-8, maxiter=max(200, 10 * p))
+        vals, vecs = eigsh(op, k=1, which="SA", v0=v0, tol=tol, maxiter=max_restarts or max(200, 10 * p))
     except ArpackNoConvergence as err:
         if len(err.eigenvalues) == 0:
             return float("nan"), torch.zeros(p, dtype=torch.float64), count
