@@ -260,3 +260,24 @@ def test_a_wrapped_module_is_analysed_at_its_own_weights():
     assert not torch.equal(problem.init(0), own)  # init(seed) re-initialises a copy
     report = check_convexity(problem, groups=["2.weight"])  # convex in the last layer, but a Module proves nothing
     assert report.verdict == "no violation found"
+
+
+def test_a_float32_problem_is_searched_in_float32_and_certified_in_float64():
+    X, y = cubic()
+    problem = Problem(TwoLayer(1, 8, "tanh"), X.float(), y.float())
+    messages = []
+    report = check_convexity(problem, budget=400, train_steps=20, progress=messages.append)
+    assert problem.dtype == torch.float32 and report.verdict == "non-convex"
+    assert report.witness.a.dtype == DT
+    assert report.witness.verify(problem).holds
+    assert independent_gap(problem, report.witness.a, report.witness.b, report.witness.lam) > report.witness.bound
+    assert any("chords at scale" in m and not m.startswith("group ") for m in messages)
+
+
+def test_progress_reports_every_stage_of_an_exhaustive_search():
+    problem = Problem(Module(torch.nn.Linear(2, 1).double()), torch.rand(20, 2, dtype=DT), torch.rand(20, dtype=DT))
+    messages = []
+    check_convexity(problem, budget=120, train_steps=5, progress=messages.append)
+    text = "\n".join(messages)
+    for stage in ("chords at scale", "training from", "smallest Hessian eigenvalue", "group weight:", "group bias:"):
+        assert stage in text, stage
