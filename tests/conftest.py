@@ -80,7 +80,7 @@ def _torch_module() -> Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).to(DT)
-    return Module(net)
+    return Module(net, d_in=2)
 
 
 def _linearized() -> Linearized:

@@ -56,7 +56,7 @@ CASES = [
     # models
     ("degree=-1", lambda: Polynomial(1, degree=-1), r"expected degree to be an integer >= 0, got degree=-1"),
     ("fractional degree", lambda: Polynomial(1, degree=1.5), r"expected degree to be an integer >= 0, got degree=1.5"),
-    ("too many monomials", lambda: Polynomial(d_in=200, degree=4), r"expected at most 20,000,000 .* got .*C\(200\+4, 4\) = 70,058,751"),
+    ("too many monomials", lambda: Polynomial(d_in=200, degree=4), r"expected at most 5,000,000 monomials, got .*= 70,058,751"),
     ("d_in=0", lambda: Polynomial(d_in=0), r"expected d_in to be an integer >= 1, got d_in=0"),
     (
         "unknown TwoLayer activation",

@@ -66,6 +66,10 @@ def test_check_prints_verdict_evidence_and_what_was_tried():
         (["check", "--loss", "bce"], "bce expects targets y in [0, 1]"),
         (["check", "--example", "nope"], "unknown example 'nope'"),
         (["check", "--model", "mlp", "--hidden", "8,x"], "expected --hidden as comma-separated widths"),
+        (["check", "--example", "polynomial", "--group", "W"], "expected either --example or --group, got both"),
+        (["check", "--seed", "-1"], "expected seed to be an integer in [0, 2**63 - 1], got seed=-1"),
+        (["check", "--loss", "cross_entropy", "--data", "classes"], "expected --model mlp or deep-linear for 3 class logits"),
+        (["demo", "--out", "/proc/losslab-cannot-write-here"], "expected --out to be a folder losslab can write"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
@@ -74,6 +78,13 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_cross_entropy_with_an_mlp_gets_one_logit_per_class():
+    result = losslab("check", "--model", "mlp", "--data", "classes", "--loss", "cross_entropy", "--budget", "300", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert "MLP([2, 8, 8, 3]" in report["problem"] and report["verdict"] == "non-convex" and report["witness_verified"]
 
 
 def test_unknown_option_is_a_usage_error_not_a_traceback():

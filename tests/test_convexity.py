@@ -281,3 +281,76 @@ def test_progress_reports_every_stage_of_an_exhaustive_search():
     text = "\n".join(messages)
     for stage in ("chords at scale", "training from", "smallest Hessian eigenvalue", "group weight:", "group bias:"):
         assert stage in text, stage
+
+
+def test_a_flat_direction_does_not_crash_the_search():
+    """A zero-initialised output layer makes the loss flat in the first layer: Lanczos sees H·v = 0."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    torch.nn.init.zeros_(net[2].weight)
+    problem = Problem(Module(net), *cubic(30))
+    report = check_convexity(problem, budget=200, train_steps=5)
+    assert report.verdict == "non-convex" and report.witness.verify(problem).holds
+    assert report.by_group["0.weight"].verdict in ("no violation found", "non-convex")
+
+
+def test_a_small_budget_is_reported_honestly():
+    problem = Problem(TwoLayer(1, 8, "tanh"), *cubic())
+    report = check_convexity(problem, budget=30, train_steps=0, by_group=False)
+    s = report.search if report.search else None
+    if report.verdict == "no violation found":
+        assert s.chords <= 30
+    else:
+        assert report.witness.verify(problem).holds
+    full = check_convexity(Problem(Module(torch.nn.Linear(1, 1).double()), *cubic()), budget=30, train_steps=0, by_group=False)
+    s = full.search
+    assert s.chords <= 30
+    assert s.centers == ("the analysis point",)  # only where chords were evaluated
+    assert len(s.scales) < 9  # the scales actually tried, not all of them
+
+
+def test_chord_gap_certifies_nothing_from_overflow_or_subnormal_losses():
+    problem = Problem(Linear(2), [[1.0, 1.0]], [0.0])
+    a = torch.tensor([1e39, -1e39, 0.0], dtype=DT)
+    b = a.clone()
+    b[1] = torch.nextafter(b[1], torch.tensor(0.0, dtype=DT))
+    assert not chord_gap(problem, a, b, 0.5).holds  # float32 overflows: the bound is unknown, so infinite
+    tiny = Problem(Linear(1), [[1.0]], [0.0])
+    check = chord_gap(tiny, torch.tensor([1.54e-162, 0.0], dtype=DT), torch.tensor([3.17e-162, 0.0], dtype=DT), 0.75)
+    assert not check.holds  # subnormal losses: relative rounding means nothing
+
+
+def test_verify_refuses_chords_outside_the_problem():
+    problem = Problem(TwoLayer(1, 6, "tanh"), *cubic())
+    w = check_convexity(problem, budget=300, train_steps=0, by_group=False).witness
+    assert w.verify(problem).holds
+    import dataclasses
+
+    assert not dataclasses.replace(w, lam=2.0).verify(problem).holds
+    assert not dataclasses.replace(w, lam=0.0).verify(problem).holds
+    restricted = problem.restrict(["v"], at=w.a)
+    refused = w.verify(restricted)  # the joint witness moves W and b, which the restricted problem holds fixed
+    assert not refused.holds and "hold" in refused.reason
+    v_only = check_convexity(problem, groups=["v"])
+    assert v_only.verdict == "convex"
+
+
+def test_a_wrong_affine_declaration_on_a_piecewise_linear_model_is_caught():
+    """relu(W1·h + b1) is not affine in (W1, b1) although its second derivative is 0 almost everywhere."""
+
+    class WronglyDeclared(MLP):
+        def __init__(self):
+            super().__init__([1, 4, 1], "relu", out_activation="relu")
+            self.affine_sets = (frozenset({"W1", "b1"}),)
+
+    problem = Problem(WronglyDeclared(), *cubic())
+    with pytest.raises(RuntimeError, match="declaration is wrong"):
+        check_convexity(problem, groups=["W1", "b1"])
+
+
+def test_bad_seed_is_an_error_not_a_silently_skipped_stage():
+    problem = Problem(TwoLayer(1, 4), *cubic())
+    for seed in (-1, 2**64):
+        with pytest.raises(LosslabError, match=r"expected seed to be an integer in \[0, 2\*\*63 - 1\]"):
+            check_convexity(problem, seed=seed)

@@ -175,7 +175,7 @@ BAD_INPUTS = [
     (lambda: D.polynomial_1d(10, x_range=(1.0, -1.0)), r"lo < hi, got x_range=\(1.0, -1.0\)"),
     (lambda: D.polynomial_1d(10, x_range=3.0), r"expected x_range to be a pair"),
     (lambda: D.polynomial_1d(10, coefs=()), r"expected coefs to hold at least one value"),
-    (lambda: D.polynomial_1d(10, seed=-1), r"expected seed to be an integer >= 0, got seed=-1"),
+    (lambda: D.polynomial_1d(10, seed=-1), r"expected seed to be an integer in \[0, 2\*\*63 - 1\], got seed=-1"),
     (lambda: D.cubic(10, noise=float("nan")), r"got noise=nan"),
     (lambda: D.sine(10, frequency=0.0), r"expected frequency to be a finite number > 0, got frequency=0.0"),
     (lambda: D.teacher(10, width=0), r"expected width to be an integer >= 1, got width=0"),

@@ -13,7 +13,7 @@ import torch
 import losslab.models
 from losslab import LosslabError
 from losslab.models import MLP, Linear, Linearized, Module, Polynomial, RandomFeatures, TwoLayer, monomial_exponents
-from losslab.models.polynomial import MAX_EXPONENT_ENTRIES
+from losslab.models.polynomial import MAX_MONOMIALS
 
 DT = torch.float64
 
@@ -55,10 +55,20 @@ def test_polynomial_n_params_is_binomial(d, k):
 
 
 def test_monomial_count_in_100_variables_degree_4():
-    # The design's headline number, computed without building the 4.6M x 100 exponent table.
+    # The design's headline number, and the model builds without a 4.6M x 100 exponent table.
     assert math.comb(100 + 4, 4) == 4_598_126
-    # its exponent table (4.6M x 100 int64, 3.7 GB) is refused: that size wants a kernel method
-    assert math.comb(100 + 4, 4) * 100 > MAX_EXPONENT_ENTRIES
+    model = Polynomial(100, 4)
+    assert model.n_params == 4_598_126
+    X = torch.randn(3, 100, generator=torch.Generator().manual_seed(0), dtype=DT)
+    feats = model.features(X)
+    assert feats.shape == (3, 4_598_126)
+    # spot-check monomials against brute force: the last (x_99^4) and a mixed one of degree 4
+    assert torch.allclose(feats[:, -1], X[:, 99] ** 4, rtol=1e-13)
+    combos = list(itertools.islice(itertools.combinations_with_replacement(range(100), 4), 777, 778))
+    index = 1 + 100 + math.comb(101, 2) + math.comb(102, 3) + 777
+    assert torch.allclose(feats[:, index], torch.prod(X[:, list(combos[0])], dim=1), rtol=1e-13)
+    with pytest.raises(LosslabError, match=r"expected at most 20,000,000 exponent entries, got 4,598,126 monomials × 100"):
+        model.exponents  # noqa: B018
 
 
 @pytest.mark.parametrize(("d", "k"), [(1, 4), (2, 3), (3, 3), (4, 2)])
@@ -107,10 +117,10 @@ def test_polynomial_rejects_bad_degree(degree):
 
 def test_polynomial_rejects_huge_monomial_counts_without_building_them():
     count = math.comb(100 + 5, 5)
-    with pytest.raises(LosslabError, match=rf"expected at most {MAX_EXPONENT_ENTRIES:,} .*C\(100\+5, 5\) = {count:,} monomials"):
+    with pytest.raises(LosslabError, match=rf"expected at most {MAX_MONOMIALS:,} monomials, got .*C\(100\+5, 5\) = {count:,}"):
         Polynomial(100, 5)
-    with pytest.raises(LosslabError, match=r"C\(100\+4, 4\) = 4,598,126 monomials × 100 inputs"):
-        Polynomial(100, 4)
+    with pytest.raises(LosslabError, match=r"expected at most 100,000,000 feature entries, got n=30 × 4,598,126 monomials"):
+        Polynomial(100, 4).features(torch.zeros(30, 100, dtype=DT))
     with pytest.raises(LosslabError, match="monomials"):
         Polynomial(1000, 3)
 
@@ -452,7 +462,8 @@ def test_module_groups_are_the_named_parameters_and_buffers_are_fixed():
     assert list(model.groups) == names
     assert model.shapes == {k: tuple(v.shape) for k, v in net.named_parameters()}
     assert "1.running_mean" not in model.groups and "1.num_batches_tracked" not in model.groups
-    assert model.d_in == 2 and model.affine_sets == ()
+    assert model.d_in is None and model.affine_sets == ()  # inputs are not guessed: any shape (n, ...)
+    assert Module(net, d_in=2).d_in == 2
     p = model.init()  # seed=None: the module's own parameters
     assert all(torch.equal(p[k], v) for k, v in net.named_parameters())
     X = rand_X(7, 2, seed=1)
@@ -499,3 +510,25 @@ def test_module_output_follows_the_params_it_is_given():
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_module_takes_inputs_of_any_shape_such_as_images():
+    """A small CNN on (n, 1, 6, 6) images: no d_in guessed from its Linear layer, loss as torch computes it."""
+    from losslab import Problem
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 2, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 1)
+        ).to(DT)
+    X = torch.randn(5, 1, 6, 6, generator=torch.Generator().manual_seed(1), dtype=DT)
+    y = torch.randn(5, generator=torch.Generator().manual_seed(2), dtype=DT)
+    prob = Problem(Module(net), X, y)
+    theta = prob.default_theta()
+    with torch.no_grad():
+        ref = ((net(X)[:, 0] - y) ** 2).mean()
+    assert float(prob.loss(theta)) == pytest.approx(float(ref), rel=1e-13)
+    Theta = theta + 0.1 * torch.randn(4, prob.n_params, generator=torch.Generator().manual_seed(3), dtype=DT)
+    loop = torch.stack([prob.loss(t) for t in Theta])
+    assert torch.allclose(prob.loss_batch(Theta), loop, rtol=1e-12)
+    assert prob.chunk_size() >= 1

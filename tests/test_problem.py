@@ -438,3 +438,12 @@ def test_default_point_is_init_or_the_wrapped_module_own_weights(make_case):
     assert not torch.equal(prob.init(0), own)  # an integer seed re-initialises
     sub = prob.restrict(["2.weight", "2.bias"])  # other layers fixed at the module's own weights
     assert torch.equal(sub.embed(own[-4:]), own)
+
+
+def test_non_finite_model_outputs_are_refused_at_construction():
+    from losslab import LosslabError
+    from losslab.models import Polynomial
+
+    X = torch.linspace(-3.0, 3.0, 20, dtype=torch.float64)
+    with pytest.raises(LosslabError, match=r"expected finite model outputs on X .* got \d+ NaN/inf value\(s\)"):
+        Problem(Polynomial(1, 1000), X, torch.sin(X))

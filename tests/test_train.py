@@ -170,7 +170,7 @@ def test_progress_bar_runs(cubic_problem):
         ({"optimizer": "gd", "batch_size": 10}, r"gd takes full-batch steps.*use optimizer='sgd'"),
         ({"record_every": 0}, r"expected record_every to be an integer >= 1, got record_every=0"),
         ({"theta0": torch.zeros(3)}, r"expected theta0 of shape \(4,\), got shape \(3,\)"),
-        ({"seed": -1}, r"expected seed to be an integer >= 0, got seed=-1"),
+        ({"seed": -1}, r"expected seed to be an integer in \[0, 2\*\*63 - 1\], got seed=-1"),
     ],
 )
 def test_bad_inputs(cubic_problem, kwargs, match):

@@ -41,6 +41,13 @@ def finite_float(name: str, value: object, *, positive: bool = False, nonnegativ
     return out
 
 
+def seed_int(name: str, value: object) -> int:
+    """Return ``value`` as a seed: an integer in [0, 2**63 − 1] (what ``torch.Generator.manual_seed`` takes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+        raise LosslabError(f"expected {name} to be an integer in [0, 2**63 - 1], got {name}={value!r}")
+    return int(value)
+
+
 def nonnegative_float(name: str, value: object) -> float:
     """Return ``value`` as a finite float >= 0."""
     return finite_float(name, value, nonnegative=True)

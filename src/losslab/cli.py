@@ -36,6 +36,11 @@ def friendly_errors(command):
         except LosslabError as err:
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(2) from None
+        except (MemoryError, RuntimeError) as err:
+            if not isinstance(err, MemoryError) and "allocate" not in str(err):
+                raise
+            print(f"error: out of memory ({str(err).splitlines()[0]}); choose smaller sizes", file=sys.stderr)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -47,9 +52,13 @@ MODELS = ("polynomial", "random-features", "linear", "logistic", "two-layer", "m
 COLORS = {"convex": "green", "non-convex": "red", "no violation found": "yellow"}
 
 
-def build_model(name: str, d_in: int, *, width: int, activation: str, degree: int, hidden: str, out_bias: bool, seed: int) -> Model:
-    """The model a CLI name and options describe, for inputs of width ``d_in``."""
+def build_model(
+    name: str, d_in: int, *, width: int, activation: str, degree: int, hidden: str, out_bias: bool, seed: int, d_out: int = 1
+) -> Model:
+    """The model a CLI name and options describe, for inputs of width ``d_in`` (and ``d_out`` logits: mlp only)."""
     name = choice("model", name, MODELS)
+    if d_out != 1 and name not in ("mlp", "deep-linear"):
+        raise LosslabError(f"expected --model mlp or deep-linear for {d_out} class logits (cross_entropy), got --model {name}")
     if name == "polynomial":
         return Polynomial(d_in, degree)
     if name == "random-features":
@@ -62,7 +71,7 @@ def build_model(name: str, d_in: int, *, width: int, activation: str, degree: in
         sizes = [int(w) for w in hidden.split(",") if w.strip()]
     except ValueError:
         raise LosslabError(f"expected --hidden as comma-separated widths like 8,8, got {hidden!r}") from None
-    return MLP([d_in, *sizes, 1], "identity" if name == "deep-linear" else activation)
+    return MLP([d_in, *sizes, d_out], "identity" if name == "deep-linear" else activation)
 
 
 def print_report(report: ConvexityReport, problem: Problem) -> None:
@@ -104,18 +113,22 @@ def check(
     out_bias: bool = typer.Option(False, help="two-layer: add an output bias c"),
     group: list[str] = typer.Option(None, help="analyse these groups only (repeatable), the others fixed at init"),
     l2: float = typer.Option(0.0, help="weight of l2·‖θ‖²"),
-    example: str = typer.Option(None, help=f"a built-in example instead: {', '.join(EXAMPLES)}"),
+    example: str = typer.Option(None, help=f"a built-in example instead of --model/--data: {', '.join(EXAMPLES)}"),
     seed: int = typer.Option(0, help="seed for data, init and the witness search"),
     budget: int = typer.Option(4000, help="most chords the witness search evaluates"),
     as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
 ) -> None:
     """Is the loss convex in the parameters? A proof, a certified witness, or what was tried."""
     if example:
+        if group:
+            raise LosslabError(f"expected either --example or --group, got both (--example {example} fixes its own groups)")
         problem, groups = get_example(example).build(seed)
     else:
         X, y = data.make(data_name, n, seed=seed)
-        problem = Problem(build_model(model, X.shape[1], width=width, activation=activation, degree=degree, hidden=hidden,
-                                      out_bias=out_bias, seed=seed), X, y, loss=loss, l2=l2)
+        classes = int(y.max()) + 1 if loss == "cross_entropy" and not y.dtype.is_floating_point else 1
+        net = build_model(model, X.shape[1], width=width, activation=activation, degree=degree, hidden=hidden,
+                          out_bias=out_bias, seed=seed, d_out=classes)
+        problem = Problem(net, X, y, loss=loss, l2=l2)
         groups = list(group) if group else None
     with Console(stderr=True).status("looking for a proof, then for a witness…") as status:
         report = check_convexity(problem, groups=groups, seed=seed, budget=budget, progress=status.update)
@@ -144,6 +157,7 @@ def demo(
     seed: int = typer.Option(0, help="seed for everything"),
 ) -> None:
     """Verdicts on every built-in example, checked against theory; writes results.json and index.html."""
+    _check_writable(out_dir)
     rows = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("checking examples", total=len(EXAMPLES))
@@ -160,7 +174,6 @@ def demo(
         v = r["report"]["verdict"]
         table.add_row(r["name"], r["expected"], f"[{COLORS[v]}]{v}[/]", "yes" if r["agrees"] else "[red]NO[/red]")
     out.print(table)
-    out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"version": __version__, "seed": seed, "quick": quick, "examples": rows}
     _write_atomic(out_dir / "results.json", json.dumps(payload, indent=2))
     _write_atomic(out_dir / "index.html", _html(payload))
@@ -183,6 +196,16 @@ def _html(payload: dict) -> str:
         "<b>non-convex</b> only with a chord witness re-checked in float64; otherwise <b>no violation found</b>.</p>"
         f"<table><tr><th>example</th><th>problem</th><th>theory</th><th>verdict</th><th>agrees</th><th>evidence</th></tr>{rows}</table>"
     )
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any work if ``folder`` cannot be created and written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise LosslabError(f"expected --out to be a folder losslab can write, got {str(folder)!r}: {err.strerror or err}") from None
 
 
 def _write_atomic(path: Path, text: str) -> None:

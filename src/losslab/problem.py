@@ -83,12 +83,20 @@ class Problem:
         try:
             with torch.no_grad():
                 out = model.apply(probe, X)
+        except LosslabError:
+            raise
         except Exception as err:  # a model that cannot run on these inputs
             raise LosslabError(
                 f"expected X that {model.describe()} can be applied to, got X of shape {tuple(X.shape)}, on which it fails: {err}"
             ) from None
         if out.ndim not in (1, 2) or out.shape[0] != self.n:
             raise LosslabError(f"expected model outputs of shape (n,) or (n, k) with n={self.n}, got shape {tuple(out.shape)}")
+        if not torch.isfinite(out).all():
+            bad = int((~torch.isfinite(out)).sum())
+            raise LosslabError(
+                f"expected finite model outputs on X at the model's initial parameters, got {bad} NaN/inf value(s) "
+                f"from {model.describe()}; rescale X or lower the degree/depth"
+            )
         self.y = check_targets(self.loss_fn, (self.n, *out.shape[1:]), as_tensor("y", y), self.dtype)
         self.free: tuple[str, ...] = model.groups
         self.fixed: Params = {}
@@ -140,7 +148,7 @@ class Problem:
     def as_theta(self, theta: object, name: str = "theta") -> torch.Tensor:
         """Validate θ (tensor/array of shape (p,), or a params dict) and cast it to the problem dtype."""
         if isinstance(theta, dict):
-            return self.flatten(theta)
+            theta = self.flatten({g: v.detach() if isinstance(v, torch.Tensor) else v for g, v in theta.items()})
         theta = as_tensor(name, theta, dtype=self.dtype)
         shape(name, theta, (self.n_params,))
         return theta
@@ -219,7 +227,8 @@ class Problem:
 
     def chunk_size(self) -> int:
         """How many parameter points one vmapped call evaluates within ``memory_budget``."""
-        per_point = self.n * (self.model.activations_per_example() + self.X.shape[1]) * self.X.element_size() * 3
+        per_example = self.model.activations_per_example(self.X[:1]) + self.X[0].numel()
+        per_point = self.n * per_example * self.X.element_size() * 3
         return max(1, self.memory_budget // max(per_point, 1))
 
     def loss_batch(self, Theta: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._checks import LosslabError, positive_int
-from ..fit import train
+from .._checks import LosslabError, positive_int, seed_int
+from ..fit import TrainingDiverged, train
 from ..problem import Problem
 from .chords import LAMBDAS, SCALES, ChordSearch, random_pairs, symmetric_pairs
 from .hessian import smallest_eigenpair
@@ -158,6 +158,7 @@ def check_convexity(
     """
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
+    seed = seed_int("seed", seed)
     budget = positive_int("budget", budget, minimum=30)
     train_steps = positive_int("train_steps", train_steps, minimum=0)
     start = problem.as_theta(at, "at") if at is not None else problem.default_theta(seed)
@@ -187,24 +188,34 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
     Candidates are screened in ``problem.dtype``; every witness is certified in float64.
     """
     gen = torch.Generator().manual_seed(seed)
-    search = ChordSearch(problem, budget)
+    reserve = min(27, budget // 3)  # kept for the negative-curvature chords (9 per point, up to 3 points)
+    search = ChordSearch(problem, budget - reserve)
     centers = [("the analysis point", center), ("θ = 0", torch.zeros_like(center))]
     centers += [(f"init seed {seed + k}", problem.init(seed + k)) for k in (1, 2)]
     curvature: list[tuple[str, float]] = []
     visited: list[str] = []
+    scales_used: set[float] = set()
     hvps = 0
 
     def log():
+        scales = tuple(s for s in SCALES if s in scales_used)
         return SearchLog(
-            search.tried, dict(search.by_strategy), tuple(visited), SCALES, LAMBDAS,
+            search.tried, dict(search.by_strategy), tuple(visited), scales, LAMBDAS,
             tuple(curvature), hvps, search.best_relative_gap, search.best_source,
         )
 
+    def visit(name: str) -> None:
+        if name not in visited:
+            visited.append(name)
+
     def around(name: str, c: torch.Tensor, share: float) -> ChordWitness | None:
-        visited.append(name)
         per_scale = max(1, int(share * budget / (2 * len(LAMBDAS) * len(SCALES))))
         for scale in SCALES:  # smallest first: the first witness found is the most local one
+            if search.remaining < len(LAMBDAS):
+                return None
             say(f"chords at scale {scale:g} around {name} ({search.tried} of {budget} tried)")
+            visit(name)
+            scales_used.add(scale)
             for strategy, pairs in (("random chords", random_pairs), ("symmetric chords", symmetric_pairs)):
                 w = search.evaluate(*pairs(c, (scale,), per_scale, gen), strategy, f"at scale {scale:g} around {name}")
                 if w:
@@ -226,7 +237,7 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
             say(f"training from {name} ({train_steps} Adam steps)")
             try:
                 theta = train(problem, optimizer="adam", lr=1e-2, steps=train_steps, batch_size=batch, seed=seed, theta0=c).theta
-            except LosslabError:  # diverged: nothing to search around
+            except TrainingDiverged:  # nothing to search around
                 continue
             trained.append((f"trained from {name}", theta.detach()))
         centers += trained
@@ -238,8 +249,10 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
             if w := search.evaluate(a[None], b[None], "chords between trained points", "", lams=(0.1, 0.25, 0.5, 0.75, 0.9)):
                 return w, log()
 
+    search.budget = budget  # release the reserve
     for name, c in centers[:1] + trained:
         say(f"smallest Hessian eigenvalue at {name} (Lanczos)")
+        visit(name)
         value, direction, count = smallest_eigenpair(problem, c, seed=seed, tol=1e-3, max_restarts=20)
         hvps += count
         curvature.append((name, value))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
 from ..problem import Problem
 
@@ -49,4 +49,6 @@ def smallest_eigenpair(
         if len(err.eigenvalues) == 0:
             return float("nan"), torch.zeros(p, dtype=torch.float64), count
         vals, vecs = err.eigenvalues, err.eigenvectors
+    except ArpackError:  # e.g. a Hessian that maps the start vector to zero (a flat loss)
+        return float("nan"), torch.zeros(p, dtype=torch.float64), count
     return float(vals[0]), torch.from_numpy(np.ascontiguousarray(vecs[:, 0])), count

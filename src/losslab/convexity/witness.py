@@ -13,15 +13,19 @@ C that depends on the point and the computation, not on u; evaluating the same t
 in float32 (u₃₂ = 2⁻²⁴) and float64 (u₆₄ = 2⁻⁵³) measures C·u₃₂ (plus the float32 rounding of
 the inputs, which only makes the estimate larger). The float64 error is then estimated by
 
-    bound = max(1e-12 · S, 1000 · 2⁻²⁹ · D),
+    bound = max(1e-12 · S, 1000 · 2⁻²⁹ · D, 2⁻⁹⁶⁰),
     S = |L(m)| + λ|L(a)| + (1−λ)|L(b)|,   D = the same combination of |L₃₂ − L₆₄|,
 
-a safety factor of 1000 over the measured discrepancy, and never below 1e-12 relative
-(≈ 4500 units in the last place). A witness holds when gap > bound.
+a safety factor of 1000 over the measured discrepancy, never below 1e-12 relative
+(≈ 4500 units in the last place), and never below an absolute 2⁻⁹⁶⁰ ≈ 1e-289 (so subnormal
+losses, where relative rounding means nothing, certify nothing). If float32 overflows or gives
+NaN the discrepancy is unknown and the bound is infinite: nothing is certified. A witness
+holds when gap > bound, with λ ∈ (0, 1) and finite points.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,16 +36,18 @@ __all__ = ["ChordWitness", "Verification", "chord_gap"]
 
 SAFETY = 1000.0
 RELATIVE_FLOOR = 1e-12
+ABSOLUTE_FLOOR = 2.0**-960
 
 
 @dataclass(frozen=True)
 class Verification:
-    """The float64 re-computation of a witness: ``holds`` iff ``gap > bound``."""
+    """The float64 re-computation of a witness: ``holds`` iff ``gap > bound``; else ``reason`` says why not."""
 
     gap: float
     bound: float
     losses: tuple[float, float, float]
     holds: bool
+    reason: str = ""
 
 
 def chord_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: float) -> Verification:
@@ -53,7 +59,14 @@ def chord_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: float) ->
         lam: λ in (0, 1).
     """
     full64, full32 = problem.full().to(torch.float64), problem.full().to(torch.float32)
-    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    a64, b64 = torch.as_tensor(a).detach().to(torch.float64), torch.as_tensor(b).detach().to(torch.float64)
+    nan = float("nan")
+    if a64.shape != (full64.n_params,) or b64.shape != (full64.n_params,):
+        return Verification(nan, float("inf"), (nan, nan, nan), False, f"expected points of shape ({full64.n_params},)")
+    if not (0.0 < lam < 1.0):
+        return Verification(nan, float("inf"), (nan, nan, nan), False, f"expected λ in (0, 1), got λ={lam!r}")
+    if not (torch.isfinite(a64).all() and torch.isfinite(b64).all()):
+        return Verification(nan, float("inf"), (nan, nan, nan), False, "expected finite points")
     mid = lam * a64 + (1 - lam) * b64
     with torch.no_grad():
         la, lb, lm = (float(full64.loss(t)) for t in (a64, b64, mid))
@@ -61,10 +74,15 @@ def chord_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: float) ->
     gap = lm - lam * la - (1 - lam) * lb
     scale = abs(lm) + lam * abs(la) + (1 - lam) * abs(lb)
     discrepancy = dm + lam * da + (1 - lam) * db
-    bound = max(RELATIVE_FLOOR * scale, SAFETY * 2.0**-29 * discrepancy)
-    if not all(map(lambda v: v == v and abs(v) != float("inf"), (la, lb, lm, bound))):
-        return Verification(gap, float("inf"), (la, lb, lm), False)
-    return Verification(gap, bound, (la, lb, lm), gap > bound)
+    if not all(math.isfinite(v) for v in (la, lb, lm, discrepancy)):
+        return Verification(gap, float("inf"), (la, lb, lm), False, "a loss or its float32 counterpart is not finite")
+    bound = max(RELATIVE_FLOOR * scale, SAFETY * 2.0**-29 * discrepancy, ABSOLUTE_FLOOR)
+    return Verification(gap, bound, (la, lb, lm), gap > bound, "" if gap > bound else "the gap does not exceed the rounding bound")
+
+
+def _refused(reason: str) -> Verification:
+    nan = float("nan")
+    return Verification(nan, float("inf"), (nan, nan, nan), False, reason)
 
 
 @dataclass(frozen=True)
@@ -91,8 +109,23 @@ class ChordWitness:
     source: str
 
     def verify(self, problem: Problem) -> Verification:
-        """Recompute the gap and bound in float64 from a, b, λ alone; ``.holds`` is the certificate."""
-        return chord_gap(problem, self.a, self.b, self.lam)
+        """Recompute the gap and bound in float64 from a, b, λ alone; ``.holds`` is the certificate.
+
+        Also checks that the chord lies in ``problem``'s parameter space: a and b differ only in
+        ``problem``'s free groups, and agree with its fixed groups (a restricted problem).
+        """
+        full = problem.full().to(torch.float64)
+        a, b = torch.as_tensor(self.a).to(torch.float64), torch.as_tensor(self.b).to(torch.float64)
+        if a.shape == b.shape == (full.n_params,):
+            pa, pb = full.unflatten(a), full.unflatten(b)
+            moved = [g for g in full.groups if not torch.equal(pa[g], pb[g])]
+            outside = [g for g in moved if g not in problem.groups]
+            if outside:
+                return _refused(f"a and b differ in groups {outside}, which this problem holds fixed")
+            off = [g for g, v in problem.fixed.items() if not torch.equal(pa[g], v.to(torch.float64))]
+            if off:
+                return _refused(f"a and b are not at this problem's fixed values of groups {off}")
+        return chord_gap(problem, a, b, self.lam)
 
     def params(self, problem: Problem) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """a and b as parameter dicts of ``problem``'s model."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import LosslabError, as_tensor, finite_float, positive_int
+from .._checks import LosslabError, as_tensor, finite_float, seed_int
 
 __all__ = ["as_data"]
 
@@ -13,7 +13,7 @@ DTYPE = torch.float64
 
 def generator(seed: object, name: str = "seed") -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed`` (an integer >= 0)."""
-    seed = positive_int(name, seed, minimum=0)
+    seed = seed_int(name, seed)
     return torch.Generator().manual_seed(seed)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import LosslabError, as_tensor, nonnegative_float, positive_int, shape
+from .._checks import LosslabError, as_tensor, nonnegative_float, positive_int, seed_int, shape
 from ..models import TwoLayer
 from ..models.base import Params
 from ._common import DTYPE, child_seed, finite_float, generator, interval
@@ -119,7 +119,7 @@ def teacher_target(*, d_in: int = 1, width: int = 4, activation: str = "tanh", s
     Weights: W ~ N(0, 1/d_in), b ~ N(0, 1), v ~ N(0, 1/width) (the TwoLayer initialisation).
     """
     model = TwoLayer(d_in=d_in, width=width, activation=activation)
-    seed = positive_int("seed", seed, minimum=0)
+    seed = seed_int("seed", seed)
     return Teacher(model, model.init(seed=seed, dtype=DTYPE))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import LosslabError, choice, finite_float, positive_int
+from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from ..models.base import Params
 from ..problem import Problem
 
@@ -166,7 +166,7 @@ def train(
     optimizer = choice("optimizer", optimizer, OPTIMIZERS)
     lr = finite_float("lr", lr, positive=True)
     steps = positive_int("steps", steps)
-    seed = positive_int("seed", seed, minimum=0)
+    seed = seed_int("seed", seed)
     batch = _batch_size(optimizer, batch_size, problem.n)
     every = max(1, steps // DEFAULT_SNAPSHOTS) if record_every is None else positive_int("record_every", record_every)
     start = problem.init(seed) if theta0 is None else problem.as_theta(theta0, "theta0")

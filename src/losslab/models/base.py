@@ -83,8 +83,11 @@ class Model(ABC):
         """Other parameter points with the same output on every input, each with a name."""
         return []
 
-    def activations_per_example(self) -> int:
-        """Rough count of intermediate values per example and parameter point (memory budgets)."""
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
+        """Rough count of intermediate values per example and parameter point (memory budgets).
+
+        ``x`` is one example input, shape (1, ...), for models that measure it by a forward pass.
+        """
         return 4 * self.n_params
 
     def describe(self) -> str:

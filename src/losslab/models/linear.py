@@ -35,7 +35,7 @@ class Linear(Model):
     def affine_reason(self) -> str:
         return "the logit w·x + c is linear in (w, c)"
 
-    def activations_per_example(self) -> int:
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
         return 2 + self.d_in
 
     def describe(self) -> str:

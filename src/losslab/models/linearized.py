@@ -37,8 +37,8 @@ class Linearized(Model):
     def affine_reason(self) -> str:
         return "f(θ0) + J(θ0)(θ − θ0) is affine in θ (a first-order Taylor expansion)"
 
-    def activations_per_example(self) -> int:
-        return 3 * self.model.activations_per_example()
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
+        return 3 * self.model.activations_per_example(x)
 
     def describe(self) -> str:
         return f"Linearized({self.model.describe()})"

@@ -87,7 +87,7 @@ class MLP(Model):
                 out.append((f"layer {i}: {name}", p))
         return out
 
-    def activations_per_example(self) -> int:
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
         return 3 * sum(self.widths)
 
     def describe(self) -> str:

@@ -52,7 +52,7 @@ class RandomFeatures(Model):
     def affine_reason(self) -> str:
         return "f(x; v) = v·σ(Wx + b) with W, b fixed buffers is linear in v"
 
-    def activations_per_example(self) -> int:
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
         return 3 * self.width
 
     def describe(self) -> str:

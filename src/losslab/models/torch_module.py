@@ -18,9 +18,10 @@ from .base import Model, Params
 class Module(Model):
     """Wrap ``nn_module`` (deep-copied, in eval mode) as f(params, X).
 
-    Outputs of shape (n, 1) are squeezed to (n,). ``d_in`` (checked against X) is taken from
-    the first ``nn.Linear`` when not given. ``init(seed=None)`` returns the module's own
-    parameters; an integer seed re-initialises a copy with ``reset_parameters``.
+    Outputs of shape (n, 1) are squeezed to (n,). Inputs X may have any shape (n, ...); give
+    ``d_in`` to have 2-D inputs checked to be (n, d_in). ``init(seed=None)`` returns the module's
+    own parameters; an integer seed re-initialises a copy with ``reset_parameters``, drawing
+    from the CPU generator only.
 
     Example:
         >>> net = Module(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)))
@@ -37,9 +38,6 @@ class Module(Model):
             raise LosslabError(f"expected a module with parameters, got {type(nn_module).__name__} with none")
         self._buffers = {k: v.detach().clone() for k, v in self.module.named_buffers()}
         self.shapes = {k: tuple(v.shape) for k, v in self._params.items()}
-        if d_in is None:
-            first = next((m for m in self.module.modules() if isinstance(m, torch.nn.Linear)), None)
-            d_in = first.in_features if first is not None else None
         self.d_in = d_in
         self.affine_sets = ()
         self._activation_count: int | None = None
@@ -49,7 +47,7 @@ class Module(Model):
             return {k: v.to(dtype).clone() for k, v in self._params.items()}
         fresh = copy.deepcopy(self.module)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             for m in fresh.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
@@ -67,8 +65,9 @@ class Module(Model):
     def affine_reason(self) -> str:
         return "none: an arbitrary nn.Module declares no affine structure"
 
-    def activations_per_example(self) -> int:
-        if self._activation_count is None:
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
+        """Twice the number of values all submodules output on the example ``x`` (1, ...), measured once."""
+        if self._activation_count is None and x is not None:
             total = 0
 
             def count(_module, _inputs, output):
@@ -79,15 +78,12 @@ class Module(Model):
             hooks = [m.register_forward_hook(count) for m in self.module.modules()]
             try:
                 with torch.no_grad():
-                    x = torch.zeros(1, self.d_in, dtype=next(iter(self._params.values())).dtype)
-                    self.module(x)
-            except Exception:  # unknown input shape: fall back to a parameter-count estimate
-                total = 4 * self.n_params
+                    self.logit(self.init(seed=None, dtype=x.dtype), x)
             finally:
                 for h in hooks:
                     h.remove()
             self._activation_count = max(1, 2 * total)
-        return self._activation_count
+        return self._activation_count or 4 * self.n_params
 
     def describe(self) -> str:
         return f"Module({type(self.module).__name__}, {self.n_params} parameters)"

@@ -109,7 +109,7 @@ class TwoLayer(Model):
     def symmetries(self, params: Params, generator: torch.Generator) -> list[tuple[str, Params]]:
         return hidden_unit_symmetries(params, generator, self.activation, ("W", "b"), "v")
 
-    def activations_per_example(self) -> int:
+    def activations_per_example(self, x: torch.Tensor | None = None) -> int:
         return 3 * self.width + self.d_in
 
     def describe(self) -> str:
