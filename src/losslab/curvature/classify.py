@@ -1,0 +1,140 @@
+"""What kind of point θ is: minimum, saddle, maximum — or not critical, or not decidable here.
+
+The second-order test (e.g. Nocedal & Wright, *Numerical Optimization*, Thm 2.3–2.4): at a
+critical point (∇L = 0), a positive definite Hessian means a strict local minimum, a negative
+definite one a strict local maximum, and eigenvalues of both signs a saddle. A semidefinite
+Hessian with a zero eigenvalue decides nothing: a flat valley of minima (every
+over-parameterised least-squares minimum), a plateau, or a higher-order saddle.
+
+The evidence here is ‖∇L(θ)‖ and the two extreme Hessian eigenvalues from Lanczos
+(:func:`~losslab.curvature.eigs`), each with its residual bound b: an eigenvalue lies in
+[θ − b, θ + b]. Claims are graded by that evidence:
+
+* negative (positive) curvature is *certain* when θ_min + b_min < −δ (θ_max − b_max > δ): the
+  Ritz vector is a direction of that curvature whatever else Lanczos missed;
+* "all eigenvalues > δ" needs the smallest Ritz value to be the smallest eigenvalue, which
+  Lanczos from a random start finds with probability 1 in exact arithmetic but cannot prove;
+* δ, the curvature indistinguishable from zero, is ``eig_tol`` times the Hessian's norm.
+
+Kinds: ``"not a critical point"`` (‖∇L‖ > grad_tol), ``"saddle"``, ``"minimum"``,
+``"maximum"`` (strict), ``"degenerate"`` (semidefinite with zero curvature within δ: the
+second-order test cannot decide), ``"inconclusive"`` (bounds straddle ±δ, or Lanczos did not
+converge) — never more confident than the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import LosslabError, finite_float
+from ..problem import Problem
+from .eigs import EigenResult, eigs
+from .operator import HessianOperator
+
+__all__ = ["KINDS", "CriticalPointResult", "classify"]
+
+KINDS = ("minimum", "saddle", "maximum", "degenerate", "inconclusive", "not a critical point")
+
+
+@dataclass(frozen=True)
+class CriticalPointResult:
+    """The kind of point θ is, with the evidence.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        reason: one sentence with the numbers behind ``kind``.
+        grad_norm: ‖∇L(θ)‖₂.
+        grad_tol: the gradient norm below which θ counts as critical.
+        min_eig, min_bound: the smallest Ritz value and its residual bound.
+        max_eig, max_bound: the largest Ritz value and its residual bound.
+        zero_tol: δ, curvature within ±δ is treated as zero (``eig_tol`` × max |eigenvalue|).
+        converged: whether Lanczos met its tolerance for both extreme pairs.
+        eigen: the :class:`~losslab.curvature.EigenResult` (vectors: directions of extreme curvature).
+    """
+
+    kind: str
+    reason: str
+    grad_norm: float
+    grad_tol: float
+    min_eig: float
+    min_bound: float
+    max_eig: float
+    max_bound: float
+    zero_tol: float
+    converged: bool
+    eigen: EigenResult
+
+
+def _decide(lo: float, blo: float, hi: float, bhi: float, delta: float, converged: bool) -> tuple[str, str]:
+    nums = f"λ_min ∈ [{lo - blo:.3g}, {lo + blo:.3g}], λ_max ∈ [{hi - bhi:.3g}, {hi + bhi:.3g}], zero within ±{delta:.3g}"
+    negative, positive = lo + blo < -delta, hi - bhi > delta  # certain: a Ritz vector has that curvature
+    if negative and positive:
+        return "saddle", f"curvature of both signs at a critical point: {nums}"
+    if not converged:
+        return "inconclusive", f"Lanczos did not converge, so the extreme eigenvalues may be missed: {nums}"
+    if lo - blo > delta:
+        return "minimum", f"every eigenvalue is positive (as far as Lanczos finds): {nums}"
+    if hi + bhi < -delta:
+        return "maximum", f"every eigenvalue is negative (as far as Lanczos finds): {nums}"
+    min_zero, max_zero = abs(lo) + blo <= delta, abs(hi) + bhi <= delta
+    if (positive and min_zero) or (negative and max_zero) or (min_zero and max_zero):
+        sign = "positive" if positive else "negative" if negative else "zero"
+        return "degenerate", (
+            f"semidefinite ({sign} curvature and zero curvature): a flat valley, a plateau or a higher-order saddle — "
+            f"the second-order test cannot decide: {nums}"
+        )
+    return "inconclusive", f"an eigenvalue bound straddles the zero band: {nums}"
+
+
+def classify(
+    problem: Problem,
+    theta: object,
+    *,
+    grad_tol: float | None = None,
+    eig_tol: float | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    seed: int = 0,
+) -> CriticalPointResult:
+    """Classify θ as a minimum, saddle, maximum, degenerate or inconclusive critical point, or not critical.
+
+    Args:
+        problem: a :class:`~losslab.Problem` (restricted, to classify in some groups only).
+        theta: the point, shape (p,) (or a params dict).
+        grad_tol: θ is critical when ‖∇L(θ)‖₂ ≤ grad_tol; default 1e-6 in float64, 1e-3 in float32.
+        eig_tol: relative zero band: |curvature| ≤ eig_tol · max(|λ_min|, |λ_max|) counts as
+            zero; default 1e-6 in float64, 1e-3 in float32.
+        tol, max_iter, seed: passed to :func:`~losslab.curvature.eigs` (which="both", k=2).
+
+    Returns:
+        A :class:`CriticalPointResult`. The Hessian's extreme eigenpairs are computed even when θ
+        is not critical (they say how curved the landscape is there).
+
+    Example:
+        >>> from losslab import Problem
+        >>> from losslab.models import Polynomial
+        >>> x = torch.linspace(-1, 1, 9, dtype=torch.float64)
+        >>> classify(Problem(Polynomial(1, 2), x, x**2), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)).kind
+        'minimum'
+    """
+    if not isinstance(problem, Problem):
+        raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
+    theta = problem.as_theta(theta)
+    single = problem.dtype == torch.float32
+    grad_tol = (1e-3 if single else 1e-6) if grad_tol is None else finite_float("grad_tol", grad_tol, nonnegative=True)
+    eig_tol = (1e-3 if single else 1e-6) if eig_tol is None else finite_float("eig_tol", eig_tol, nonnegative=True)
+    grad_norm = float(torch.linalg.vector_norm(problem.grad(theta).detach().to(torch.float64)))
+    p = problem.n_params
+    res = eigs(HessianOperator(problem, theta), k=min(2, p), which="both", tol=tol, max_iter=max_iter, seed=seed)
+    lo, hi = float(res.values[0]), float(res.values[-1])
+    blo, bhi = float(res.bounds[0]), float(res.bounds[-1])
+    delta = eig_tol * max(abs(lo), abs(hi))
+    converged = res.all_converged
+    if grad_norm > grad_tol:
+        kind, reason = "not a critical point", f"‖∇L‖ = {grad_norm:.3g} > grad_tol = {grad_tol:.3g}"
+    else:
+        kind, reason = _decide(lo, blo, hi, bhi, delta, converged)
+        reason = f"‖∇L‖ = {grad_norm:.3g} ≤ {grad_tol:.3g}; {reason}"
+    return CriticalPointResult(kind, reason, grad_norm, grad_tol, lo, blo, hi, bhi, delta, converged, res)

@@ -1,0 +1,59 @@
+"""Loss-landscape slices: directions, lines and planes, evaluated in batches, and their discrete convexity.
+
+A slice is data: :func:`line` and :func:`plane` return frozen dataclasses with the coordinates,
+the losses and the directions; only :mod:`losslab.report` draws them.
+
+Example:
+    >>> import torch
+    >>> from losslab import Problem
+    >>> from losslab.models import TwoLayer
+    >>> x = torch.linspace(-1, 1, 20, dtype=torch.float64)[:, None]
+    >>> prob = Problem(TwoLayer(1, 8, "tanh"), x, x[:, 0] ** 3)
+    >>> s = plane(prob, prob.init(seed=0), steps=5, seed=1)
+    >>> s.losses.shape, s.method
+    (torch.Size([5, 5]), 'grid')
+"""
+
+from .directions import (
+    EigenDirections,
+    PCADirections,
+    as_direction,
+    eigenvector_directions,
+    filter_normalized,
+    is_bias,
+    pca_directions,
+    random_direction,
+)
+from .discrete import DEFAULT_RTOL, DiscreteConvexity, discrete_convexity
+from .evaluate import backend, combine, evaluate_combinations, evaluate_points
+from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
+from .slices import METHODS, LineSlice, PlaneSlice, line, line_coordinates, load_slice, plane, plane_coordinates
+
+__all__ = [
+    "DEFAULT_RTOL",
+    "METHODS",
+    "DiscreteConvexity",
+    "EigenDirections",
+    "LineSlice",
+    "PCADirections",
+    "PlaneSlice",
+    "as_direction",
+    "backend",
+    "combine",
+    "discrete_convexity",
+    "eigenvector_directions",
+    "evaluate_combinations",
+    "evaluate_points",
+    "exact_quadratic_reason",
+    "filter_normalized",
+    "is_bias",
+    "line",
+    "line_coordinates",
+    "load_slice",
+    "pca_directions",
+    "plane",
+    "plane_coordinates",
+    "quadratic_coefficients",
+    "quadratic_values",
+    "random_direction",
+]

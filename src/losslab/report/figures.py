@@ -1,0 +1,90 @@
+"""Figures of slices and spectra: matplotlib PNGs, and plotly 3-D surfaces as standalone HTML.
+
+Every HTML figure embeds plotly.js (``include_plotlyjs=True``), so it opens from disk on a
+machine with no network. Figures take analysis results (data) and a path; they return the path.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def line_png(slice_, path: str | Path, *, title: str = "loss along a line") -> Path:
+    """L(t) along θ(t) = (1−t)·a + t·b from a :class:`~losslab.landscape.LineSlice`; a and b marked."""
+    t, losses = _np(slice_.t), _np(slice_.losses)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(t, losses, color="C0", lw=2)
+    for end, label in ((0.0, "a"), (1.0, "b")):
+        ax.axvline(end, color="0.7", lw=1, ls="--")
+        ax.annotate(label, (end, float(np.interp(end, t, losses))), textcoords="offset points", xytext=(4, 6))
+    ax.set(xlabel="t", ylabel="loss", title=title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plane_contour_png(slice_, path: str | Path, *, title: str = "loss on a plane", log: bool | None = None) -> Path:
+    """Filled contours of L(center + α·d1 + β·d2) from a :class:`~losslab.landscape.PlaneSlice`.
+
+    ``log`` (default: when the losses span more than two decades) contours log10 of the loss.
+    """
+    alphas, betas, losses = _np(slice_.alphas), _np(slice_.betas), _np(slice_.losses)
+    positive = losses.min() > 0
+    if log is None:
+        log = bool(positive and losses.max() / losses.min() > 100)
+    z = np.log10(losses) if log and positive else losses
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    cs = ax.contourf(alphas, betas, z.T, levels=30, cmap="viridis")  # losses[α, β]: rows are α
+    ax.contour(alphas, betas, z.T, levels=15, colors="k", linewidths=0.3, alpha=0.5)
+    fig.colorbar(cs, ax=ax, label="log10 loss" if log and positive else "loss")
+    ax.plot([0], [0], "r*", ms=10, label="center")
+    ax.set(xlabel="α (direction 1)", ylabel="β (direction 2)", title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plane_surface_html(slice_, path: str | Path, *, title: str = "loss surface") -> Path:
+    """An interactive 3-D surface of the plane slice, plotly.js embedded (works offline)."""
+    import plotly.graph_objects as go
+
+    alphas, betas, losses = _np(slice_.alphas), _np(slice_.betas), _np(slice_.losses)
+    fig = go.Figure(go.Surface(x=alphas, y=betas, z=losses.T, colorscale="Viridis", colorbar={"title": "loss"}))
+    fig.update_layout(
+        title=html.escape(title),
+        scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": "loss"},
+        margin={"l": 0, "r": 0, "t": 40, "b": 0},
+    )
+    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    return Path(path)
+
+
+def spectrum_png(grid, density, path: str | Path, *, eigenvalues=None, title: str = "Hessian spectral density") -> Path:
+    """A spectral density ρ(λ) on ``grid`` (log scale), with exact or Ritz ``eigenvalues`` as ticks."""
+    grid, density = _np(grid), _np(density)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.semilogy(grid, np.maximum(density, 1e-12), color="C0", lw=1.5)
+    if eigenvalues is not None:
+        ev = _np(eigenvalues)
+        ax.plot(ev, np.full_like(ev, max(density.max(), 1e-12) * 1.5), "|", color="C3", ms=12, label="eigenvalues")
+        ax.legend(fontsize=8)
+    ax.axvline(0.0, color="0.6", lw=1, ls="--")
+    ax.set(xlabel="eigenvalue λ", ylabel="density", title=title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,190 @@
+"""Lanczos eigenpairs against ``torch.linalg.eigvalsh`` of dense float64 matrices.
+
+Every returned value must lie within its stated bound of a true eigenvalue (the one it claims
+to approximate: the k-th largest for the k-th largest, ...), the bounds must be the true
+residuals recomputed with the dense matrix, and the products counted must be those made.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from losslab import LosslabError, Problem
+from losslab.curvature import GGNOperator, HessianOperator, MatrixOperator, eigs, nonlinearity_curvature
+from losslab.models import Polynomial, TwoLayer
+
+DT = torch.float64
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+class Counted(MatrixOperator):
+    """A dense symmetric matrix that counts its products independently of the base class."""
+
+    def __init__(self, A):
+        super().__init__(A)
+        self.count = 0
+
+    def _apply_rows(self, V):
+        self.count += V.shape[0]
+        return super()._apply_rows(V)
+
+
+def with_spectrum(values: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Q diag(values) Qᵀ with a random orthogonal Q."""
+    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
+    A = Q @ torch.diag(values) @ Q.T
+    return (A + A.T) / 2
+
+
+def spectrum(p: int = 150, seed: int = 0) -> torch.Tensor:
+    """A Hessian-like spectrum: a few outliers, a bulk around 0, some negative values."""
+    bulk = 0.3 * torch.randn(p - 6, generator=gen(seed), dtype=DT)
+    return torch.cat([torch.tensor([25.0, 12.0, 7.5, -4.0, -2.5, 5.0], dtype=DT), bulk])
+
+
+def expected(true: torch.Tensor, k: int, which: str) -> torch.Tensor:
+    if which == "largest":
+        return true[-k:]
+    if which == "smallest":
+        return true[:k]
+    return torch.cat([true[: k // 2], true[len(true) - (k - k // 2) :]])
+
+
+def check(res, A: torch.Tensor, k: int, which: str, scale: float) -> None:
+    """Values within bounds of the right eigenvalues; bounds are true residuals; vectors orthonormal."""
+    true = torch.linalg.eigvalsh(A)
+    ref = expected(true, k, which)
+    assert res.values.shape == (k,) and res.vectors.shape == (A.shape[0], k) and res.bounds.shape == (k,)
+    assert torch.all(res.values[1:] >= res.values[:-1])  # ascending
+    assert torch.all((res.values - ref).abs() <= res.bounds + 1e-12 * scale)
+    residual = torch.linalg.vector_norm(A @ res.vectors - res.vectors * res.values, dim=0)
+    torch.testing.assert_close(residual, res.bounds, rtol=1e-3, atol=1e-13 * scale)
+    torch.testing.assert_close(res.vectors.T @ res.vectors, torch.eye(k, dtype=DT), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+@pytest.mark.parametrize("max_basis", [None, 14])  # 14 forces thick restarts
+def test_lanczos_matches_eigvalsh_of_a_known_spectrum(which, max_basis):
+    A = with_spectrum(spectrum())
+    op = Counted(A)
+    k = 4
+    res = eigs(op, k=k, which=which, max_basis=max_basis)
+    assert res.method == "lanczos" and res.all_converged
+    check(res, A, k, which, scale=25.0)
+    ref = expected(torch.linalg.eigvalsh(A), k, which)
+    assert float((res.values - ref).abs().max()) <= 1e-10 * 25.0  # high accuracy at the default tol
+    assert res.matvecs == op.count == op.products
+    assert res.matvecs < 150  # fewer products than the dense matrix needs
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+def test_lanczos_matches_the_dense_hessian_of_a_two_layer_net(which):
+    X = torch.linspace(-2, 2, 40, dtype=DT)[:, None]
+    problem = Problem(TwoLayer(1, 16, "tanh"), X, torch.sin(2 * X[:, 0]))
+    theta = problem.init(seed=1)
+    H = torch.func.hessian(problem.loss)(theta)
+    k = 3
+    res = eigs(problem, theta, k=k, which=which, max_basis=20, seed=3)
+    assert res.method == "lanczos" and res.all_converged
+    scale = float(torch.linalg.matrix_norm(H, ord=2))
+    check(res, H, k, which, scale)
+    assert float((res.values - expected(torch.linalg.eigvalsh(H), k, which)).abs().max()) <= 1e-9 * scale
+    again = eigs(problem, theta, k=k, which=which, max_basis=20, seed=3)
+    assert torch.equal(again.values, res.values)  # same seed, same numbers
+
+
+def test_per_group_eigenvalues_are_those_of_the_hessian_block():
+    X = torch.linspace(-2, 2, 30, dtype=DT)[:, None]
+    problem = Problem(TwoLayer(1, 12, "tanh", out_bias=True), X, X[:, 0] ** 2, l2=0.01)
+    theta = problem.init(seed=0)
+    H = torch.func.hessian(problem.loss)(theta)
+    idx = torch.arange(problem.n_params)[problem.slices()["W"]]
+    idx = torch.cat([idx, torch.arange(problem.n_params)[problem.slices()["b"]]])
+    sub = problem.restrict(["W", "b"], at=theta)
+    res = eigs(sub, theta[idx], k=2, which="both", max_basis=10)
+    check(res, H[idx][:, idx], 2, "both", float(H.abs().max()))
+
+
+def test_ggn_is_positive_semidefinite_and_h_minus_ggn_indefinite():
+    X = torch.linspace(-2, 2, 12, dtype=DT)[:, None]
+    problem = Problem(TwoLayer(1, 12, "tanh"), X, torch.sin(2 * X[:, 0]))
+    theta = problem.init(seed=2)
+    ggn = eigs(GGNOperator(problem, theta), k=2, which="both", max_basis=12)
+    assert ggn.all_converged and ggn.values[0] >= -1e-10 * ggn.norm_estimate  # rank ≤ n = 12 < p = 36: zeros
+    diff = eigs(nonlinearity_curvature(problem, theta), k=2, which="both", max_basis=12)
+    assert diff.values[0] < -diff.bounds[0] and diff.values[-1] > diff.bounds[-1]  # Σ r_i ∇²f_i has both signs
+
+
+def test_zero_and_low_rank_operators_are_handled():
+    X = torch.linspace(-1, 1, 50, dtype=DT)
+    zero = nonlinearity_curvature(Problem(Polynomial(1, 40), X, X**2), torch.zeros(41, dtype=DT))
+    res = eigs(zero, k=3, which="both", max_basis=10)
+    assert res.all_converged and torch.equal(res.values, torch.zeros(3, dtype=DT))
+    values = torch.zeros(60, dtype=DT)
+    values[:3] = torch.tensor([3.0, -1.0, 2.0], dtype=DT)  # rank 3: Krylov space invariant after 3 steps
+    A = with_spectrum(values, seed=4)
+    res = eigs(MatrixOperator(A), k=4, which="largest", max_basis=12)
+    check(res, A, 4, "largest", 3.0)
+    assert res.all_converged
+
+
+def test_float32_hessian_within_bounds_of_the_float64_spectrum():
+    X = torch.linspace(-2, 2, 40, dtype=DT)[:, None]
+    p64 = Problem(TwoLayer(1, 16, "tanh"), X, torch.sin(2 * X[:, 0]))
+    theta = p64.init(seed=1)
+    H = torch.func.hessian(p64.loss)(theta)
+    res = eigs(p64.to(torch.float32), theta.float(), k=3, max_basis=20)
+    assert res.all_converged and res.tol == pytest.approx(100 * torch.finfo(torch.float32).eps)
+    true = torch.linalg.eigvalsh(H)[-3:]
+    scale = float(true.abs().max())
+    assert torch.all((res.values - true).abs() <= res.bounds + 1e-5 * scale)  # + float32 rounding of H itself
+
+
+def test_dense_path_for_tiny_p_allows_k_equal_p():
+    A = with_spectrum(torch.tensor([-1.0, 0.5, 2.0, 3.0, 7.0], dtype=DT))
+    op = Counted(A)
+    res = eigs(op, k=5)
+    assert res.method == "dense" and res.matvecs == op.count == 5
+    torch.testing.assert_close(res.values, torch.linalg.eigvalsh(A), rtol=0, atol=1e-13)
+    check(res, A, 5, "largest", 7.0)
+
+
+def test_an_unconverged_run_says_so_and_its_bounds_still_hold():
+    A = with_spectrum(spectrum(300, seed=1), seed=1)
+    res = eigs(MatrixOperator(A), k=3, which="smallest", max_basis=8, max_iter=10)
+    assert res.matvecs <= 10 + 3 and not res.all_converged
+    true = torch.linalg.eigvalsh(A)
+    nearest = (res.values[:, None] - true[None]).abs().min(1).values
+    assert torch.all(nearest <= res.bounds + 1e-12)  # some eigenvalue within each bound
+    assert torch.all(res.values >= true[0] - 1e-12)  # Ritz values never undershoot λ_min
+
+
+def _op():
+    return MatrixOperator(torch.eye(40, dtype=DT))
+
+
+BAD = [
+    (lambda: eigs(_op(), k=41), r"expected k <= p = 40 \(the operator's size\), got k=41"),
+    (lambda: eigs(_op(), k=0), "expected k to be an integer >= 1, got k=0"),
+    (lambda: eigs(_op(), which="top"), "unknown which 'top': expected one of 'largest', 'smallest', 'both'"),
+    (lambda: eigs(_op(), k=5, max_basis=6), r"expected max_basis >= k \+ 2 = 7"),
+    (lambda: eigs(_op(), tol=-1.0), "expected tol to be a finite number > 0, got tol=-1.0"),
+    (lambda: eigs(_op(), torch.zeros(40)), "expected theta=None with an operator"),
+    (lambda: eigs(Problem(Polynomial(1, 2), [0.0, 1.0], [0.0, 1.0])), "expected theta of shape"),
+    (lambda: eigs(Problem(Polynomial(1, 2), [0.0, 1.0], [0.0, 1.0]), torch.zeros(4, dtype=DT)), r"expected theta of shape \(3,\)"),
+    (lambda: eigs(torch.eye(3)), "expected a losslab.Problem or a curvature operator, got Tensor"),
+    (
+        lambda: HessianOperator(Problem(Polynomial(1, 2), [0.0, 1.0], [0.0, 1.0]), torch.zeros(3, dtype=DT)).matvec([1.0, 2.0]),
+        r"expected v of shape \(3,\), got shape \(2,\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "match"), BAD)
+def test_bad_input_raises_a_clear_error(make, match):
+    with pytest.raises(LosslabError, match=match):
+        make()
