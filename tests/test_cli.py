@@ -105,3 +105,69 @@ def test_demo_writes_results_that_agree_with_theory(tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     assert "losslab verdicts" in page and "two-layer-relu" in page
     assert not list((tmp_path / "report").glob(".*"))  # no temporary files left behind
+
+
+def test_landscape_writes_data_png_and_offline_html(tmp_path):
+    from losslab.landscape import load_slice
+
+    result = losslab("landscape", "--n", "60", "--steps", "9", "--train-steps", "30", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["method"] == "grid" and summary["dims"] == 2
+    saved = load_slice(tmp_path / "landscape.npz")
+    assert tuple(saved.losses.shape) == (9, 9)
+    assert summary["loss_min"] == pytest.approx(float(saved.losses.min()))
+    # the saved centre and directions reproduce the saved losses through the library
+    problem = Problem(TwoLayer(1, 8, "tanh"), *data.cubic(60, seed=0))
+    i, j = 2, 7
+    theta = saved.center + saved.alphas[i] * saved.d1 + saved.betas[j] * saved.d2
+    assert float(problem.loss(theta)) == pytest.approx(float(saved.losses[i, j]), rel=1e-10)
+    assert (tmp_path / "landscape.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "landscape.html").read_text()
+    assert "Plotly.newPlot" in page and '<script src="http' not in page  # plotly.js embedded: opens offline
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_landscape_of_a_polynomial_is_an_exact_quadratic_with_no_negative_curvature(tmp_path):
+    result = losslab("landscape", "--model", "polynomial", "--at", "init", "--steps", "11", "--out", str(tmp_path), "--json")
+    summary = json.loads(result.stdout)
+    assert summary["method"] == "exact quadratic"
+    assert summary["discrete_convexity"]["negative_beyond_rounding"] == 0
+
+
+def test_spectrum_reports_bounds_and_the_nonlinearity_term(tmp_path):
+    result = losslab("spectrum", "--n", "60", "--train-steps", "30", "--k", "2", "--probes", "3", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    s = json.loads(result.stdout)
+    problem = Problem(TwoLayer(1, 8, "tanh"), *data.cubic(60, seed=0))
+    from losslab.fit import train
+
+    theta = train(problem, optimizer="adam", lr=1e-2, steps=30, seed=0, theta0=problem.default_theta(0)).theta
+    exact = torch.linalg.eigvalsh(torch.func.hessian(problem.loss)(theta))
+    for row, value in zip(s["largest"], exact[-2:].tolist()):
+        assert abs(row["value"] - value) <= row["bound"] + 1e-9
+    for row, value in zip(s["smallest"], exact[:2].tolist()):
+        assert abs(row["value"] - value) <= row["bound"] + 1e-9
+    assert abs(s["trace"]["estimate"] - float(exact.sum())) <= 5 * s["trace"]["stderr"]  # within its stated error
+    assert s["nonlinearity_term"]["frobenius_norm"] > 0
+    assert json.loads((tmp_path / "spectrum.json").read_text())["largest"] == s["largest"]
+    rf = losslab("spectrum", "--model", "random-features", "--width", "6", "--n", "40", "--at", "init", "--k", "1", "--probes", "2",
+                 "--out", str(tmp_path / "rf"), "--json")
+    assert json.loads(rf.stdout)["nonlinearity_term"]["frobenius_norm"] == 0.0  # fixed features: no such curvature
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["landscape", "--dims", "3"], "expected --dims 1 or 2, got --dims 3"),
+        (["landscape", "--directions", "diagonal"], "unknown --directions 'diagonal'"),
+        (["landscape", "--steps", "1", "--at", "init"], "expected steps to be an integer >= 2, got steps=1"),
+        (["landscape", "--at", "middle"], "unknown --at 'middle'"),
+        (["spectrum", "--k", "0"], "expected k to be an integer >= 1, got k=0"),
+    ],
+)
+def test_landscape_and_spectrum_bad_input(args, message, tmp_path):
+    result = losslab(*args, "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

@@ -77,10 +77,12 @@ def spectrum_png(grid, density, path: str | Path, *, eigenvalues=None, title: st
     """A spectral density ρ(λ) on ``grid`` (log scale), with exact or Ritz ``eigenvalues`` as ticks."""
     grid, density = _np(grid), _np(density)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.semilogy(grid, np.maximum(density, 1e-12), color="C0", lw=1.5)
+    floor = max(float(density.max()), 1e-300) * 1e-8  # show eight decades below the peak
+    ax.semilogy(grid, np.maximum(density, floor), color="C0", lw=1.5)
+    ax.set_ylim(bottom=floor)
     if eigenvalues is not None:
         ev = _np(eigenvalues)
-        ax.plot(ev, np.full_like(ev, max(density.max(), 1e-12) * 1.5), "|", color="C3", ms=12, label="eigenvalues")
+        ax.plot(ev, np.full_like(ev, max(density.max(), 1e-12) * 1.5), "|", color="C3", ms=12, label="Lanczos eigenvalues")
         ax.legend(fontsize=8)
     ax.axvline(0.0, color="0.6", lw=1, ls="--")
     ax.set(xlabel="eigenvalue λ", ylabel="density", title=title)

@@ -1,0 +1,15 @@
+"""The ``losslab`` command line: ``check``, ``examples``, ``landscape``, ``spectrum``, ``demo``.
+
+Bad input becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from . import check, demo, landscape, spectrum  # noqa: F401  (each registers its command)
+from .app import app
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "run"]

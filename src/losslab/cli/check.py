@@ -1,0 +1,90 @@
+"""``losslab check`` and ``losslab examples``: the convexity verdict, with its evidence."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from ..convexity import ConvexityReport, check_convexity
+from ..examples import EXAMPLES
+from ..problem import Problem
+from .app import app
+from .common import (
+    COLORS,
+    ActivationOpt,
+    DataOpt,
+    DegreeOpt,
+    ExampleOpt,
+    GroupOpt,
+    HiddenOpt,
+    JsonOpt,
+    L2Opt,
+    LossOpt,
+    ModelOpt,
+    NOpt,
+    OutBiasOpt,
+    SeedOpt,
+    WidthOpt,
+    err_console,
+    friendly_errors,
+    make_problem,
+    out,
+)
+
+
+def print_report(report: ConvexityReport, problem: Problem) -> None:
+    """The verdict, its evidence, and what was tried, for a person."""
+    color = COLORS[report.verdict]
+    out.print(f"[bold]{report.problem}[/bold]")
+    out.print(f"verdict: [bold {color}]{report.verdict}[/bold {color}]")
+    out.print(report.explanation(), highlight=False)
+    if report.witness is not None:
+        check = report.witness.verify(problem)
+        la, lb, lm = check.losses
+        out.print(f"  re-checked in float64: L(a) = {la:.10g}, L(b) = {lb:.10g}, L(middle) = {lm:.10g}, "
+                  f"gap = {check.gap:.6g} > bound = {check.bound:.3g}: {'holds' if check.holds else 'FAILS'}", highlight=False)
+    if report.search is not None:
+        s = report.search
+        out.print(f"  tried: {s.chords} chords — " + ", ".join(f"{k} {v}" for k, v in s.by_strategy.items()), highlight=False)
+        out.print("  around: " + "; ".join(s.centers), highlight=False)
+        for where, value in s.curvature:
+            out.print(f"  smallest Hessian eigenvalue {value:.4g} at {where}", highlight=False)
+    if report.by_group:
+        table = Table("group", "verdict", "evidence", title="each group alone, the others fixed")
+        for g, r in report.by_group.items():
+            evidence = r.proof.rule if r.proof else r.witness.source if r.witness else f"{r.search.chords} chords"
+            table.add_row(g, f"[{COLORS[r.verdict]}]{r.verdict}[/]", evidence)
+        out.print(table)
+
+
+@app.command()
+@friendly_errors
+def check(
+    model: ModelOpt = "two-layer", data_name: DataOpt = "cubic", n: NOpt = 200, loss: LossOpt = "mse", width: WidthOpt = 8,
+    activation: ActivationOpt = "relu", degree: DegreeOpt = 3, hidden: HiddenOpt = "8,8", out_bias: OutBiasOpt = False,
+    group: GroupOpt = None, l2: L2Opt = 0.0, example: ExampleOpt = None, seed: SeedOpt = 0,
+    budget: int = typer.Option(4000, help="most chords the witness search evaluates"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Is the loss convex in the parameters? A proof, a certified witness, or what was tried."""
+    problem, groups = make_problem(model=model, data_name=data_name, n=n, loss=loss, width=width, activation=activation,
+                                   degree=degree, hidden=hidden, out_bias=out_bias, l2=l2, example=example, group=group, seed=seed)
+    with err_console.status("looking for a proof, then for a witness…") as status:
+        report = check_convexity(problem, groups=groups, seed=seed, budget=budget, progress=status.update)
+    if as_json:
+        result = report.to_dict()
+        result["witness_verified"] = report.witness.verify(problem).holds if report.witness else None
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_report(report, problem)
+
+
+@app.command()
+def examples() -> None:
+    """List the built-in examples and the verdict theory predicts for each."""
+    table = Table("name", "problem", "expected", "why")
+    for e in EXAMPLES.values():
+        table.add_row(e.name, e.title, e.expected, e.why)
+    out.print(table)

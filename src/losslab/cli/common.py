@@ -1,0 +1,145 @@
+"""What the commands share: building a Problem from options, one-line errors, safe writes."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .. import data
+from .._checks import LosslabError, choice
+from ..examples import EXAMPLES, get_example
+from ..fit import train
+from ..models import MLP, Linear, Model, Polynomial, RandomFeatures, TwoLayer
+from ..problem import Problem
+
+out = Console()
+err_console = Console(stderr=True)
+MODELS = ("polynomial", "random-features", "linear", "logistic", "two-layer", "mlp", "deep-linear")
+COLORS = {"convex": "green", "non-convex": "red", "no violation found": "yellow"}
+
+# Options shared by every command that builds a problem.
+ModelOpt = Annotated[str, typer.Option("--model", help=f"one of: {', '.join(MODELS)}")]
+DataOpt = Annotated[str, typer.Option("--data", help=f"one of: {', '.join(data.DATASETS)}")]
+NOpt = Annotated[int, typer.Option("--n", help="number of examples")]
+LossOpt = Annotated[str, typer.Option("--loss", help="mse, bce or cross_entropy")]
+WidthOpt = Annotated[int, typer.Option("--width", help="hidden width (two-layer, random-features)")]
+ActivationOpt = Annotated[str, typer.Option("--activation", help="relu, tanh, sigmoid or identity")]
+DegreeOpt = Annotated[int, typer.Option("--degree", help="polynomial degree")]
+HiddenOpt = Annotated[str, typer.Option("--hidden", help="mlp hidden widths, comma-separated")]
+OutBiasOpt = Annotated[bool, typer.Option("--out-bias", help="two-layer: add an output bias c")]
+GroupOpt = Annotated[list[str] | None, typer.Option("--group", help="analyse these groups only (repeatable), the others fixed")]
+L2Opt = Annotated[float, typer.Option("--l2", help="weight of l2·‖θ‖²")]
+ExampleOpt = Annotated[str | None, typer.Option("--example", help=f"a built-in example instead of --model/--data: {', '.join(EXAMPLES)}")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed for data, init and every random choice")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def friendly_errors(command):
+    """Turn a LosslabError (or running out of memory) in ``command`` into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LosslabError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except (MemoryError, RuntimeError) as err:
+            if not isinstance(err, MemoryError) and "allocate" not in str(err):
+                raise
+            print(f"error: out of memory ({str(err).splitlines()[0]}); choose smaller sizes", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def build_model(
+    name: str, d_in: int, *, width: int, activation: str, degree: int, hidden: str, out_bias: bool, seed: int, d_out: int = 1
+) -> Model:
+    """The model a CLI name and options describe, for inputs of width ``d_in`` (and ``d_out`` logits: mlp only)."""
+    name = choice("model", name, MODELS)
+    if d_out != 1 and name not in ("mlp", "deep-linear"):
+        raise LosslabError(f"expected --model mlp or deep-linear for {d_out} class logits (cross_entropy), got --model {name}")
+    if name == "polynomial":
+        return Polynomial(d_in, degree)
+    if name == "random-features":
+        return RandomFeatures(d_in, width, activation, seed=seed)
+    if name in ("linear", "logistic"):
+        return Linear(d_in, output="sigmoid" if name == "logistic" else None)
+    if name == "two-layer":
+        return TwoLayer(d_in, width, activation, out_bias=out_bias)
+    try:
+        sizes = [int(w) for w in hidden.split(",") if w.strip()]
+    except ValueError:
+        raise LosslabError(f"expected --hidden as comma-separated widths like 8,8, got {hidden!r}") from None
+    return MLP([d_in, *sizes, d_out], "identity" if name == "deep-linear" else activation)
+
+
+def make_problem(
+    *, model: str, data_name: str, n: int, loss: str, width: int, activation: str, degree: int, hidden: str,
+    out_bias: bool, l2: float, example: str | None, group: list[str] | None, seed: int,
+) -> tuple[Problem, list[str] | None]:
+    """The problem (and groups to analyse) the shared options describe."""
+    if example:
+        if group:
+            raise LosslabError(f"expected either --example or --group, got both (--example {example} fixes its own groups)")
+        return get_example(example).build(seed)
+    X, y = data.make(data_name, n, seed=seed)
+    classes = int(y.max()) + 1 if loss == "cross_entropy" and not y.dtype.is_floating_point else 1
+    net = build_model(model, X.shape[1], width=width, activation=activation, degree=degree, hidden=hidden,
+                      out_bias=out_bias, seed=seed, d_out=classes)
+    return Problem(net, X, y, loss=loss, l2=l2), (list(group) if group else None)
+
+
+def analysis_point(problem: Problem, at: str, *, train_steps: int, seed: int, lr: float = 1e-2):
+    """θ to analyse at: ``"init"`` (the model's initial point) or ``"trained"`` (Adam from it); also the trajectory."""
+    choice("--at", at, ("init", "trained"))
+    start = problem.default_theta(seed)
+    if at == "init":
+        return start, None
+    if train_steps < 1:
+        raise LosslabError(f"expected --train-steps >= 1 with --at trained, got --train-steps {train_steps}")
+    with err_console.status(f"training ({train_steps} Adam steps)…"):
+        run = train(problem, optimizer="adam", lr=lr, steps=train_steps, seed=seed, theta0=start)
+    return run.theta.detach(), run
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any work if ``folder`` cannot be created and written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise LosslabError(f"expected --out to be a folder losslab can write, got {str(folder)!r}: {err.strerror or err}") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; on success rename it to ``path`` (never half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

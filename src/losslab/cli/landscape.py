@@ -1,0 +1,128 @@
+"""``losslab landscape``: a 1-D or 2-D slice of the loss, as data (.npz), PNG and interactive HTML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .._checks import LosslabError, choice, positive_int
+from ..landscape import discrete_convexity, eigenvector_directions, filter_normalized, line, pca_directions, plane, random_direction
+from ..report import line_png, plane_contour_png, plane_surface_html
+from .app import app
+from .common import (
+    ActivationOpt,
+    DataOpt,
+    DegreeOpt,
+    ExampleOpt,
+    GroupOpt,
+    HiddenOpt,
+    JsonOpt,
+    L2Opt,
+    LossOpt,
+    ModelOpt,
+    NOpt,
+    OutBiasOpt,
+    SeedOpt,
+    WidthOpt,
+    analysis_point,
+    atomic_path,
+    check_writable,
+    err_console,
+    friendly_errors,
+    make_problem,
+    out,
+)
+
+DIRECTIONS = ("filter", "random", "eigen", "pca")
+
+
+@app.command()
+@friendly_errors
+def landscape(
+    model: ModelOpt = "two-layer", data_name: DataOpt = "cubic", n: NOpt = 200, loss: LossOpt = "mse", width: WidthOpt = 8,
+    activation: ActivationOpt = "tanh", degree: DegreeOpt = 3, hidden: HiddenOpt = "8,8", out_bias: OutBiasOpt = False,
+    group: GroupOpt = None, l2: L2Opt = 0.0, example: ExampleOpt = None, seed: SeedOpt = 0,
+    dims: int = typer.Option(2, help="1: the line from the initial to the trained point; 2: a plane around --at"),
+    directions: str = typer.Option(
+        "filter", help="plane directions: filter (Li et al. 2018), random, eigen (top-2 Hessian), pca (of training)"
+    ),
+    at: str = typer.Option("trained", help="centre of the plane: init or trained"),
+    train_steps: int = typer.Option(300, help="Adam steps to the trained point"),
+    steps: int = typer.Option(41, help="grid points per axis"),
+    span: float = typer.Option(1.0, help="half-width of the plane in units of the directions"),
+    out_dir: Path = typer.Option(Path("losslab-landscape"), "--out", help="folder for landscape.npz, .png and .html"),
+    as_json: JsonOpt = False,
+) -> None:
+    """A slice of the loss landscape: the line init → trained, or a plane; with its discrete convexity."""
+    dims = positive_int("dims", dims)
+    if dims not in (1, 2):
+        raise LosslabError(f"expected --dims 1 or 2, got --dims {dims}")
+    choice("--directions", directions, DIRECTIONS)
+    check_writable(out_dir)
+    full, groups = make_problem(model=model, data_name=data_name, n=n, loss=loss, width=width, activation=activation,
+                                degree=degree, hidden=hidden, out_bias=out_bias, l2=l2, example=example, group=group, seed=seed)
+    problem = full if groups is None else full.restrict(groups, at=full.default_theta(seed))
+    needs_training = dims == 1 or at == "trained" or directions == "pca"
+    center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
+    files = {}
+    with err_console.status("evaluating the slice…"):
+        if dims == 1:
+            result = line(problem, run.thetas[0], run.theta, steps=steps, extend=(0.25, 0.25))
+            title = "loss along the line from the initial to the trained point"
+        else:
+            if at == "init":
+                center = problem.default_theta(seed)
+            if directions == "pca":
+                pca = pca_directions(run.thetas, k=2)
+                d1, d2 = pca.directions[0], pca.directions[1]
+                center = run.theta
+            elif directions == "eigen":
+                d1, d2 = eigenvector_directions(problem, center, k=2, which="largest", seed=seed).directions
+            elif directions == "random":
+                d1, d2 = random_direction(problem, seed=seed), random_direction(problem, seed=seed + 1)
+            else:
+                d1 = filter_normalized(problem, center, random_direction(problem, seed=seed))
+                d2 = filter_normalized(problem, center, random_direction(problem, seed=seed + 1))
+            result = plane(problem, center, d1, d2, steps=steps, span=span, seed=seed)
+            title = f"loss on a plane ({directions} directions) around the {at} point"
+        convexity = discrete_convexity(result, problem=problem)
+    with atomic_path(out_dir / "landscape.npz") as tmp:
+        result.save(tmp)
+    files["data"] = str(out_dir / "landscape.npz")
+    with atomic_path(out_dir / "landscape.png") as tmp:
+        (line_png if dims == 1 else plane_contour_png)(result, tmp, title=title)
+    files["png"] = str(out_dir / "landscape.png")
+    if dims == 2:
+        with atomic_path(out_dir / "landscape.html") as tmp:
+            plane_surface_html(result, tmp, title=title)
+        files["html"] = str(out_dir / "landscape.html")
+    summary = {
+        "problem": problem.describe(),
+        "dims": dims,
+        "method": getattr(result, "method", "grid"),
+        "directions": directions if dims == 2 else "init → trained",
+        "loss_min": float(result.losses.min()),
+        "loss_max": float(result.losses.max()),
+        "discrete_convexity": {
+            "second_differences_checked": convexity.checked,
+            "negative_beyond_rounding": convexity.violations,
+            "most_negative": convexity.most_negative,
+            "at": list(convexity.most_negative_at) if convexity.most_negative_at else None,
+            "confirmed_in_float64": convexity.confirmed_in_float64,
+        },
+        "files": files,
+        "seed": seed,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    out.print(f"[bold]{summary['problem']}[/bold]")
+    out.print(f"{'line' if dims == 1 else 'plane'} of {result.losses.numel()} points ({summary['method']}): "
+              f"loss from {summary['loss_min']:.6g} to {summary['loss_max']:.6g}", highlight=False)
+    dc = summary["discrete_convexity"]
+    count = dc["negative_beyond_rounding"]
+    verdict = "none" if count == 0 else f"{count} (most negative {dc['most_negative']:.3g})"
+    out.print(f"negative second differences beyond rounding: {verdict} of {dc['second_differences_checked']}", highlight=False)
+    out.print("wrote " + ", ".join(files.values()), highlight=False)

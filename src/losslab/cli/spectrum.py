@@ -1,0 +1,119 @@
+"""``losslab spectrum``: extreme Hessian eigenvalues with bounds, trace, density, and the H − GGN term."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .._checks import positive_int
+from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, hutchpp, nonlinearity_curvature, spectral_density
+from ..report import spectrum_png
+from .app import app
+from .common import (
+    ActivationOpt,
+    DataOpt,
+    DegreeOpt,
+    ExampleOpt,
+    GroupOpt,
+    HiddenOpt,
+    JsonOpt,
+    L2Opt,
+    LossOpt,
+    ModelOpt,
+    NOpt,
+    OutBiasOpt,
+    SeedOpt,
+    WidthOpt,
+    analysis_point,
+    atomic_path,
+    check_writable,
+    err_console,
+    friendly_errors,
+    make_problem,
+    out,
+)
+
+
+def _eig_rows(result) -> list[dict]:
+    return [{"value": float(v), "bound": float(b), "converged": bool(c)} for v, b, c in zip(result.values, result.bounds, result.converged)]
+
+
+@app.command()
+@friendly_errors
+def spectrum(
+    model: ModelOpt = "two-layer", data_name: DataOpt = "cubic", n: NOpt = 200, loss: LossOpt = "mse", width: WidthOpt = 8,
+    activation: ActivationOpt = "tanh", degree: DegreeOpt = 3, hidden: HiddenOpt = "8,8", out_bias: OutBiasOpt = False,
+    group: GroupOpt = None, l2: L2Opt = 0.0, example: ExampleOpt = None, seed: SeedOpt = 0,
+    at: str = typer.Option("trained", help="where: init or trained"),
+    train_steps: int = typer.Option(300, help="Adam steps to the trained point"),
+    k: int = typer.Option(3, help="how many eigenvalues at each end"),
+    probes: int = typer.Option(10, help="random probes for the trace and the density"),
+    out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help="folder for spectrum.png and spectrum.json"),
+    as_json: JsonOpt = False,
+) -> None:
+    """The Hessian's spectrum at a point, and how much of it comes from the model being nonlinear in its parameters."""
+    k = positive_int("k", k)
+    probes = positive_int("probes", probes)
+    check_writable(out_dir)
+    full, groups = make_problem(model=model, data_name=data_name, n=n, loss=loss, width=width, activation=activation,
+                                degree=degree, hidden=hidden, out_bias=out_bias, l2=l2, example=example, group=group, seed=seed)
+    problem = full if groups is None else full.restrict(groups, at=full.default_theta(seed))
+    theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
+    with err_console.status("Lanczos for the extreme eigenvalues…") as status:
+        H = HessianOperator(problem, theta)
+        k = min(k, problem.n_params)
+        top = eigs(H, k=k, which="largest", seed=seed)
+        bottom = eigs(H, k=k, which="smallest", seed=seed)
+        status.update("trace (Hutch++) and density (stochastic Lanczos quadrature)…")
+        trace = hutchpp(H, samples=max(3, 3 * probes), seed=seed)
+        density = spectral_density(H, probes=probes, steps=min(40, problem.n_params), seed=seed)
+        status.update("the nonlinearity term H − GGN…")
+        D = nonlinearity_curvature(problem, theta)
+        d_norm = frobenius_norm(D, samples=max(2, probes), seed=seed)
+        h_norm = frobenius_norm(H, samples=max(2, probes), seed=seed)
+        g_norm = frobenius_norm(GGNOperator(problem, theta), samples=max(2, probes), seed=seed)
+        d_extreme = eigs(D, k=1, which="both", seed=seed) if problem.n_params > 1 else eigs(D, k=1, seed=seed)
+        point = classify(problem, theta, seed=seed)
+    with atomic_path(out_dir / "spectrum.png") as tmp:
+        spectrum_png(density.grid, density.density, tmp, eigenvalues=list(bottom.values) + list(top.values),
+                     title=f"Hessian spectral density at the {at} point")
+    summary = {
+        "problem": problem.describe(),
+        "at": at,
+        "gradient_norm": point.grad_norm,
+        "critical_point": {"kind": point.kind, "reason": point.reason},
+        "largest": _eig_rows(top),
+        "smallest": _eig_rows(bottom),
+        "trace": {"estimate": trace.estimate, "stderr": trace.stderr, "method": trace.method},
+        "hessian_frobenius_norm": h_norm.estimate,
+        "ggn_frobenius_norm": g_norm.estimate,
+        "nonlinearity_term": {
+            "frobenius_norm": d_norm.estimate,
+            "relative_to_hessian": d_norm.estimate / h_norm.estimate if h_norm.estimate else None,
+            "extreme_eigenvalues": _eig_rows(d_extreme),
+        },
+        "hessian_vector_products": top.matvecs + bottom.matvecs + trace.matvecs + density.matvecs,
+        "files": {"png": str(out_dir / "spectrum.png"), "json": str(out_dir / "spectrum.json")},
+        "seed": seed,
+    }
+    with atomic_path(out_dir / "spectrum.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    out.print(f"[bold]{summary['problem']}[/bold] at the {at} point: ‖∇L‖ = {point.grad_norm:.3g}, {point.kind} ({point.reason})",
+              highlight=False)
+    table = Table("end", "eigenvalue", "± bound", "converged")
+    for end, rows in (("smallest", summary["smallest"]), ("largest", summary["largest"])):
+        for r in rows:
+            table.add_row(end, f"{r['value']:.6g}", f"{r['bound']:.2g}", "yes" if r["converged"] else "no")
+    out.print(table)
+    out.print(f"trace ≈ {trace.estimate:.6g} ± {trace.stderr:.2g} (Hutch++)", highlight=False)
+    nl = summary["nonlinearity_term"]
+    rel = f" = {nl['relative_to_hessian']:.3g} of ‖H‖_F" if nl["relative_to_hessian"] is not None else ""
+    out.print(f"H − GGN (curvature from the model being nonlinear in its parameters): ‖·‖_F ≈ {nl['frobenius_norm']:.4g}{rel}",
+              highlight=False)
+    out.print("wrote " + ", ".join(summary["files"].values()), highlight=False)
