@@ -1,6 +1,6 @@
 """losslab: is this loss convex in the parameters, and why (not)?"""
 
-from . import data, models
+from . import curvature, data, landscape, models
 from ._checks import LosslabError
 from .convexity import ConvexityReport, check_convexity
 from .losses import LOSSES, Loss
@@ -8,4 +8,16 @@ from .problem import Problem
 
 __version__ = "0.1.0"
 
-__all__ = ["LOSSES", "ConvexityReport", "Loss", "LosslabError", "Problem", "__version__", "check_convexity", "data", "models"]
+__all__ = [
+    "LOSSES",
+    "ConvexityReport",
+    "Loss",
+    "LosslabError",
+    "Problem",
+    "__version__",
+    "check_convexity",
+    "curvature",
+    "data",
+    "landscape",
+    "models",
+]
