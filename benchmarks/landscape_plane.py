@@ -8,6 +8,7 @@ For each problem it prints the median wall time of several repeats (whole calls,
 included) of
 
 * ``losslab.landscape.plane`` (batched or per-point fast path, chosen by size),
+* the same with the previous kernels (``fast._LEGACY``: ``baddbmm`` first layer, ``torch.tanh_``),
 * ``loss_landscapes.random_plane`` (pip package loss-landscapes 3.0.6, filter normalisation),
 * a plain loop over the points with an ``nn.Module`` forward (weights copied in),
 
@@ -25,7 +26,7 @@ from copy import deepcopy
 import torch
 
 from losslab import Problem
-from losslab.landscape import plane
+from losslab.landscape import fast, plane
 from losslab.landscape.evaluate import backend
 from losslab.models import MLP
 
@@ -88,6 +89,13 @@ def main() -> None:
         def ours():
             plane(problem, center, steps=STEPS, span=1.0, seed=0)
 
+        def ours_before():
+            fast._LEGACY = True
+            try:
+                plane(problem, center, steps=STEPS, span=1.0, seed=0)
+            finally:
+                fast._LEGACY = False
+
         def theirs():
             loss_landscapes.random_plane(net, metric, distance=1, steps=STEPS, normalization="filter", deepcopy_model=True)
 
@@ -103,8 +111,8 @@ def main() -> None:
                         m.bias.copy_(p[f"b{i}"])
                     ((copy(X)[:, 0] - y) ** 2).mean()
 
-        times = {"losslab plane": median_seconds(ours, repeats), "loss-landscapes": median_seconds(theirs, repeats),
-                 "nn.Module loop": median_seconds(loop, repeats)}
+        times = {"losslab plane": median_seconds(ours, repeats), "losslab (before)": median_seconds(ours_before, repeats),
+                 "loss-landscapes": median_seconds(theirs, repeats), "nn.Module loop": median_seconds(loop, repeats)}
         base = times["losslab plane"]
         print(f"{name}: 41×41 = {points} points, losslab path: {backend(problem)}")
         for label, seconds in times.items():

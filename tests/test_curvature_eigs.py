@@ -188,3 +188,103 @@ BAD = [
 def test_bad_input_raises_a_clear_error(make, match):
     with pytest.raises(LosslabError, match=match):
         make()
+
+
+def _nearest_other(true: torch.Tensor, value: float, target: float) -> float:
+    """Distance from ``value`` to the eigenvalues other than (one copy of) ``target``."""
+    others = true.clone()
+    others[(others - target).abs().argmin()] = float("inf")
+    return float((others - value).abs().min())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+@pytest.mark.parametrize("max_iter", [8, 12, 20, None])  # early stops: bounds well above rounding
+def test_gap_bounds_hold_against_eigvalsh_of_tiny_models(seed, which, max_iter):
+    X = torch.linspace(-2, 2, 30, dtype=DT)[:, None]
+    problem = Problem(TwoLayer(1, 12, "tanh", out_bias=True), X, torch.sin(2 * X[:, 0]), l2=0.01)
+    theta = problem.init(seed=seed)
+    H = torch.func.hessian(problem.loss)(theta)
+    true = torch.linalg.eigvalsh(H)
+    scale = float(true.abs().max())
+    k = 3
+    res = eigs(problem, theta, k=k, which=which, max_basis=10, max_iter=max_iter, seed=seed)
+    assert res.gap_bounds.shape == (k,) and torch.all(res.gap_bounds <= res.bounds)
+    nearest = (res.values[:, None] - true[None]).abs().min(1).values
+    assert torch.all(nearest <= res.bounds + 1e-12 * scale)  # the residual bound holds, always
+    residual = torch.linalg.vector_norm(H @ res.vectors - res.vectors * res.values, dim=0)
+    torch.testing.assert_close(residual, res.bounds, rtol=1e-3, atol=1e-13 * scale)
+    ref = expected(true, k, which)
+    for value, target, r, g in zip(res.values.tolist(), ref.tolist(), res.bounds.tolist(), res.gap_bounds.tolist()):
+        error = abs(value - target)
+        gap = _nearest_other(true, value, target)
+        if gap > r:
+            assert error <= r**2 / gap + 1e-12 * scale  # Kato–Temple with the true gap (a theorem)
+        if g < r and r**2 / g <= gap:  # the gap estimate r²/g was valid
+            assert error <= g * (1 + 1e-8) + 1e-12 * scale
+    if res.all_converged:
+        assert float((res.values - ref).abs().max()) <= 1e-9 * scale
+
+
+def test_gap_criterion_needs_fewer_products_than_the_residual_one():
+    X = torch.linspace(-2, 2, 60, dtype=DT)[:, None]
+    problem = Problem(TwoLayer(1, 100, "tanh"), X, torch.sin(2 * X[:, 0]))  # p = 300
+    theta = problem.init(seed=0)
+    H = torch.func.hessian(problem.loss)(theta)
+    true = torch.linalg.eigvalsh(H)
+    scale = float(true.abs().max())
+    total_new = total_old = 0
+    for which in ["largest", "both"]:
+        new = eigs(problem, theta, k=5, which=which)  # default: gap criterion, tol 1e-10
+        old = eigs(problem, theta, k=5, which=which, criterion="residual", verify=True)  # the previous default
+        assert new.criterion == "gap" and new.all_converged and old.all_converged
+        assert torch.all(new.gap_bounds <= new.tol * scale) and torch.all(new.bounds <= new.tol**0.5 * scale)
+        ref = expected(true, 5, which)
+        assert torch.all((new.values - ref).abs() <= new.gap_bounds + 1e-12 * scale)
+        assert torch.all((new.values - ref).abs() <= new.bounds + 1e-12 * scale)
+        total_new, total_old = total_new + new.matvecs, total_old + old.matvecs
+    assert total_new < 0.95 * total_old
+
+
+def test_float32_default_tol_and_criterion():
+    X = torch.linspace(-2, 2, 60, dtype=DT)[:, None]
+    p64 = Problem(TwoLayer(1, 100, "tanh"), X, torch.sin(2 * X[:, 0]))
+    theta = p64.init(seed=0)
+    true = torch.linalg.eigvalsh(torch.func.hessian(p64.loss)(theta))[-5:]
+    scale = float(true.abs().max())
+    new = eigs(p64.to(torch.float32), theta.float(), k=5)
+    old = eigs(p64.to(torch.float32), theta.float(), k=5, criterion="residual", verify=True)
+    assert new.tol == old.tol == pytest.approx(100 * torch.finfo(torch.float32).eps)
+    assert new.all_converged and new.matvecs <= old.matvecs  # no more products (this bulk-adjacent k-th value is hard)
+    assert float((new.values - true).abs().max()) <= 2 * new.tol * scale  # + float32 rounding of H itself
+
+
+def test_a_large_null_space_at_the_wanted_end_is_verified():
+    values = torch.cat([torch.zeros(150, dtype=DT), torch.linspace(0.5, 5.0, 50, dtype=DT)])
+    A = with_spectrum(values, seed=3)
+    res = eigs(MatrixOperator(A), k=3, which="smallest")  # verify=None: v₀ᵀAv₀ reaches the zeros, so check
+    assert res.all_converged and float(res.values.abs().max()) <= 1e-9
+    check(res, A, 3, "smallest", 5.0)
+    forced = eigs(MatrixOperator(A), k=3, which="smallest", verify=True)
+    torch.testing.assert_close(forced.values, res.values, rtol=0, atol=1e-9)
+
+
+def test_verification_is_skipped_when_random_directions_cannot_reach_the_wanted_end():
+    A = with_spectrum(spectrum())
+    op = Counted(A)
+    auto = eigs(op, k=4, which="largest")
+    forced = eigs(Counted(A), k=4, which="largest", verify=True)
+    assert forced.matvecs > auto.matvecs == op.count
+    check(auto, A, 4, "largest", 25.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"criterion": "eigenvalue"}, "unknown criterion 'eigenvalue'"),
+        ({"verify": "yes"}, "expected verify to be True, False or None"),
+    ],
+)
+def test_bad_criterion_or_verify_raises(kwargs, match):
+    with pytest.raises(LosslabError, match=match):
+        eigs(_op(), **kwargs)

@@ -109,3 +109,36 @@ def test_fast_paths_with_a_sigmoid_link(loss, how):
     prob = Problem(MLP([2, 4, 3, 1], "tanh", out_activation="sigmoid"), X, y, loss, l2=0.01)
     Theta = 3 * points(prob, 9)  # large logits: bce must use the logit, not log σ
     assert rel_err(fast.loss_batch(prob, Theta, how), prob.loss_batch(Theta)) <= 1e-12
+
+
+@pytest.mark.parametrize("d_in", [1, 3, 6])
+@pytest.mark.parametrize("broadcast_max_in", [0, 4])
+@pytest.mark.parametrize("numpy_tanh", [True, False])
+def test_batched_first_layer_and_tanh_kernels(monkeypatch, d_in, broadcast_max_in, numpy_tanh):
+    """addcmul (narrow input) or baddbmm first layer, NumPy or torch tanh: all equal loss_batch."""
+    monkeypatch.setattr(fast, "BROADCAST_MAX_IN", broadcast_max_in)
+    monkeypatch.setattr(fast, "_LEGACY", not numpy_tanh)
+    g = torch.Generator().manual_seed(3)
+    X = torch.rand(31, d_in, generator=g, dtype=DT) * 2 - 1
+    y = torch.sin(3 * X.sum(1))
+    for model in (TwoLayer(d_in, 7, "tanh", out_bias=True), MLP([d_in, 5, 4, 1], "tanh"), MLP([d_in, 1], "tanh")):
+        for dtype, tol in ((DT, 1e-12), (torch.float32, 1e-6)):
+            prob = Problem(model, X, y, l2=0.01).to(dtype)
+            Theta = points(prob, 19)
+            want = prob.loss_batch(Theta)
+            for how in ("batched matmul", "per-point"):
+                assert rel_err(fast.loss_batch(prob, Theta, how), want) <= tol, (model, dtype, how)
+
+
+def test_numpy_tanh_matches_torch_tanh():
+    special = torch.tensor([0.0, -0.0, float("inf"), -float("inf")], dtype=DT)
+    x = torch.cat([torch.randn(1000, dtype=DT) * s for s in (1e-30, 1e-3, 1, 10, 1e3)] + [special])
+    for dtype, ulps in ((DT, 2), (torch.float32, 2)):
+        h = x.to(dtype).clone()
+        fast._tanh_(h)
+        want = torch.tanh(x.to(dtype))
+        assert torch.equal(h[-4:], want[-4:])
+        assert bool(((h - want).abs() <= ulps * torch.finfo(dtype).eps * want.abs()).all())
+    nan = torch.tensor([float("nan")])
+    fast._tanh_(nan)
+    assert bool(nan.isnan().all())

@@ -106,7 +106,9 @@ def classify(
         grad_tol: θ is critical when ‖∇L(θ)‖₂ ≤ grad_tol; default 1e-6 in float64, 1e-3 in float32.
         eig_tol: relative zero band: |curvature| ≤ eig_tol · max(|λ_min|, |λ_max|) counts as
             zero; default 1e-6 in float64, 1e-3 in float32.
-        tol, max_iter, seed: passed to :func:`~losslab.curvature.eigs` (which="both", k=2).
+        tol, max_iter, seed: passed to :func:`~losslab.curvature.eigs` (which="both", k=2,
+            ``criterion="residual"``: every sign decision uses the rigorous residual bounds, so
+            they are driven below tol·‖H‖ rather than only the estimated gap bounds).
 
     Returns:
         A :class:`CriticalPointResult`. The Hessian's extreme eigenpairs are computed even when θ
@@ -127,7 +129,8 @@ def classify(
     eig_tol = (1e-3 if single else 1e-6) if eig_tol is None else finite_float("eig_tol", eig_tol, nonnegative=True)
     grad_norm = float(torch.linalg.vector_norm(problem.grad(theta).detach().to(torch.float64)))
     p = problem.n_params
-    res = eigs(HessianOperator(problem, theta), k=min(2, p), which="both", tol=tol, max_iter=max_iter, seed=seed)
+    # criterion="residual": the signs are decided on the rigorous residual bounds, so make those small
+    res = eigs(HessianOperator(problem, theta), k=min(2, p), which="both", tol=tol, criterion="residual", max_iter=max_iter, seed=seed)
     lo, hi = float(res.values[0]), float(res.values[-1])
     blo, bhi = float(res.bounds[0]), float(res.bounds[-1])
     delta = eig_tol * max(abs(lo), abs(hi))

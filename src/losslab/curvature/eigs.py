@@ -9,23 +9,55 @@ twice, "CGS2"), so no ghost copies of converged eigenvalues appear; when the bas
 iteration restarts from the best Ritz vectors kept ("thick restart", Wu & Simon 2000, the
 symmetric case of Stewart's Krylov–Schur method), which keeps memory at ``max_basis`` vectors.
 
-Error bounds. For a symmetric A, any unit y and θ = yᵀAy, some eigenvalue λ of A satisfies
-|λ − θ| ≤ ‖Ay − θy‖ (Parlett, *The Symmetric Eigenvalue Problem*, ch. 4). The residual here
-is computed from the stored operator products A·V (so it is the true residual of the operator
-as evaluated, not the recurrence's estimate β|s_j|), at no extra products. The bound is about
-the *nearest* eigenvalue. Ritz values are Rayleigh quotients, so the smallest is ≥ λ_min and
-the largest ≤ λ_max always.
+Error bounds — two kinds, reported side by side.
+
+* ``bounds`` (rigorous). For a symmetric A, any unit y and θ = yᵀAy, some eigenvalue λ of A
+  satisfies |λ − θ| ≤ r = ‖Ay − θy‖ (Parlett, *The Symmetric Eigenvalue Problem*, Thm 4.5.1).
+  The residual is computed from the stored operator products A·V (the true residual of the
+  operator as evaluated, not the recurrence's estimate β|s_j|), at no extra products. The bound
+  is about the *nearest* eigenvalue, and needs nothing else.
+* ``gap_bounds`` (an estimate's consequence). If the open interval (θ − δ, θ + δ) holds no
+  eigenvalue of A other than the one θ approximates, then |λ − θ| ≤ r²/δ (Kato–Temple; Saad,
+  *Numerical Methods for Large Eigenvalue Problems*, 2nd ed., Thm 3.8; Parlett §11.5). Near
+  convergence this is far smaller than r: an eigenvalue is accurate to the *square* of its
+  residual. δ, the gap to the rest of the spectrum, is not known; it is estimated from the other
+  Ritz values, each widened by its own residual: δ_i = min_{j≠i} (|θ_i − θ_j| − r_j) over all
+  Ritz values of the current basis (LAPACK's and ARPACK's error-bound practice uses the
+  computed eigenvalues' gaps in the same way). ``gap_bounds[i]`` is r_i²/δ_i when δ_i > r_i,
+  else r_i (never more than the rigorous bound). It holds whenever the estimate is right, i.e.
+  when A has no eigenvalue closer to θ_i than δ_i other than the one found — which fails when
+  Lanczos has *missed* an eigenvalue (see below). Ritz values are Rayleigh quotients, so the
+  smallest is ≥ λ_min and the largest ≤ λ_max always.
+
+Convergence (``criterion="gap"``, the default): a pair is accepted when its gap bound is
+≤ tol·‖A‖ *and* its rigorous residual is ≤ √tol·‖A‖. The first condition is the eigenvalue
+accuracy asked for; the second keeps the estimated gap from carrying the whole claim: the true
+eigenvalue is always within √tol·‖A‖, and the gap estimate is only trusted once the residuals
+of the neighbouring Ritz values are small enough to make it meaningful (a neighbour with a
+large residual shrinks δ and turns the gap bound back into r). Since r²/δ ≈ the actual error of
+a Ritz value near convergence, this stops about when the eigenvalues are as accurate as asked —
+roughly half the iterations that a residual ≤ tol·‖A‖ test needs (its eigenvalues are then
+accurate to ~tol²). ``criterion="residual"`` is that stricter test: every rigorous bound
+≤ tol·‖A‖ (use it when the bounds themselves must be small, e.g. for sign decisions near zero
+as in :func:`~losslab.curvature.classify`).
 
 Multiple eigenvalues. In exact arithmetic a Krylov space from one start vector holds one
 eigenvector per distinct eigenvalue, so a multiple eigenvalue can be returned fewer times than
 its multiplicity — and the k-th value returned is then a later eigenvalue, still within its
-bound of *an* eigenvalue. Two guards: when the space becomes invariant (β ≈ 0, e.g. a low-rank
-operator) the iteration continues from a fresh random direction orthogonal to the basis, and
-once the wanted pairs converge one more fresh direction is added and the values must not move
-(one product). That catches a large null space the basis has nearly isolated (an
-over-parameterised least-squares Hessian at small p), not every missed copy; block Krylov
-methods would be needed for that. The extreme eigenvalue itself (k = 1 per end, as in
-:func:`~losslab.curvature.classify`) is not affected by its multiplicity.
+rigorous bound of *an* eigenvalue (but not necessarily within its gap bound of the k-th). Two
+guards: when the space becomes invariant (β ≈ 0, e.g. a low-rank operator) the iteration
+continues from a fresh random direction orthogonal to the basis; and once the wanted pairs
+converge, one more fresh direction can be added and the values must not move (one product).
+Adding a unit vector q ⟂ V with Rayleigh quotient α moves converged wanted values by at most
+about Σ(r_iᵀq)²/|θ_i − α| unless α itself reaches the wanted end of the spectrum — which happens
+when a high-multiplicity eigenvalue there dominates random directions (the large null space of
+an over-parameterised least-squares Hessian, for ``which="smallest"``). ``verify=None`` (the
+default) therefore adds the fresh direction only when a random direction's Rayleigh quotient can
+reach the wanted values: when the start vector's (v₀ᵀAv₀, free) is within 6 estimated standard
+deviations of them (the spread of vᵀAv over random unit v, √(2/(p+2))·√(‖Av₀‖² − (v₀ᵀAv₀)²),
+also from the first product). ``verify=True`` always checks, ``False`` never. Neither catches
+every missed copy; block Krylov methods would be needed for that. The extreme eigenvalue itself
+(k = 1 per end, as in :func:`~losslab.curvature.classify`) is not affected by its multiplicity.
 
 Products run in the operator's dtype; the Lanczos vectors and T are float64 torch tensors, so
 no SciPy/BLAS thread pool competes with torch's.
@@ -33,6 +65,7 @@ no SciPy/BLAS thread pool competes with torch's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,38 +73,48 @@ import torch
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from .operator import CurvatureOperator, as_operator
 
-__all__ = ["WHICH", "EigenResult", "eigs"]
+__all__ = ["CRITERIA", "WHICH", "EigenResult", "eigs"]
 
 WHICH = ("largest", "smallest", "both")
+CRITERIA = ("gap", "residual")
 F64 = torch.float64
+_SPREADS = 6.0  # how many estimated standard deviations of vᵀAv (random unit v) make the fresh-direction check worth a product
 
 
 @dataclass(frozen=True)
 class EigenResult:
-    """k Ritz pairs of a symmetric operator with residual error bounds.
+    """k Ritz pairs of a symmetric operator with error bounds.
 
     Attributes:
         values: Ritz values (Rayleigh quotients), ascending, shape (k,), float64.
         vectors: unit Ritz vectors, shape (p, k), float64; column i goes with ``values[i]``.
-        bounds: ‖A y_i − θ_i y_i‖, shape (k,): some eigenvalue of A lies within ``bounds[i]``
-            of ``values[i]`` (up to the rounding of the products themselves).
-        converged: shape (k,) bool, ``bounds <= tol · norm_estimate``.
+        bounds: ‖A y_i − θ_i y_i‖, shape (k,): rigorous — some eigenvalue of A lies within
+            ``bounds[i]`` of ``values[i]`` (up to the rounding of the products themselves).
+        gap_bounds: shape (k,), ≤ ``bounds``: the Kato–Temple bound r_i²/δ_i with the gap δ_i
+            *estimated* from the other Ritz values (module docstring): the eigenvalue that
+            ``values[i]`` approximates lies within ``gap_bounds[i]`` of it whenever no other
+            eigenvalue of A lies within δ_i of ``values[i]`` — true unless Lanczos missed one.
+        converged: shape (k,) bool: with ``criterion="gap"``, ``gap_bounds <= tol · norm_estimate``
+            and ``bounds <= √tol · norm_estimate``; with ``"residual"``, ``bounds <= tol · norm_estimate``.
         matvecs: operator–vector products used.
         which: ``"largest"``, ``"smallest"`` or ``"both"`` (⌊k/2⌋ smallest and ⌈k/2⌉ largest).
         tol: the relative tolerance used.
         norm_estimate: max |Ritz value| seen, a lower bound on ‖A‖₂ (the scale of ``tol``).
         method: ``"lanczos"`` or ``"dense"`` (tiny p: the matrix from p products, then eigh).
+        criterion: ``"gap"`` or ``"residual"``, the convergence test used.
     """
 
     values: torch.Tensor
     vectors: torch.Tensor
     bounds: torch.Tensor
+    gap_bounds: torch.Tensor
     converged: torch.Tensor
     matvecs: int
     which: str
     tol: float
     norm_estimate: float
     method: str
+    criterion: str = "gap"
 
     @property
     def all_converged(self) -> bool:
@@ -98,6 +141,44 @@ def _ritz(V: torch.Tensor, AV: torch.Tensor, S: torch.Tensor) -> tuple[torch.Ten
     return rq, Y, torch.linalg.vector_norm(AY - Y * rq, dim=0)
 
 
+def _gap_bounds(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Quadratic (Kato–Temple type) bounds of the pairs ``idx`` among all Ritz pairs (theta, res), gaps estimated.
+
+    Ritz values whose residual intervals [θ − r, θ + r] touch are grouped into clusters (a
+    multiple or tight eigenvalue); a cluster C with ρ = (Σ_C r_i²)^½ (≥ the 2-norm of its residual
+    block, the Ritz vectors being orthonormal) and estimated gap δ = min over i ∈ C, j ∉ C of
+    |θ_i − θ_j| − r_j bounds each of its errors by ρ²/δ when δ > ρ (Mathias, SIAM J. Matrix
+    Anal. Appl. 19 (1998), the subspace form of Kato–Temple; a one-value cluster is Kato–Temple
+    itself), else by r_i. Never more than r_i; r_i when there is no other Ritz value at all.
+    """
+    r = res[idx]
+    n = len(theta)
+    if n < 2:
+        return r.clone()
+    order = torch.argsort(theta)
+    t, q = theta[order].tolist(), res[order].tolist()
+    label, c = [0] * n, 0
+    for i in range(1, n):
+        c += t[i] - t[i - 1] > q[i] + q[i - 1]
+        label[i] = c
+    out = torch.empty_like(r)
+    position = {int(o): i for i, o in enumerate(order)}
+    for w, i in enumerate(idx.tolist()):
+        i = position[i]
+        members = [a for a in range(n) if label[a] == label[i]]
+        rho2 = sum(q[a] ** 2 for a in members)
+        others = [b for b in range(n) if label[b] != label[i]]
+        delta = min((abs(t[a] - t[b]) - q[b] for a in members for b in others), default=0.0)
+        out[w] = min(q[i], rho2 / delta) if delta > math.sqrt(rho2) else q[i]
+    return out
+
+
+def _converged(bounds: torch.Tensor, gap_bounds: torch.Tensor, tol: float, scale: float, criterion: str) -> torch.Tensor:
+    if criterion == "residual":
+        return bounds <= tol * scale
+    return (gap_bounds <= tol * scale) & (bounds <= math.sqrt(tol) * scale)
+
+
 def _apply(op: CurvatureOperator, v: torch.Tensor) -> torch.Tensor:
     return op.matvec(v.to(op.dtype)).to(F64)
 
@@ -111,35 +192,50 @@ def _random_orthogonal(V: torch.Tensor, gen: torch.Generator) -> torch.Tensor | 
     return v / n if n > 1e-8 else None
 
 
-def _result(values, vectors, bounds, tol, scale, matvecs, which, method) -> EigenResult:
+def _reaches(alpha: float, spread: float, values: torch.Tensor, k: int, which: str) -> bool:
+    """Whether a random direction's Rayleigh quotient (≈ alpha ± spread) can reach the wanted values (ascending)."""
+    top = bool(alpha + _SPREADS * spread >= float(values[k // 2 if which == "both" else 0]))
+    bottom = bool(alpha - _SPREADS * spread <= float(values[k // 2 - 1 if which == "both" else -1]))
+    if which == "largest":
+        return top
+    if which == "smallest":
+        return bottom
+    return top or (k >= 2 and bottom)
+
+
+def _result(values, vectors, bounds, gap_bounds, tol, scale, matvecs, which, method, criterion) -> EigenResult:
     order = torch.argsort(values)
-    bounds = bounds[order]
+    bounds, gap_bounds = bounds[order], gap_bounds[order]
     return EigenResult(
         values=values[order],
         vectors=vectors[:, order].contiguous(),
         bounds=bounds,
-        converged=bounds <= tol * scale,
+        gap_bounds=gap_bounds,
+        converged=_converged(bounds, gap_bounds, tol, scale, criterion),
         matvecs=matvecs,
         which=which,
         tol=tol,
         norm_estimate=scale,
         method=method,
+        criterion=criterion,
     )
 
 
-def _dense(op: CurvatureOperator, k: int, which: str, tol: float) -> EigenResult:
+def _dense(op: CurvatureOperator, k: int, which: str, tol: float, criterion: str) -> EigenResult:
     p = op.shape[0]
     A = op.matmat(torch.eye(p, dtype=op.dtype)).to(F64)  # column j = A e_j, a true product
-    theta, S = torch.linalg.eigh((A + A.T) / 2)
-    S = S[:, _wanted(p, k, which)]
-    AY = A @ S
-    rq = (S * AY).sum(0)
-    bounds = torch.linalg.vector_norm(AY - S * rq, dim=0)
-    scale = float(theta.abs().max())
-    return _result(rq, S, bounds, tol, scale, p, which, "dense")
+    _, S = torch.linalg.eigh((A + A.T) / 2)
+    AS = A @ S
+    rq = (S * AS).sum(0)
+    res = torch.linalg.vector_norm(AS - S * rq, dim=0)
+    idx = _wanted(p, k, which)
+    scale = float(rq.abs().max())
+    return _result(rq[idx], S[:, idx], res[idx], _gap_bounds(rq, res, idx), tol, scale, p, which, "dense", criterion)
 
 
-def _lanczos(op: CurvatureOperator, k: int, which: str, tol: float, m: int, max_iter: int, seed: int) -> EigenResult:
+def _lanczos(
+    op: CurvatureOperator, k: int, which: str, tol: float, criterion: str, m: int, max_iter: int, seed: int, verify: bool | None
+) -> EigenResult:
     p = op.shape[0]
     gen = torch.Generator().manual_seed(seed)
     V, AV = torch.zeros(m, p, dtype=F64), torch.zeros(m, p, dtype=F64)
@@ -147,12 +243,20 @@ def _lanczos(op: CurvatureOperator, k: int, which: str, tol: float, m: int, max_
     v = torch.randn(p, generator=gen, dtype=F64)
     v = v / torch.linalg.vector_norm(v)
     j, products, scale = 0, 0, 0.0
-    verified = None  # the wanted Ritz values when they last converged
+    alpha = spread = 0.0  # v₀ᵀAv₀ and the spread of vᵀAv over random unit v, from the first product
+    verified = None  # the wanted Ritz values when they last converged, before a fresh-direction check
+
+    def finish(rq, Y, res, idx):
+        return _result(rq[idx], Y[:, idx], res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
+
     while True:
         V[j] = v
         w = _apply(op, v)
         products += 1
         AV[j] = w
+        if products == 1:
+            alpha = float(v @ w)
+            spread = math.sqrt(2.0 / (p + 2) * max(float(w @ w) - alpha**2, 0.0))
         size_w = float(torch.linalg.vector_norm(w))
         B = V[: j + 1]
         h = B @ w
@@ -169,20 +273,25 @@ def _lanczos(op: CurvatureOperator, k: int, which: str, tol: float, m: int, max_
         fresh = beta <= 1e-8 * size_w  # an invariant subspace: continue from a fresh direction orthogonal to it
         if j >= k:
             idx = _wanted(j, k, which)
-            estimate = beta * S[-1, idx].abs()  # ‖Ay − θy‖ by the Lanczos relation AV = VT + w e_jᵀ
-            if bool((estimate <= tol * scale).all()) or products >= max_iter or j == p:
-                rq, Y, res = _ritz(V[:j], AV[:j], S[:, idx])  # the true residuals, from the stored products
+            estimate = beta * S[-1].abs()  # ‖Ay − θy‖ of every Ritz pair by the Lanczos relation AV = VT + w e_jᵀ
+            hopeful = bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
+            if hopeful or products >= max_iter or j == p:
+                rq, Y, res = _ritz(V[:j], AV[:j], S)  # the true residuals, from the stored products
                 if products >= max_iter or j == p:
-                    return _result(rq, Y, res, tol, scale, products, which, "lanczos")
-                if bool((res <= tol * scale).all()):
-                    if verified is not None and float((rq - verified).abs().max()) <= tol * scale:
-                        return _result(rq, Y, res, tol, scale, products, which, "lanczos")
-                    verified, fresh = rq, True  # check with a fresh random direction before stopping
+                    return finish(rq, Y, res, idx)
+                if bool(_converged(res[idx], _gap_bounds(rq, res, idx), tol, scale, criterion).all()):
+                    check = verify if verify is not None else _reaches(alpha, spread, rq[idx], k, which)
+                    if verified is not None:
+                        if float((rq[idx] - verified).abs().max()) <= tol * scale:
+                            return finish(rq, Y, res, idx)
+                    elif not check:
+                        return finish(rq, Y, res, idx)
+                    verified, fresh = rq[idx], True  # check with a fresh random direction before stopping
         if fresh:
             v = _random_orthogonal(V[:j], gen)
             if v is None:  # V spans R^p
-                rq, Y, res = _ritz(V[:j], AV[:j], S[:, _wanted(j, k, which)])
-                return _result(rq, Y, res, tol, scale, products, which, "lanczos")
+                rq, Y, res = _ritz(V[:j], AV[:j], S)
+                return finish(rq, Y, res, _wanted(j, k, which))
         else:
             v = w / beta
         if j == m:  # thick restart: keep the best Ritz vectors, continue from v (orthogonal to them)
@@ -201,8 +310,10 @@ def eigs(
     which: str = "largest",
     *,
     tol: float | None = None,
+    criterion: str = "gap",
     max_iter: int | None = None,
     max_basis: int | None = None,
+    verify: bool | None = None,
     seed: int = 0,
 ) -> EigenResult:
     """The k largest, smallest, or both-end eigenpairs of a symmetric operator, with error bounds.
@@ -214,27 +325,37 @@ def eigs(
         k: number of eigenpairs, 1 ≤ k ≤ p.
         which: ``"largest"`` (algebraically), ``"smallest"``, or ``"both"``: ⌊k/2⌋ smallest and
             ⌈k/2⌉ largest (SciPy's ``"BE"`` convention; k in total).
-        tol: stop when every wanted pair has ‖Ay − θy‖ ≤ tol·‖A‖₂ (estimated by the largest
-            |Ritz value|): relative to the operator's norm, so eigenvalues near 0 converge too.
-            Default 1e-8 for float64 operators, 100·eps (1.2e-5) for float32.
+        tol: relative tolerance, the scale ‖A‖₂ estimated by the largest |Ritz value| (so
+            eigenvalues near 0 converge too). With ``criterion="gap"`` it is the eigenvalue
+            accuracy asked for: stop when every wanted pair has gap bound ≤ tol·‖A‖ and residual
+            ≤ √tol·‖A‖; default 1e-12 for float64 operators, 100·eps (1.2e-5) for float32.
+            With ``"residual"``: stop when every residual ‖Ay − θy‖ ≤ tol·‖A‖; default 1e-8 for
+            float64, 100·eps for float32.
+        criterion: ``"gap"`` (default; eigenvalues to ~tol in about half the products) or
+            ``"residual"`` (the rigorous bounds themselves ≤ tol·‖A‖). See the module docstring.
         max_iter: most operator products (default max(300, 10·max_basis)); pairs not converged
             by then are returned with ``converged`` False and their (larger) bounds.
         max_basis: Lanczos vectors kept (memory: 2·max_basis·p floats), ≥ k + 2; default
             min(p, max(30, 2k + 10)). When p ≤ max_basis the matrix is assembled from p products
             (one batched ``matmat``) and diagonalised densely instead.
+        verify: after convergence, add one fresh random direction (one product) and require the
+            values not to move: ``True`` always, ``False`` never, ``None`` (default) only when a
+            random direction's Rayleigh quotient can reach the wanted values (a high-multiplicity
+            eigenvalue at the wanted end; module docstring).
         seed: seeds the start vector.
 
     Returns:
         An :class:`EigenResult` (values ascending).
 
     Raises:
-        LosslabError: k < 1 or k > p, an unknown ``which``, a bad θ, or max_basis < k + 2.
+        LosslabError: k < 1 or k > p, an unknown ``which`` or ``criterion``, a bad θ, or
+            max_basis < k + 2.
 
     Example:
         >>> from losslab.curvature import MatrixOperator
         >>> op = MatrixOperator(torch.diag(torch.arange(1.0, 101.0, dtype=torch.float64)))
         >>> res = eigs(op, k=3, which="both")
-        >>> res.values.round(decimals=8).tolist(), bool(res.bounds.max() < 1e-6), res.matvecs < 100
+        >>> res.values.round(decimals=8).tolist(), bool(res.gap_bounds.max() < 1e-8), res.matvecs < 100
         ([1.0, 99.0, 100.0], True, True)
     """
     op = as_operator(problem_or_operator, theta)
@@ -243,13 +364,17 @@ def eigs(
     if k > p:
         raise LosslabError(f"expected k <= p = {p} (the operator's size), got k={k}")
     which = choice("which", which, WHICH)
+    criterion = choice("criterion", criterion, CRITERIA)
     eps = torch.finfo(op.dtype).eps
-    tol = max(1e-8, 100 * eps) if tol is None else finite_float("tol", tol, positive=True)
+    floor = 1e-10 if criterion == "gap" else 1e-8
+    tol = max(floor, 100 * eps) if tol is None else finite_float("tol", tol, positive=True)
     seed = seed_int("seed", seed)
+    if verify is not None and not isinstance(verify, bool):
+        raise LosslabError(f"expected verify to be True, False or None, got verify={verify!r}")
     m = min(p, max(30, 2 * k + 10)) if max_basis is None else positive_int("max_basis", max_basis)
     if m >= p:
-        return _dense(op, k, which, tol)
+        return _dense(op, k, which, tol, criterion)
     if m < k + 2:
         raise LosslabError(f"expected max_basis >= k + 2 = {k + 2} (room to restart), got max_basis={m}")
     max_iter = max(300, 10 * m) if max_iter is None else positive_int("max_iter", max_iter)
-    return _lanczos(op, k, which, tol, m, max(max_iter, k), seed)
+    return _lanczos(op, k, which, tol, criterion, m, max(max_iter, k), seed, verify)

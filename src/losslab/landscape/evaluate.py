@@ -12,8 +12,9 @@ adding steps to the previous one), so every point of a slice is exactly reproduc
 :func:`combine` from the slice's stored coordinates and vectors.
 
 The evaluation path is chosen per problem by :func:`backend`: TwoLayer and MLP models use the
-pure-tensor forwards of :mod:`losslab.landscape.fast` (a batched ``baddbmm`` pass for small
-problems, a per-point loop without autograd for large ones); every other model uses
+pure-tensor forwards of :mod:`losslab.landscape.fast` (a batched pass for small problems —
+``addcmul`` first layer for narrow inputs, ``baddbmm`` otherwise — and a per-point loop without
+autograd for large ones, both with NumPy's SIMD tanh); every other model uses
 :meth:`Problem.loss_batch` (one ``torch.func.vmap`` call per memory-budget chunk).
 """
 
