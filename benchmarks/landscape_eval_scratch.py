@@ -16,25 +16,14 @@ Run by hand: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/landscape_eval_scratch.
 from __future__ import annotations
 
 import platform
-import statistics
 import sys
-import time
 
 import torch
+from _timing import median_seconds
 
 from losslab import Problem
 from losslab.landscape import backend, fast
 from losslab.models import MLP, TwoLayer
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def module_for(problem: Problem) -> tuple[torch.nn.Module, list[tuple[torch.nn.Parameter, str]]]:

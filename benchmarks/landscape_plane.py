@@ -19,11 +19,10 @@ against this machine's float32 matmul peak measured in the same run.
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from copy import deepcopy
 
 import torch
+from _timing import matmul_peak_gflops, median_seconds
 
 from losslab import Problem
 from losslab.landscape import fast, plane
@@ -33,20 +32,8 @@ from losslab.models import MLP
 STEPS = 41
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
-def matmul_peak_gflops() -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    seconds = median_seconds(lambda: a @ b, 5)
-    return 2 * 2048**3 / seconds / 1e9
 
 
 def problems():

@@ -14,23 +14,12 @@ and the ratios. Run by hand: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/loss_ba
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 
 import torch
+from _timing import median_seconds
 
 from losslab import Problem
 from losslab.models import TwoLayer
-
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench(width: int, n: int, points: int = 41 * 41, dtype=torch.float32) -> dict[str, float]:
