@@ -199,7 +199,16 @@ class Problem:
 
     # ---- the loss and its derivatives ----------------------------------------------------
     def _objective(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        params = self.unflatten(theta)
+        return self.loss_of_params(self.unflatten(theta), X, y)
+
+    def loss_of_params(self, params: Params, X: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
+        """L at a full parameter dict (every group), on (X, y) (default: the training data).
+
+        The same function as :meth:`loss`, for callers that differentiate with respect to the
+        groups' own tensors rather than a flat θ (which saves the slicing in double backward).
+        """
+        X = self.X if X is None else X
+        y = self.y if y is None else y
         if self.loss_fn.name == "bce" and self.model.link == "sigmoid":
             data = self.loss_fn(self.model.logit(params, X), y)  # −log σ(z) terms, computed stably
         else:
