@@ -11,27 +11,7 @@ from ..convexity import ConvexityReport, check_convexity
 from ..examples import EXAMPLES
 from ..problem import Problem
 from .app import app
-from .common import (
-    COLORS,
-    ActivationOpt,
-    DataOpt,
-    DegreeOpt,
-    ExampleOpt,
-    GroupOpt,
-    HiddenOpt,
-    JsonOpt,
-    L2Opt,
-    LossOpt,
-    ModelOpt,
-    NOpt,
-    OutBiasOpt,
-    SeedOpt,
-    WidthOpt,
-    err_console,
-    friendly_errors,
-    make_problem,
-    out,
-)
+from .common import COLORS, JsonOpt, err_console, out, problem_command
 
 
 def print_report(report: ConvexityReport, problem: Problem) -> None:
@@ -60,19 +40,15 @@ def print_report(report: ConvexityReport, problem: Problem) -> None:
 
 
 @app.command()
-@friendly_errors
+@problem_command()
 def check(
-    model: ModelOpt = "two-layer", data_name: DataOpt = "cubic", n: NOpt = 200, loss: LossOpt = "mse", width: WidthOpt = 8,
-    activation: ActivationOpt = "relu", degree: DegreeOpt = 3, hidden: HiddenOpt = "8,8", out_bias: OutBiasOpt = False,
-    group: GroupOpt = None, l2: L2Opt = 0.0, example: ExampleOpt = None, seed: SeedOpt = 0,
+    problem: Problem, groups: list[str] | None, seed: int,
     budget: int = typer.Option(4000, help="most chords the witness search evaluates"),
     as_json: JsonOpt = False,
 ) -> None:
     """Is the loss convex in the parameters? A proof, a certified witness, or what was tried."""
-    problem, groups = make_problem(model=model, data_name=data_name, n=n, loss=loss, width=width, activation=activation,
-                                   degree=degree, hidden=hidden, out_bias=out_bias, l2=l2, example=example, group=group, seed=seed)
     with err_console.status("looking for a proof, then for a witness…") as status:
-        report = check_convexity(problem, groups=groups, seed=seed, budget=budget, progress=status.update)
+        report = check_convexity(problem, seed=seed, budget=budget, progress=status.update)
     if as_json:
         result = report.to_dict()
         result["witness_verified"] = report.witness.verify(problem).holds if report.witness else None

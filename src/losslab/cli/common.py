@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import sys
 import tempfile
+import typing
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +99,43 @@ def make_problem(
     net = build_model(model, X.shape[1], width=width, activation=activation, degree=degree, hidden=hidden,
                       out_bias=out_bias, seed=seed, d_out=classes)
     return Problem(net, X, y, loss=loss, l2=l2), (list(group) if group else None)
+
+
+SHARED = (
+    ("model", ModelOpt, "two-layer"), ("data_name", DataOpt, "cubic"), ("n", NOpt, 200), ("loss", LossOpt, "mse"),
+    ("width", WidthOpt, 8), ("activation", ActivationOpt, "relu"), ("degree", DegreeOpt, 3), ("hidden", HiddenOpt, "8,8"),
+    ("out_bias", OutBiasOpt, False), ("group", GroupOpt, None), ("l2", L2Opt, 0.0), ("example", ExampleOpt, None),
+    ("seed", SeedOpt, 0),
+)
+
+
+def problem_command(**defaults):
+    """Give a command the shared problem options; it receives ``problem`` (restricted to ``--group``), ``groups``, ``seed``.
+
+    ``defaults`` overrides the shared defaults (e.g. ``activation="tanh"``). The command's own
+    options follow the shared ones on its command line; errors become one line (``friendly_errors``).
+    """
+
+    def decorate(command):
+        hints = typing.get_type_hints(command, include_extras=True)
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()
+               if p.name not in ("problem", "groups", "seed")]
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=defaults.get(name, default))
+                  for name, kind, default in SHARED]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            options = {name: kwargs.pop(name) for name, _, _ in SHARED}
+            full, groups = make_problem(data_name=options.pop("data_name"), **options)
+            problem = full if groups is None else full.restrict(groups, at=full.default_theta(options["seed"]))
+            return command(problem=problem, groups=groups, seed=options["seed"], **kwargs)
+
+        params = shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        wrapper.__signature__ = inspect.Signature(params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return friendly_errors(wrapper)
+
+    return decorate
 
 
 def analysis_point(problem: Problem, at: str, *, train_steps: int, seed: int, lr: float = 1e-2):

@@ -9,41 +9,26 @@ import typer
 
 from .._checks import LosslabError, choice, positive_int
 from ..landscape import discrete_convexity, eigenvector_directions, filter_normalized, line, pca_directions, plane, random_direction
+from ..problem import Problem
 from ..report import line_png, plane_contour_png, plane_surface_html
 from .app import app
 from .common import (
-    ActivationOpt,
-    DataOpt,
-    DegreeOpt,
-    ExampleOpt,
-    GroupOpt,
-    HiddenOpt,
     JsonOpt,
-    L2Opt,
-    LossOpt,
-    ModelOpt,
-    NOpt,
-    OutBiasOpt,
-    SeedOpt,
-    WidthOpt,
     analysis_point,
     atomic_path,
     check_writable,
     err_console,
-    friendly_errors,
-    make_problem,
     out,
+    problem_command,
 )
 
 DIRECTIONS = ("filter", "random", "eigen", "pca")
 
 
 @app.command()
-@friendly_errors
+@problem_command(activation="tanh")
 def landscape(
-    model: ModelOpt = "two-layer", data_name: DataOpt = "cubic", n: NOpt = 200, loss: LossOpt = "mse", width: WidthOpt = 8,
-    activation: ActivationOpt = "tanh", degree: DegreeOpt = 3, hidden: HiddenOpt = "8,8", out_bias: OutBiasOpt = False,
-    group: GroupOpt = None, l2: L2Opt = 0.0, example: ExampleOpt = None, seed: SeedOpt = 0,
+    problem: Problem, groups: list[str] | None, seed: int,
     dims: int = typer.Option(2, help="1: the line from the initial to the trained point; 2: a plane around --at"),
     directions: str = typer.Option(
         "filter", help="plane directions: filter (Li et al. 2018), random, eigen (top-2 Hessian), pca (of training)"
@@ -61,9 +46,6 @@ def landscape(
         raise LosslabError(f"expected --dims 1 or 2, got --dims {dims}")
     choice("--directions", directions, DIRECTIONS)
     check_writable(out_dir)
-    full, groups = make_problem(model=model, data_name=data_name, n=n, loss=loss, width=width, activation=activation,
-                                degree=degree, hidden=hidden, out_bias=out_bias, l2=l2, example=example, group=group, seed=seed)
-    problem = full if groups is None else full.restrict(groups, at=full.default_theta(seed))
     needs_training = dims == 1 or at == "trained" or directions == "pca"
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
     files = {}

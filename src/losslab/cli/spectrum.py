@@ -10,30 +10,17 @@ from rich.table import Table
 
 from .._checks import positive_int
 from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, hutchpp, nonlinearity_curvature, spectral_density
+from ..problem import Problem
 from ..report import spectrum_png
 from .app import app
 from .common import (
-    ActivationOpt,
-    DataOpt,
-    DegreeOpt,
-    ExampleOpt,
-    GroupOpt,
-    HiddenOpt,
     JsonOpt,
-    L2Opt,
-    LossOpt,
-    ModelOpt,
-    NOpt,
-    OutBiasOpt,
-    SeedOpt,
-    WidthOpt,
     analysis_point,
     atomic_path,
     check_writable,
     err_console,
-    friendly_errors,
-    make_problem,
     out,
+    problem_command,
 )
 
 
@@ -46,11 +33,9 @@ def _eig_rows(result) -> list[dict]:
 
 
 @app.command()
-@friendly_errors
+@problem_command(activation="tanh")
 def spectrum(
-    model: ModelOpt = "two-layer", data_name: DataOpt = "cubic", n: NOpt = 200, loss: LossOpt = "mse", width: WidthOpt = 8,
-    activation: ActivationOpt = "tanh", degree: DegreeOpt = 3, hidden: HiddenOpt = "8,8", out_bias: OutBiasOpt = False,
-    group: GroupOpt = None, l2: L2Opt = 0.0, example: ExampleOpt = None, seed: SeedOpt = 0,
+    problem: Problem, groups: list[str] | None, seed: int,
     at: str = typer.Option("trained", help="where: init or trained"),
     train_steps: int = typer.Option(300, help="Adam steps to the trained point"),
     k: int = typer.Option(3, help="how many eigenvalues at each end"),
@@ -62,9 +47,6 @@ def spectrum(
     k = positive_int("k", k)
     probes = positive_int("probes", probes)
     check_writable(out_dir)
-    full, groups = make_problem(model=model, data_name=data_name, n=n, loss=loss, width=width, activation=activation,
-                                degree=degree, hidden=hidden, out_bias=out_bias, l2=l2, example=example, group=group, seed=seed)
-    problem = full if groups is None else full.restrict(groups, at=full.default_theta(seed))
     theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
     with err_console.status("Lanczos for the extreme eigenvalues…") as status:
         H = HessianOperator(problem, theta)
