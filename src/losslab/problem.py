@@ -201,18 +201,28 @@ class Problem:
     def _objective(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_of_params(self.unflatten(theta), X, y)
 
+    @property
+    def loss_takes_logit(self) -> bool:
+        """Whether the data loss reads the model's logit rather than its output.
+
+        True for bce on a sigmoid-output model: the cross-entropy of σ(z) is computed stably
+        from z. Otherwise (no link, or mse of a sigmoid output) the loss reads ``model.apply``.
+        """
+        return self.loss_fn.name == "bce" and self.model.link == "sigmoid"
+
+    def loss_input(self, params: Params, X: torch.Tensor | None = None) -> torch.Tensor:
+        """z: what the data loss is computed on — the logit or the output (see :attr:`loss_takes_logit`)."""
+        X = self.X if X is None else X
+        return self.model.logit(params, X) if self.loss_takes_logit else self.model.apply(params, X)
+
     def loss_of_params(self, params: Params, X: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """L at a full parameter dict (every group), on (X, y) (default: the training data).
 
         The same function as :meth:`loss`, for callers that differentiate with respect to the
         groups' own tensors rather than a flat θ (which saves the slicing in double backward).
         """
-        X = self.X if X is None else X
         y = self.y if y is None else y
-        if self.loss_fn.name == "bce" and self.model.link == "sigmoid":
-            data = self.loss_fn(self.model.logit(params, X), y)  # −log σ(z) terms, computed stably
-        else:
-            data = self.loss_fn(self.model.apply(params, X), y)
+        data = self.loss_fn(self.loss_input(params, X), y)
         if self.l2:
             data = data + self.l2 * sum((p**2).sum() for p in params.values())
         return data

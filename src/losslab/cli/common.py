@@ -42,6 +42,8 @@ L2Opt = Annotated[float, typer.Option("--l2", help="weight of l2·‖θ‖²")]
 ExampleOpt = Annotated[str | None, typer.Option("--example", help=f"a built-in example instead of --model/--data: {', '.join(EXAMPLES)}")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="seed for data, init and every random choice")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+AtOpt = Annotated[str, typer.Option("--at", help="the point to analyse: init or trained")]
+TrainStepsOpt = Annotated[int, typer.Option("--train-steps", help="Adam steps to the trained point")]
 
 
 def friendly_errors(command):

@@ -13,7 +13,9 @@ from ..problem import Problem
 from ..report import line_png, plane_contour_png, plane_surface_html
 from .app import app
 from .common import (
+    AtOpt,
     JsonOpt,
+    TrainStepsOpt,
     analysis_point,
     atomic_path,
     check_writable,
@@ -33,8 +35,8 @@ def landscape(
     directions: str = typer.Option(
         "filter", help="plane directions: filter (Li et al. 2018), random, eigen (top-2 Hessian), pca (of training)"
     ),
-    at: str = typer.Option("trained", help="centre of the plane: init or trained"),
-    train_steps: int = typer.Option(300, help="Adam steps to the trained point"),
+    at: AtOpt = "trained",
+    train_steps: TrainStepsOpt = 300,
     steps: int = typer.Option(41, help="grid points per axis"),
     span: float = typer.Option(1.0, help="half-width of the plane in units of the directions"),
     out_dir: Path = typer.Option(Path("losslab-landscape"), "--out", help="folder for landscape.npz, .png and .html"),

@@ -14,7 +14,9 @@ from ..problem import Problem
 from ..report import spectrum_png
 from .app import app
 from .common import (
+    AtOpt,
     JsonOpt,
+    TrainStepsOpt,
     analysis_point,
     atomic_path,
     check_writable,
@@ -36,8 +38,8 @@ def _eig_rows(result) -> list[dict]:
 @problem_command(activation="tanh")
 def spectrum(
     problem: Problem, groups: list[str] | None, seed: int,
-    at: str = typer.Option("trained", help="where: init or trained"),
-    train_steps: int = typer.Option(300, help="Adam steps to the trained point"),
+    at: AtOpt = "trained",
+    train_steps: TrainStepsOpt = 300,
     k: int = typer.Option(3, help="how many eigenvalues at each end"),
     probes: int = typer.Option(10, help="random probes for the trace and the density"),
     out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help="folder for spectrum.png and spectrum.json"),

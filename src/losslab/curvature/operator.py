@@ -158,10 +158,7 @@ def loss_output(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
     the output ``model.apply`` otherwise. Shape (n,) or (n, k); ``problem.loss_fn(z, problem.y)
     + l2·‖θ_all‖²`` is ``problem.loss(θ)``.
     """
-    params = problem.unflatten(theta)
-    if problem.loss_fn.name == "bce" and problem.model.link == "sigmoid":
-        return problem.model.logit(params, problem.X)
-    return problem.model.apply(params, problem.X)
+    return problem.loss_input(problem.unflatten(theta))
 
 
 class _GraphOperator(CurvatureOperator):

@@ -88,8 +88,8 @@ def path(problem: Problem) -> str | None:
 
 def _loss(problem: Problem, logits: torch.Tensor) -> torch.Tensor:
     """The data loss of (K, n[, k]) logits → (K,), as :meth:`Problem.loss` computes it for one point."""
-    fn, link = problem.loss_fn, problem.model.link
-    out = logits if link is None or (fn.name == "bce" and link == "sigmoid") else torch.sigmoid(logits)
+    fn = problem.loss_fn
+    out = logits if problem.model.link is None or problem.loss_takes_logit else torch.sigmoid(logits)
     if fn.name == "mse":
         return (out - problem.y).square_().reshape(len(out), -1).mean(dim=1)
     return torch.func.vmap(fn, in_dims=(0, None))(out, problem.y)
