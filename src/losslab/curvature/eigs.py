@@ -4,8 +4,10 @@ Lanczos (Lanczos 1950; Paige 1971; Golub & Van Loan, *Matrix Computations*, 4th 
 an orthonormal basis V_j of the Krylov space span{v, Av, …, A^{j−1}v} from one operator product
 per step; the eigenpairs (θ_i, s_i) of the small projected matrix T_j = V_jᵀ A V_j give Ritz
 pairs (θ_i, y_i = V_j s_i) whose extreme ones converge first to the extreme eigenpairs of A.
-Every new vector is orthogonalised against the whole basis twice (classical Gram–Schmidt
-twice, "CGS2"), so no ghost copies of converged eigenvalues appear; when the basis is full the
+Every new vector is orthogonalised against the whole basis — after the recurrence's own
+projections on the last two vectors, one classical Gram–Schmidt pass, and a second where the
+first cancelled much (the DGKS test, Daniel et al. 1976: "twice is enough") — so no ghost copies
+of converged eigenvalues appear; when the basis is full the
 iteration restarts from the best Ritz vectors kept ("thick restart", Wu & Simon 2000, the
 symmetric case of Stewart's Krylov–Schur method), which keeps memory at ``max_basis`` vectors.
 
@@ -21,7 +23,8 @@ Error bounds — two kinds, reported side by side.
   *Numerical Methods for Large Eigenvalue Problems*, 2nd ed., Thm 3.8; Parlett §11.5). Near
   convergence this is far smaller than r: an eigenvalue is accurate to the *square* of its
   residual. δ, the gap to the rest of the spectrum, is not known; it is estimated from the other
-  Ritz values, each widened by its own residual: δ_i = min_{j≠i} (|θ_i − θ_j| − r_j) over all
+  Ritz values, each widened by its residual (the recurrence's estimate β|s_j| for the pairs not
+  wanted, whose vectors are never formed): δ_i = min_{j≠i} (|θ_i − θ_j| − r_j) over all
   Ritz values of the current basis (LAPACK's and ARPACK's error-bound practice uses the
   computed eigenvalues' gaps in the same way). ``gap_bounds[i]`` is r_i²/δ_i when δ_i > r_i,
   else r_i (never more than the rigorous bound). It holds whenever the estimate is right, i.e.
@@ -78,6 +81,7 @@ __all__ = ["CRITERIA", "WHICH", "EigenResult", "eigs"]
 WHICH = ("largest", "smallest", "both")
 CRITERIA = ("gap", "residual")
 F64 = torch.float64
+_DGKS = 0.5  # a second full Gram–Schmidt pass when one leaves less than this fraction of the vector (Daniel et al. 1976)
 _SPREADS = 6.0  # how many estimated standard deviations of vᵀAv (random unit v) make the fresh-direction check worth a product
 
 
@@ -132,13 +136,23 @@ def _wanted(n: int, k: int, which: str) -> torch.Tensor:
     return torch.cat([torch.arange(lo), torch.arange(n - (k - lo), n)])
 
 
-def _ritz(V: torch.Tensor, AV: torch.Tensor, S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(Rayleigh quotients (k,), unit vectors (p, k), residual norms (k,)) of y = Vᵀs for the columns s of S."""
-    Y, AY = V.T @ S, AV.T @ S
+def _ritz(
+    V: torch.Tensor, AV: torch.Tensor, S: torch.Tensor, theta: torch.Tensor, estimate: torch.Tensor, idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ritz pairs y = Vᵀs, exact for the wanted columns ``idx`` of S, the recurrence's values for the rest.
+
+    Returns (Rayleigh quotients (j,), the wanted unit vectors (p, k), residual norms (j,)): for the
+    wanted pairs the true ‖Ay − θy‖ from the stored products AV; for the others the Ritz values
+    ``theta`` and the Lanczos estimates ``estimate`` = β|s_j| (they only enter the estimated gaps).
+    """
+    Sw = S[:, idx]
+    Y, AY = V.T @ Sw, AV.T @ Sw
     norms = torch.linalg.vector_norm(Y, dim=0)
     Y, AY = Y / norms, AY / norms
-    rq = (Y * AY).sum(0)
-    return rq, Y, torch.linalg.vector_norm(AY - Y * rq, dim=0)
+    rq_w = (Y * AY).sum(0)
+    rq, res = theta.clone(), estimate.clone()
+    rq[idx], res[idx] = rq_w, torch.linalg.vector_norm(AY - Y * rq_w, dim=0)
+    return rq, Y, res
 
 
 def _gap_bounds(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -238,7 +252,7 @@ def _lanczos(
 ) -> EigenResult:
     p = op.shape[0]
     gen = torch.Generator().manual_seed(seed)
-    V, AV = torch.zeros(m, p, dtype=F64), torch.zeros(m, p, dtype=F64)
+    V, AV = torch.empty(m, p, dtype=F64), torch.empty(m, p, dtype=F64)
     T = torch.zeros(m, m, dtype=F64)
     v = torch.randn(p, generator=gen, dtype=F64)
     v = v / torch.linalg.vector_norm(v)
@@ -246,8 +260,8 @@ def _lanczos(
     alpha = spread = 0.0  # v₀ᵀAv₀ and the spread of vᵀAv over random unit v, from the first product
     verified = None  # the wanted Ritz values when they last converged, before a fresh-direction check
 
-    def finish(rq, Y, res, idx):
-        return _result(rq[idx], Y[:, idx], res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
+    def finish(rq, Y, res, idx):  # Y: the wanted vectors only
+        return _result(rq[idx], Y, res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
 
     while True:
         V[j] = v
@@ -259,11 +273,20 @@ def _lanczos(
             spread = math.sqrt(2.0 / (p + 2) * max(float(w @ w) - alpha**2, 0.0))
         size_w = float(torch.linalg.vector_norm(w))
         B = V[: j + 1]
-        h = B @ w
-        w = w - B.T @ h
-        h2 = B @ w  # second pass of classical Gram–Schmidt: orthogonal to working precision
-        w = w - B.T @ h2
-        h = h + h2
+        # The three-term recurrence's own projections first (on v_j, v_{j−1}: two dot products), which
+        # remove most of Av; then one pass against the whole basis, and a second only where it cancelled
+        # much (Daniel, Gragg, Kaufman & Stewart 1976) — classical Gram–Schmidt twice where it matters.
+        local = B[-2:]
+        h_local = torch.mv(local, w)
+        w = torch.addmv(w, local.T, h_local, alpha=-1.0)
+        size_local = float(torch.linalg.vector_norm(w))
+        h = torch.mv(B, w)
+        w = torch.addmv(w, B.T, h, alpha=-1.0)
+        h[-len(h_local):] += h_local
+        if float(torch.linalg.vector_norm(w)) < _DGKS * size_local:
+            h2 = torch.mv(B, w)
+            w = torch.addmv(w, B.T, h2, alpha=-1.0)
+            h = h + h2
         T[: j + 1, j] = h
         T[j, : j + 1] = h
         beta = float(torch.linalg.vector_norm(w))
@@ -276,7 +299,7 @@ def _lanczos(
             estimate = beta * S[-1].abs()  # ‖Ay − θy‖ of every Ritz pair by the Lanczos relation AV = VT + w e_jᵀ
             hopeful = bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
             if hopeful or products >= max_iter or j == p:
-                rq, Y, res = _ritz(V[:j], AV[:j], S)  # the true residuals, from the stored products
+                rq, Y, res = _ritz(V[:j], AV[:j], S, theta, estimate, idx)  # true residuals, from the stored products
                 if products >= max_iter or j == p:
                     return finish(rq, Y, res, idx)
                 if bool(_converged(res[idx], _gap_bounds(rq, res, idx), tol, scale, criterion).all()):
@@ -290,8 +313,9 @@ def _lanczos(
         if fresh:
             v = _random_orthogonal(V[:j], gen)
             if v is None:  # V spans R^p
-                rq, Y, res = _ritz(V[:j], AV[:j], S)
-                return finish(rq, Y, res, _wanted(j, k, which))
+                idx = _wanted(j, k, which)
+                rq, Y, res = _ritz(V[:j], AV[:j], S, theta, beta * S[-1].abs(), idx)
+                return finish(rq, Y, res, idx)
         else:
             v = w / beta
         if j == m:  # thick restart: keep the best Ritz vectors, continue from v (orthogonal to them)
