@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from losslab import Problem
+from losslab.experiments import Experiment, Outcome, Table, claim
 from losslab.models import MLP, Linear, Linearized, Model, Module, Params, Polynomial, RandomFeatures, TwoLayer
 
 DT = torch.float64
@@ -132,3 +133,61 @@ def smooth_case(request) -> Case:
 def make_case() -> Callable[[str], Case]:
     """Build a named case (for tests about one kind of model)."""
     return lambda name: FACTORIES[name]()
+
+
+_QUICK_RESULTS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def quick_result():
+    """``quick_result(name)``: the experiment's ``--quick`` Result at seed 0, computed once per test session."""
+    from losslab.experiments import get_experiment, run_experiment
+
+    def get(name: str):
+        if name not in _QUICK_RESULTS:
+            _QUICK_RESULTS[name] = run_experiment(get_experiment(name), seed=0, quick=True)
+        return _QUICK_RESULTS[name]
+
+    return get
+
+
+# A fake experiment for the report tests: a failing claim, a PNG and a plotly figure, a table, and
+# user strings with markup in them (which must reach the page escaped).
+FAKE_EVIL = "<script>alert('x')</script>"
+
+
+@dataclass(frozen=True)
+class FakeSettings:
+    n: int = 3
+    label: str = FAKE_EVIL
+
+
+def _fake_run(settings: FakeSettings, seed: int, say) -> Outcome:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    from losslab.experiments.base import plotly_figure, png_figure
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(range(settings.n), range(settings.n))
+    surface = go.Figure(go.Surface(z=[[0, 1], [1, 0]]))
+    return Outcome(
+        numbers={"n": settings.n, "seed": seed},
+        claims=(claim(f"a claim about {settings.label}", True, "x = {x:.2f} ≤ 1", x=0.5),
+                claim("a claim that fails", False, "y = {y} > 1", y=2)),
+        figures=(png_figure(fig, "line", "a line " + FAKE_EVIL), plotly_figure(surface, "surface", "a surface")),
+        tables=(Table("a table", ("k", "value"), ((1, 0.25), (FAKE_EVIL, 10**6))),),
+    )
+
+
+FAKE = Experiment(name="fake", number=1, title="A fake " + FAKE_EVIL, intro="intro " + FAKE_EVIL, settings=FakeSettings,
+                  quick={"n": 2}, run=_fake_run)
+
+
+@pytest.fixture
+def fake_experiment() -> Experiment:
+    """:data:`FAKE`: a tiny experiment with a failing claim, both figure kinds and markup in its strings."""
+    return FAKE

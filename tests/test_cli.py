@@ -92,19 +92,44 @@ def test_unknown_option_is_a_usage_error_not_a_traceback():
     assert result.returncode == 2 and "Traceback" not in result.stderr and "--widht" in result.stderr
 
 
-def test_demo_writes_results_that_agree_with_theory(tmp_path):
-    result = losslab("demo", "--quick", "--out", str(tmp_path / "report"))
+def test_experiment_command_runs_one_experiment_with_changed_settings(tmp_path):
+    result = losslab("experiment", "linear-in-parameters", "--quick", "--seed", "3", "--json", "--out", str(tmp_path / "r"))
     assert result.returncode == 0, result.stderr
-    payload = json.loads((tmp_path / "report" / "results.json").read_text())
-    assert len(payload["examples"]) >= 10
-    for row in payload["examples"]:
-        assert row["agrees"], row["name"]
-        assert row["report"]["verdict"] == row["expected"]
-        if row["expected"] == "non-convex":
-            assert row["witness_verified"] is True
-    page = (tmp_path / "report" / "index.html").read_text()
-    assert "losslab verdicts" in page and "two-layer-relu" in page
-    assert not list((tmp_path / "report").glob(".*"))  # no temporary files left behind
+    payload = json.loads(result.stdout)
+    (exp,) = payload["experiments"]
+    assert exp["name"] == "linear-in-parameters" and exp["seed"] == 3 and exp["claims"]
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["experiments"][0]["numbers"] == exp["numbers"]
+
+
+def test_experiment_show_settings_applies_set_with_the_field_types():
+    default = json.loads(losslab("experiment", "overfitting", "--show-settings").stdout)
+    changed = losslab("experiment", "overfitting", "--show-settings", "--set", "noise=0.25", "--set", "truth=1,0,2")
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout) == {**default, "noise": 0.25, "truth": [1.0, 0.0, 2.0]}
+    clash = losslab("experiment", "overfitting", "--set", f"n={default['n'] + 5}")  # validated together: max_degree ≥ n − 1
+    assert clash.returncode == 2 and "max_degree" in clash.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["experiment", "nope"], "unknown experiment 'nope'; valid names: linear-in-parameters, underfitting"),
+        (["experiment", "overfitting", "--set", "bogus=1"], "unknown setting 'bogus'; valid settings: "),
+        (["experiment", "overfitting", "--set", "no-equals-sign"], "expected --set key=value, got 'no-equals-sign'"),
+        (["demo", "--only", "nope"], "unknown experiment 'nope'; valid names:"),
+    ],
+)
+def test_experiment_names_and_settings_are_checked(args, message):
+    result = losslab(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr
+
+
+def test_demo_refuses_to_overwrite_a_folder_that_is_not_a_report(tmp_path):
+    (tmp_path / "notes.txt").write_text("precious")
+    result = losslab("demo", "--quick", "--only", "linear-in-parameters", "--out", str(tmp_path))
+    assert result.returncode == 2 and "holds other files" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "precious"
 
 
 def test_landscape_writes_data_png_and_offline_html(tmp_path):

@@ -44,7 +44,7 @@ def test_same_seed_same_tensors_other_seed_differs(name):
 
 @pytest.mark.parametrize("name", sorted(D.DATASETS))
 def test_registry_matches_cli_names_and_is_seeded(name):
-    assert set(D.DATASETS) == {"cubic", "sine", "teacher", "sparse-monomials", "logistic", "classes"}
+    assert set(D.DATASETS) == {"cubic", "sine", "teacher", "sparse-monomials", "multi-index", "logistic", "classes"}
     X, y = D.DATASETS[name](12, 5)
     X2, y2 = D.make(name, 12, seed=5)
     assert X.shape[0] == 12 and len(y) == 12

@@ -19,3 +19,5 @@ def test_readme_python_blocks_run_and_say_what_they_claim():
     assert report.by_group["v"].verdict == "convex"
     assert namespace["s"].losses.shape == (41, 41)
     assert len(namespace["top"].values) == 5
+    result = namespace["result"]
+    assert result.settings["noise"] == 0.2 and len(result.numbers["test_mse"]) == len(result.numbers["degrees"])

@@ -1,67 +1,121 @@
-"""``losslab demo``: verdicts on every built-in example, checked against theory, written to a folder."""
+"""``losslab demo`` and ``losslab experiment``: the seed's argument as experiments, written to one HTML report."""
 
 from __future__ import annotations
 
-import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .. import __version__
-from ..convexity import check_convexity
-from ..examples import EXAMPLES
+from .._checks import LosslabError
+from ..experiments import NAMES, get_experiment, run_experiment
+from ..report.html import check_report_target, write_report
 from .app import app
-from .common import COLORS, check_writable, friendly_errors, out, write_atomic
+from .common import JsonOpt, SeedOpt, friendly_errors, out
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | None = None) -> list:
+    """Run ``experiments`` in order with a progress bar on stderr; a line per finished experiment."""
+    results = []
+    with _progress() as progress:
+        task = progress.add_task("starting", total=len(experiments))
+        for exp in experiments:
+            def say(msg: str, exp=exp) -> None:
+                progress.update(task, description=f"{exp.number}. {exp.name}: {msg}")
+
+            say("running")
+            r = run_experiment(exp, seed=seed, quick=quick, overrides=overrides, say=say)
+            held = sum(c.holds for c in r.claims)
+            mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
+            progress.console.print(f"{mark} {r.number:2d}. {r.title} — {held}/{len(r.claims)} claims hold ({r.seconds:.1f} s)",
+                                   highlight=False)
+            results.append(r)
+            progress.advance(task)
+    return results
+
+
+def claims_table(results: Sequence) -> Table:
+    """A rich table of every claim: experiment, claim, evidence, verdict."""
+    table = Table("experiment", "claim", "evidence", "", title="losslab claims", show_lines=False)
+    for r in results:
+        for c in r.claims:
+            table.add_row(f"{r.number}. {r.name}", c.statement, c.evidence, "[green]holds[/]" if c.holds else "[red]FAILS[/]")
+    return table
+
+
+def _finish(results: Sequence, out_dir: Path | None, *, seed: int, quick: bool, as_json: bool, strict: bool) -> None:
+    index = write_report(results, out_dir, seed=seed, quick=quick, version=__version__) if out_dir is not None else None
+    if as_json:
+        typer.echo(json.dumps({"report": str(index) if index else None, "experiments": [r.to_dict() for r in results]}, indent=1))
+    else:
+        out.print(claims_table(results))
+        held = sum(c.holds for r in results for c in r.claims)
+        total = sum(len(r.claims) for r in results)
+        out.print(f"{held} of {total} claims hold" + (f"; wrote {index}" if index else ""), highlight=False)
+    if strict and not all(r.passed for r in results):
+        raise typer.Exit(1)
 
 
 @app.command()
 @friendly_errors
 def demo(
-    out_dir: Path = typer.Option(Path("losslab-report"), "--out", help="folder for results.json and index.html"),
-    quick: bool = typer.Option(False, help="smaller search budgets"),
-    seed: int = typer.Option(0, help="seed for everything"),
+    out_dir: Path = typer.Option(Path("losslab-report"), "--out", help="folder for index.html, results.json and figures"),
+    quick: bool = typer.Option(False, "--quick", help="small settings: the whole report in under a minute"),
+    seed: SeedOpt = 0,
+    only: list[str] | None = typer.Option(None, "--only", help=f"run only this experiment (repeatable): {', '.join(NAMES)}"),
+    strict: bool = typer.Option(False, "--strict", help="exit with code 1 if any claim fails"),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Verdicts on every built-in example, checked against theory; writes results.json and index.html."""
-    check_writable(out_dir)
-    rows = []
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("checking examples", total=len(EXAMPLES))
-        for e in EXAMPLES.values():
-            progress.update(task, description=f"checking {e.name}")
-            problem, groups = e.build(seed)
-            report = check_convexity(problem, groups=groups, seed=seed, budget=1000 if quick else 4000, by_group=False)
-            verified = report.witness.verify(problem).holds if report.witness else None
-            rows.append({"name": e.name, "title": e.title, "expected": e.expected, "why": e.why,
-                         "agrees": report.verdict == e.expected, "witness_verified": verified, "report": report.to_dict()})
-            progress.advance(task)
-    table = Table("example", "theory", "verdict", "agrees", title="losslab verdicts")
-    for r in rows:
-        v = r["report"]["verdict"]
-        table.add_row(r["name"], r["expected"], f"[{COLORS[v]}]{v}[/]", "yes" if r["agrees"] else "[red]NO[/red]")
-    out.print(table)
-    payload = {"version": __version__, "seed": seed, "quick": quick, "examples": rows}
-    write_atomic(out_dir / "results.json", json.dumps(payload, indent=2))
-    write_atomic(out_dir / "index.html", _html(payload))
-    out.print(f"wrote {out_dir / 'index.html'} and {out_dir / 'results.json'}", highlight=False)
+    """Run the experiments that reproduce the argument and write the HTML report (losslab-report/index.html)."""
+    check_report_target(out_dir)
+    names = list(dict.fromkeys(only)) if only else list(NAMES)
+    experiments = [get_experiment(n) for n in names]
+    results = run_all(experiments, seed=seed, quick=quick)
+    _finish(results, out_dir, seed=seed, quick=quick, as_json=as_json, strict=strict)
 
 
-def _html(payload: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(r['title'])}</td><td>{html.escape(r['expected'])}</td>"
-        f"<td class='{html.escape(r['report']['verdict']).replace(' ', '-')}'>{html.escape(r['report']['verdict'])}</td>"
-        f"<td>{'yes' if r['agrees'] else 'NO'}</td><td>{html.escape(r['report']['explanation'])}</td></tr>"
-        for r in payload["examples"]
-    )
-    return (
-        "<!doctype html><meta charset='utf-8'><title>losslab verdicts</title>"
-        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}"
-        "td,th{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top}.convex{color:green}.non-convex{color:#b00}"
-        ".no-violation-found{color:#a60}</style><h1>losslab verdicts</h1>"
-        f"<p>losslab {html.escape(payload['version'])}, seed {payload['seed']}. A verdict is <b>convex</b> only with a proof, "
-        "<b>non-convex</b> only with a chord witness re-checked in float64; otherwise <b>no violation found</b>.</p>"
-        f"<table><tr><th>example</th><th>problem</th><th>theory</th><th>verdict</th><th>agrees</th><th>evidence</th></tr>{rows}</table>"
-    )
+def _overrides(pairs: Sequence[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LosslabError(f"expected --set key=value, got {pair!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+@app.command()
+@friendly_errors
+def experiment(
+    name: str = typer.Argument(..., help=f"one of: {', '.join(NAMES)}"),
+    set_: list[str] | None = typer.Option(None, "--set", help="change a setting: --set key=value (repeatable)"),
+    quick: bool = typer.Option(False, "--quick", help="start from the quick settings"),
+    seed: SeedOpt = 0,
+    out_dir: Path | None = typer.Option(None, "--out", help="also write a one-experiment report to this folder"),
+    show_settings: bool = typer.Option(False, "--show-settings", help="print the settings and exit"),
+    strict: bool = typer.Option(False, "--strict", help="exit with code 1 if any claim fails"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one experiment of the report, optionally with changed settings (--set key=value)."""
+    exp = get_experiment(name)
+    overrides = _overrides(set_ or [])
+    settings = exp.make_settings(quick=quick, overrides=overrides)
+    if show_settings:
+        import dataclasses
+
+        typer.echo(json.dumps(dataclasses.asdict(settings), indent=1))
+        return
+    if out_dir is not None:
+        check_report_target(out_dir)
+    results = run_all([exp], seed=seed, quick=quick, overrides=overrides)
+    _finish(results, out_dir, seed=seed, quick=quick, as_json=as_json, strict=strict)

@@ -9,6 +9,7 @@ cubic               :func:`cubic` — y = x³ − x + noise, d = 1      mse
 sine                :func:`sine` — y = sin(x) + noise on [−π, π]   mse
 teacher             :func:`teacher` — a random TwoLayer tanh net   mse
 sparse-monomials    :func:`sparse_monomials` — d = 20, degree 3    mse
+multi-index         :func:`multi_index` — d = 30, y = g(Uᵀx), r = 2  mse
 logistic            :func:`logistic_labels` — y ∈ {0, 1}, d = 2    bce
 classes             :func:`gaussian_classes` — 3 classes, d = 2    cross_entropy
 ==================  ============================================  ==========================
@@ -23,6 +24,8 @@ import torch
 from .._checks import choice
 from ._common import as_data
 from .classification import gaussian_classes, logistic_labels
+from .multi_index import LINKS as MULTI_INDEX_LINKS
+from .multi_index import MultiIndex, multi_index, multi_index_target
 from .regression import Teacher, cubic, polynomial_1d, sine, teacher, teacher_params, teacher_target
 from .sparse import SparseMonomials, sparse_monomials, sparse_monomials_target
 
@@ -38,6 +41,7 @@ DATASETS: dict[str, Dataset] = {
         "sparse-monomials": sparse_monomials,
         "logistic": logistic_labels,
         "classes": gaussian_classes,
+        "multi-index": lambda n, seed=0: multi_index(n, seed=seed)[:2],
     }.items()
 }
 """CLI name → ``(n, seed) -> (X, y)`` with every other argument at its default."""
@@ -56,6 +60,8 @@ def make(name: str, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 __all__ = [
     "DATASETS",
+    "MULTI_INDEX_LINKS",
+    "MultiIndex",
     "SparseMonomials",
     "Teacher",
     "as_data",
@@ -63,6 +69,8 @@ __all__ = [
     "gaussian_classes",
     "logistic_labels",
     "make",
+    "multi_index",
+    "multi_index_target",
     "polynomial_1d",
     "sine",
     "sparse_monomials",

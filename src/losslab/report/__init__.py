@@ -1,5 +1,15 @@
-"""Drawing: matplotlib PNGs and self-contained plotly HTML. Analyses never draw; this does."""
+"""Drawing: matplotlib PNGs, self-contained plotly HTML, and the HTML report of the experiments."""
 
 from .figures import line_png, plane_contour_png, plane_surface_html, spectrum_png
+from .html import check_report_target, render_index, report_payload, write_report
 
-__all__ = ["line_png", "plane_contour_png", "plane_surface_html", "spectrum_png"]
+__all__ = [
+    "check_report_target",
+    "line_png",
+    "plane_contour_png",
+    "plane_surface_html",
+    "render_index",
+    "report_payload",
+    "spectrum_png",
+    "write_report",
+]

@@ -1,0 +1,77 @@
+"""The seed's argument as experiments: each checks one step and returns numbers, figures and claims.
+
+=====  ========================  ==========================================================
+  #    name                      claim
+=====  ========================  ==========================================================
+  1    linear-in-parameters      a polynomial basis is linear in θ: convex loss, normal equations
+  2    underfitting              too few features: the error stays at the bias floor
+  3    overfitting               too many features on few noisy samples: train → 0, test blows up
+  4    more-data                 more data tames the large basis
+  5    bias-variance             bias², variance, noise against the basis size
+  6    feature-learning          the fixed basis explodes in d; a network finds the hidden directions
+  7    two-layer                 v·σ(Wx+b): convex in v, non-convex in (W, b, v)
+  8    depth                     an MLP: verdict, spectrum, the curvature term H − GGN
+  9    sigmoid-loss              logistic regression: cross-entropy convex, squared loss not
+ 10    relu-surface              relu(w1·relu(w0·x+b0)+b1): the surface and a certified chord
+ 11    sigmoid-mlp               hand-derived gradients; minima and saddles from many starts
+ 12    regularization            L2 convexifies locally, never globally; dropout
+ 13    gd-vs-sgd                 full-batch GD against minibatch SGD from many starts
+=====  ========================  ==========================================================
+
+Modules are imported when first asked for, so ``import losslab`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .._checks import LosslabError
+from .base import Claim, Experiment, Figure, Outcome, Result, Table, claim, parse_settings, run_experiment
+
+MODULES = {
+    "linear-in-parameters": "linear_in_parameters",
+    "underfitting": "underfitting",
+    "overfitting": "overfitting",
+    "more-data": "more_data",
+    "bias-variance": "bias_variance",
+    "feature-learning": "feature_learning",
+    "two-layer": "two_layer",
+    "depth": "depth",
+    "sigmoid-loss": "sigmoid_loss",
+    "relu-surface": "relu_surface",
+    "sigmoid-mlp": "sigmoid_mlp",
+    "regularization": "regularization",
+    "gd-vs-sgd": "gd_vs_sgd",
+}
+"""Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
+
+NAMES = tuple(MODULES)
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name``; an unknown name is an error listing the valid ones."""
+    if name not in MODULES:
+        raise LosslabError(f"unknown experiment {name!r}; valid names: {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{MODULES[name]}").EXPERIMENT
+
+
+def all_experiments() -> list[Experiment]:
+    """Every experiment, in the order of the argument."""
+    return [get_experiment(n) for n in NAMES]
+
+
+__all__ = [
+    "MODULES",
+    "NAMES",
+    "Claim",
+    "Experiment",
+    "Figure",
+    "Outcome",
+    "Result",
+    "Table",
+    "all_experiments",
+    "claim",
+    "get_experiment",
+    "parse_settings",
+    "run_experiment",
+]

@@ -1,0 +1,243 @@
+"""Experiment 5: bias², variance and noise against the basis size — the U-shaped test error.
+
+Fixed design (Hastie, Tibshirani & Friedman 2009, §7.3): n inputs x_i ~ Uniform(−1, 1) are drawn once;
+the labels y_i = g(x_i) + σε_i (g(x) = x³ − x) are redrawn R times. Each draw r is fitted by least
+squares with the degree-k polynomial basis (one batched ``gelsd`` solve over the R right-hand sides),
+giving fitted values F_ir = f̂_r(x_i). The error is measured at the same inputs with fresh noise
+(in-sample prediction error), E over the fresh noise taken exactly:
+
+    Err_r = (1/n) Σ_i E[(f̂_r(x_i) − y'_i)²] = (1/n) Σ_i (F_ir − g_i)² + σ².
+
+Averaged over the draws, with f̄_i = mean_r F_ir, it splits exactly (an identity on the sample):
+
+    mean_r Err_r = (1/n)Σ_i (f̄_i − g_i)²  +  (1/n)Σ_i mean_r (F_ir − f̄_i)²  +  σ²
+                 =          bias²         +           variance            +  noise.
+
+The theory is exact for this design. With H_k the hat matrix of the first k + 1 monomials (a rank-p
+projection, p = k + 1, nested in k) and ε̄ the mean noise over the draws:
+
+* bias² = (1/n)‖(I − H_k)g‖² + (1/n)‖H_k ε̄‖²: the first term, the squared distance from g to a growing
+  subspace, never increases; the second, the Monte-Carlo error of the R-draw mean, is σ²/(nR)·χ²_p and
+  grows by σ²/(nR)·χ²₁ per added feature — so bias² is non-increasing up to 16σ²/(nR) per step
+  (P(χ²₁ > 16) ≈ 6·10⁻⁵);
+* variance = σ²/(nR)·χ²_{p(R−1)}: mean σ²·p(R − 1)/(nR) — each feature adds σ²/n — relative standard
+  deviation √(2/(p(R − 1))), and it increases with k for every sample of draws (nested projections).
+
+With the cubic target the total is smallest at degree 3 and rises linearly in p after it, by the
+factor (1 + p_max/n)/(1 + 4/n) (1.5 for n = 20, degree 15) — the right arm of the U. Off the training
+inputs the large bases swing far more (experiment 3); this experiment measures where the exact theory
+lives.
+
+Data: the inputs are ``polynomial_1d(n, coefs=truth, noise=0, seed=seed·1000 + 1)`` (whose labels are
+g(x_i)); the noise draws are ``noise·torch.randn(n, draws)`` from ``torch.Generator().manual_seed(seed·1000 + 2)``,
+and the fresh test noise (a Monte-Carlo cross-check, not used by the claims) from ``seed·1000 + 3``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import LosslabError, finite_float, positive_int
+from ..models import Polynomial
+from ._polyfit import CUBIC, check_truth, draw, polyval, sub_seed, two_panels
+from .base import Experiment, Outcome, Table, claim, png_figure
+
+__all__ = ["EXPERIMENT", "QUICK", "Decomposition", "Settings", "decompose", "repeated_fits", "run"]
+
+UNIT_ROUNDOFF = 2.0**-53
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of the bias–variance experiment.
+
+    Attributes:
+        n: training inputs (fixed across draws).
+        max_degree: degrees 0 … max_degree are fitted (at most n − 1).
+        draws: noise redraws R.
+        noise: standard deviation σ of the label noise.
+        truth: the target's coefficients, constant term first (default x³ − x).
+    """
+
+    n: int = 20
+    max_degree: int = 15
+    draws: int = 1000
+    noise: float = 0.2
+    truth: tuple[float, ...] = CUBIC
+
+    def __post_init__(self) -> None:
+        positive_int("n", self.n, minimum=3)
+        positive_int("max_degree", self.max_degree, minimum=2)
+        positive_int("draws", self.draws, minimum=2)
+        finite_float("noise", self.noise, positive=True)
+        check_truth(self.truth)
+        if self.max_degree > min(self.n - 1, 30):
+            raise LosslabError(
+                f"expected max_degree <= min(n - 1, 30) (a least-squares fit, not an interpolation family), got "
+                f"max_degree={self.max_degree}, n={self.n}"
+            )
+        if self.n * self.draws > 10_000_000:
+            raise LosslabError(f"expected n × draws <= 10,000,000, got n={self.n}, draws={self.draws}")
+
+
+QUICK = {"draws": 200}
+
+
+def repeated_fits(X: torch.Tensor, Y: torch.Tensor, degree: int) -> torch.Tensor:
+    """Least-squares coefficients of ``Polynomial(1, degree)`` for every column of Y, in one ``gelsd`` solve.
+
+    Args:
+        X: inputs, shape (n, 1).
+        Y: label draws, shape (n, R).
+        degree: the basis degree k.
+
+    Returns:
+        Θ of shape (k + 1, R): column r minimises ‖Φθ − Y[:, r]‖ (minimum-norm if Φ is rank-deficient).
+    """
+    features = Polynomial(1, degree).features(X)
+    return torch.linalg.lstsq(features, Y, driver="gelsd").solution
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """Per degree (each a list over degrees 0 … max_degree): the sample decomposition and its references.
+
+    Attributes:
+        bias2, variance: (1/n)Σ(f̄ − g)² and (1/n)Σ mean_r (F − f̄)².
+        noise: σ² (the exact expectation over fresh test noise).
+        total: bias2 + variance + noise.
+        direct: mean_r (1/n)Σ(F_r − g)² + σ², computed without the split.
+        fresh: mean_r (1/n)Σ(F_r − y'_r)² with fresh noisy labels y' (Monte Carlo).
+        variance_theory: σ²·p(R − 1)/(nR), the expected sample variance.
+    """
+
+    bias2: list[float]
+    variance: list[float]
+    noise: float
+    total: list[float]
+    direct: list[float]
+    fresh: list[float]
+    variance_theory: list[float]
+
+
+def decompose(X: torch.Tensor, g: torch.Tensor, Y: torch.Tensor, fresh: torch.Tensor, noise: float, degrees) -> Decomposition:
+    """Bias², variance and noise of the least-squares fits of every degree, at the training inputs.
+
+    Args:
+        X: inputs (n, 1); g: noiseless targets g(x_i), (n,); Y: label draws (n, R);
+        fresh: fresh noisy labels for the cross-check (n, R); noise: σ; degrees: the degrees to fit.
+    """
+    n, R = Y.shape
+    out: dict[str, list[float]] = {k: [] for k in ("bias2", "variance", "total", "direct", "fresh", "variance_theory")}
+    for degree in degrees:
+        F = Polynomial(1, degree).features(X) @ repeated_fits(X, Y, degree)
+        mean = F.mean(1)
+        bias2 = float(((mean - g) ** 2).mean())
+        variance = float(((F - mean[:, None]) ** 2).mean())
+        out["bias2"].append(bias2)
+        out["variance"].append(variance)
+        out["total"].append(bias2 + variance + noise**2)
+        out["direct"].append(float(((F - g[:, None]) ** 2).mean()) + noise**2)
+        out["fresh"].append(float(((F - fresh) ** 2).mean()))
+        out["variance_theory"].append(noise**2 * (degree + 1) * (R - 1) / (n * R))
+    return Decomposition(noise=noise**2, **out)
+
+
+def _figure(settings: Settings, dec: Decomposition, X: torch.Tensor, g: torch.Tensor, Y: torch.Tensor, best: int):
+    degrees = list(range(settings.max_degree + 1))
+    fig, left, right = two_panels(f"decomposition over {settings.draws} noise draws", "mean fit ± one standard deviation over the draws")
+    left.plot(degrees, dec.total, "o-", color="k", lw=2, label="test error (total)")
+    left.plot(degrees, dec.bias2, "s-", color="C0", label="bias²")
+    left.plot(degrees, dec.variance, "^-", color="C3", label="variance")
+    left.plot(degrees, dec.variance_theory, color="C3", ls=":", lw=1, label="σ²·p/n (theory)")
+    left.axhline(dec.noise, color="0.5", ls="--", lw=1, label="noise σ²")
+    left.set(xlabel="polynomial degree", ylabel="error at the training inputs")
+    left.legend(fontsize=8)
+    grid = torch.linspace(-1, 1, 201, dtype=torch.float64)
+    for degree, color in zip(sorted({1, best, settings.max_degree}), ("C0", "C2", "C3")):
+        curves = grid[:, None] ** torch.arange(degree + 1, dtype=torch.float64) @ repeated_fits(X, Y, degree)  # (201, R)
+        mean, spread = curves.mean(1), curves.std(1)
+        right.fill_between(grid, mean - spread, mean + spread, color=color, alpha=0.25, lw=0)
+        right.plot(grid, mean, color=color, lw=1.8, label=f"degree {degree}: mean fit ± 1 sd")
+    right.plot(grid, polyval(settings.truth, grid), "k--", lw=1.5, label="truth", zorder=5)
+    right.plot(X[:, 0], g, "k|", ms=10, label="training inputs")
+    right.set(xlabel="x", ylim=(-1.2, 1.2))
+    right.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def run(settings: Settings, seed: int, say) -> Outcome:
+    """Redraw the noise ``draws`` times at fixed inputs; decompose the in-sample test error for every degree."""
+    n, R, s = settings.n, settings.draws, settings.noise
+    X, g = draw(n, settings.truth, 0.0, sub_seed(seed, 1))
+    Y = g[:, None] + s * torch.randn(n, R, generator=torch.Generator().manual_seed(sub_seed(seed, 2)), dtype=torch.float64)
+    fresh = g[:, None] + s * torch.randn(n, R, generator=torch.Generator().manual_seed(sub_seed(seed, 3)), dtype=torch.float64)
+    degrees = list(range(settings.max_degree + 1))
+    say(f"{len(degrees)} degrees × {R} draws")
+    dec = decompose(X, g, Y, fresh, s, degrees)
+    best = min(degrees, key=dec.total.__getitem__)
+    identity_gap = max(abs(t - d) / d for t, d in zip(dec.total, dec.direct))
+    identity_bound = 10 * n * R * UNIT_ROUNDOFF
+    bias_rise = max(b - a for a, b in itertools.pairwise(dec.bias2))
+    bias_allowance = 16 * s**2 / (n * R)
+    var_steps = min(b - a for a, b in itertools.pairwise(dec.variance))
+    var_dev = [abs(v / t - 1) / math.sqrt(2 / ((k + 1) * (R - 1))) for k, (v, t) in enumerate(zip(dec.variance, dec.variance_theory))]
+    ends = min(dec.total[0], dec.total[-1]) / dec.total[best]
+    numbers = {"degrees": degrees, "bias2": dec.bias2, "variance": dec.variance, "noise": dec.noise, "total": dec.total,
+               "direct": dec.direct, "fresh_labels": dec.fresh, "variance_theory": dec.variance_theory, "best_degree": best,
+               "x": X[:, 0]}
+    claims = (
+        claim("the decomposition adds up: bias² + variance + noise equals the directly averaged test error",
+              identity_gap <= identity_bound,
+              "max over degrees |bias² + variance + σ² − direct mean| / direct = {gap:.1e} ≤ 10·n·R·u = {bound:.1e} "
+              "(fresh noisy labels, Monte Carlo: {fresh:.4f} vs {total:.4f} at degree {best})",
+              gap=identity_gap, bound=identity_bound, fresh=dec.fresh[best], total=dec.total[best], best=best),
+        claim("bias² never increases with the basis size",
+              bias_rise <= bias_allowance,
+              "max over k of bias²(k + 1) − bias²(k) = {rise:.1e} ≤ Monte-Carlo allowance 16σ²/(nR) = {tol:.1e}; "
+              "bias² falls from {b0:.4f} (degree 0) to {bend:.1e} (degree {dmax})",
+              rise=bias_rise, tol=bias_allowance, b0=dec.bias2[0], bend=dec.bias2[-1], dmax=settings.max_degree),
+        claim("the variance increases with the basis size, by σ²/n per feature",
+              var_steps > 0 and max(var_dev) <= 4,
+              "min over k of variance(k + 1) − variance(k) = {step:.1e} > 0; variance vs σ²·p(R − 1)/(nR): largest deviation "
+              "{dev:.2f} standard deviations ≤ 4 (degree {dmax}: {v:.5f} vs {t:.5f})",
+              step=var_steps, dev=max(var_dev), dmax=settings.max_degree, v=dec.variance[-1], t=dec.variance_theory[-1]),
+        claim("the test error is U-shaped: its minimum lies strictly inside the degree range",
+              0 < best < settings.max_degree and ends >= 1.25,
+              "minimum {tmin:.4f} at degree {best}; degree 0: {t0:.4f}, degree {dmax}: {tend:.4f}, both ≥ 1.25 × the minimum "
+              "(smaller ratio {ends:.2f}; theory for the right end with the cubic target: (1 + {pmax}/n)/(1 + 4/n) = {pred:.2f})",
+              tmin=dec.total[best], best=best, t0=dec.total[0], dmax=settings.max_degree, tend=dec.total[-1], ends=ends,
+              pmax=settings.max_degree + 1, pred=(1 + (settings.max_degree + 1) / n) / (1 + 4 / n)),
+    )
+    figure = png_figure(
+        _figure(settings, dec, X, g, Y, best), "bias-variance",
+        "Left: bias² (blue) falls as features are added and vanishes once the basis contains the cubic; the variance (red) "
+        "grows by σ²/n per feature (dotted: theory); their sum plus the noise σ² (dashed) is the U-shaped test error (black), "
+        f"lowest at degree {best}. Right: the average fit (line) and its spread over the draws (band): degree 1 is stable but "
+        f"wrong (bias), degree {settings.max_degree} is right on average at the training inputs but moves with the noise (variance), "
+        "most of all between and beyond them.",
+    )
+    table = Table(f"Decomposition at the training inputs ({R} noise draws, σ = {s})",
+                  ("degree", "bias²", "variance", "σ²p(R−1)/(nR)", "noise", "total", "direct average"),
+                  tuple((k, dec.bias2[k], dec.variance[k], dec.variance_theory[k], dec.noise, dec.total[k], dec.direct[k])
+                        for k in degrees))
+    return Outcome(numbers=numbers, claims=claims, figures=(figure,), tables=(table,))
+
+
+EXPERIMENT = Experiment(
+    name="bias-variance",
+    number=5,
+    title="Bias and variance against the basis size",
+    intro=(
+        "Refit the same inputs with many fresh draws of the label noise and the expected test error splits exactly into "
+        "bias² (how far the average fit is from the truth), variance (how much the fit moves with the noise) and the noise "
+        "itself. Adding fixed features lowers the bias and raises the variance, so the test error is U-shaped in the basis size."
+    ),
+    settings=Settings,
+    quick=QUICK,
+    run=run,
+)

@@ -1,0 +1,184 @@
+"""Many training runs at once: full-batch GD or minibatch SGD from K starts, one ``vmap`` per step.
+
+An ensemble is K parameter vectors Θ (K, p) trained on the same data with the same optimiser.
+Each step evaluates all K losses in one ``torch.func.vmap(problem.loss)`` call, takes all K
+gradients in one backward pass through their sum (the rows are independent computations), and
+updates Θ ← Θ − lr·∇L(Θ) row by row — the same update as :func:`~losslab.fit.train` with
+``optimizer="gd"``/``"sgd"`` (``torch.optim.SGD`` without momentum), so run k of an ensemble is
+``train(problem, optimizer=..., lr=lr, steps=steps, batch_size=batch_size, seed=seeds[k],
+theta0=Θ0[k])`` up to the rounding of batched gradients.
+
+Minibatches (SGD). Each epoch is a fresh random permutation of the n examples cut into batches of
+``batch_size`` (the last one may be smaller), as in :func:`~losslab.fit.train`:
+
+* ``minibatches="per-start"`` (default): start k draws its permutations from
+  ``torch.Generator().manual_seed(seeds[k])`` — exactly the sequence ``train(seed=seeds[k])`` uses —
+  so the starts see independent minibatch sequences;
+* ``minibatches="shared"``: every start sees the one sequence drawn from ``seeds[0]``, so the
+  starts differ only in θ₀ (a controlled comparison of starting points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
+from ..problem import Problem
+from .train import _batch_size, _minibatches
+
+__all__ = ["ENSEMBLE_OPTIMIZERS", "MINIBATCHES", "EnsembleTrajectory", "train_ensemble"]
+
+ENSEMBLE_OPTIMIZERS = ("gd", "sgd")
+MINIBATCHES = ("per-start", "shared")
+DEFAULT_RECORDS = 100
+
+
+@dataclass(frozen=True)
+class EnsembleTrajectory:
+    """K training runs: full-batch losses and gradient norms at recorded steps, and the final points.
+
+    Attributes:
+        steps: int64 (m,): the recorded step indices, first 0 and last ``steps``.
+        losses: float64 (m, K): the full-batch loss L(θ_t^k) at the recorded steps.
+        grad_norms: float64 (m, K): ‖∇L(θ_t^k)‖₂ on all the data at the recorded steps.
+        theta0: (K, p): the starts.
+        theta: (K, p): the final points, in ``problem.dtype``.
+        diverged: bool (K,): runs whose loss or θ became NaN/inf (their rows hold NaN/inf from then on).
+        optimizer: ``"gd"`` or ``"sgd"``.
+        lr: the learning rate.
+        batch_size: the minibatch size, or None for full-batch steps.
+        seeds: the K seeds (of θ₀ when drawn, and of the minibatch orders).
+        minibatches: ``"per-start"`` or ``"shared"`` (meaningful for sgd).
+    """
+
+    steps: torch.Tensor
+    losses: torch.Tensor
+    grad_norms: torch.Tensor
+    theta0: torch.Tensor
+    theta: torch.Tensor
+    diverged: torch.Tensor
+    optimizer: str
+    lr: float
+    batch_size: int | None
+    seeds: tuple[int, ...]
+    minibatches: str
+
+    @property
+    def final_losses(self) -> torch.Tensor:
+        """The full-batch loss at the final points, shape (K,)."""
+        return self.losses[-1]
+
+
+def _seeds(seeds: object, theta0: torch.Tensor | None) -> tuple[int, ...]:
+    if seeds is None:
+        if theta0 is None:
+            raise LosslabError("expected seeds (a sequence of K integers) or theta0 of shape (K, p), got neither")
+        return tuple(range(len(theta0)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+        raise LosslabError(f"expected seeds as a non-empty sequence of integers, got seeds={seeds!r}")
+    return tuple(seed_int(f"seeds[{k}]", s) for k, s in enumerate(seeds))
+
+
+def _grads_and_losses(batched_loss, theta: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∇L of each row (K, p), L of each row (K,)) by one backward pass through the vmapped losses.
+
+    The rows are independent computations, so the gradient of their sum with respect to Θ holds
+    each row's own gradient.
+    """
+    theta = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        losses = batched_loss(theta, *args)
+        (grads,) = torch.autograd.grad(losses.sum(), theta)
+    return grads, losses.detach()
+
+
+def train_ensemble(
+    problem: Problem,
+    *,
+    seeds: Sequence[int] | None = None,
+    theta0: object = None,
+    optimizer: str = "gd",
+    lr: float = 1e-2,
+    steps: int = 1000,
+    batch_size: int | None = None,
+    minibatches: str = "per-start",
+    record_every: int | None = None,
+) -> EnsembleTrajectory:
+    """Train K starts of ``problem`` at once with full-batch GD or minibatch SGD.
+
+    Args:
+        problem: the :class:`~losslab.Problem` (its free groups are trained).
+        seeds: K seeds: θ₀^k = ``problem.init(seeds[k])`` when ``theta0`` is None, and the minibatch
+            order of start k (``"per-start"``) or of all starts (``"shared"``: ``seeds[0]``).
+            Default ``range(K)`` when ``theta0`` is given.
+        theta0: the starts, shape (K, p); default drawn from ``seeds``.
+        optimizer: ``"gd"`` (full batch) or ``"sgd"`` (minibatches).
+        lr: learning rate (> 0).
+        steps: updates per start (>= 1).
+        batch_size: sgd minibatch size in [1, n], default min(32, n); gd is always full batch.
+        minibatches: ``"per-start"`` or ``"shared"`` (module docstring).
+        record_every: record the full-batch loss and gradient norm every ``record_every`` steps (and
+            always at the first and last); default ``max(1, steps // 100)``.
+
+    Returns:
+        An :class:`EnsembleTrajectory`. Runs that diverge are flagged in ``diverged``, not raised:
+        the other runs are unaffected (each row is its own computation).
+
+    Example:
+        >>> from losslab.models import Polynomial
+        >>> x = torch.linspace(-1, 1, 20, dtype=torch.float64)
+        >>> runs = train_ensemble(Problem(Polynomial(1, 1), x, 2 * x + 1), seeds=range(3), lr=0.5, steps=200)
+        >>> runs.theta.shape, bool((runs.final_losses < 1e-12).all())
+        (torch.Size([3, 2]), True)
+    """
+    if not isinstance(problem, Problem):
+        raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
+    optimizer = choice("optimizer", optimizer, ENSEMBLE_OPTIMIZERS)
+    minibatches = choice("minibatches", minibatches, MINIBATCHES)
+    lr = finite_float("lr", lr, positive=True)
+    steps = positive_int("steps", steps)
+    batch = _batch_size(optimizer, batch_size, problem.n)
+    every = max(1, steps // DEFAULT_RECORDS) if record_every is None else positive_int("record_every", record_every)
+    if theta0 is not None:
+        theta0 = as_tensor("theta0", theta0, dtype=problem.dtype)
+        shape("theta0", theta0, (None, problem.n_params))
+    seeds = _seeds(list(seeds) if seeds is not None and not isinstance(seeds, Sequence) else seeds, theta0)
+    if theta0 is None:
+        theta0 = torch.stack([problem.init(s) for s in seeds])
+    elif len(seeds) != len(theta0):
+        raise LosslabError(f"expected one seed per start: {len(theta0)} starts in theta0, got {len(seeds)} seeds")
+
+    full_loss = torch.func.vmap(problem.loss)
+    batch_loss = torch.func.vmap(lambda th, idx: problem.loss(th, indices=idx), in_dims=(0, 0 if minibatches == "per-start" else None))
+    streams = []
+    if batch is not None:
+        order = seeds[:1] if minibatches == "shared" else seeds
+        streams = [_minibatches(problem.n, batch, torch.Generator().manual_seed(s)) for s in order]
+
+    theta = theta0.clone()
+    rec_steps, rec_losses, rec_norms = [], [], []
+    with torch.no_grad():
+        for t in range(steps + 1):
+            recording = t % every == 0 or t == steps
+            if recording or batch is None:
+                grads, losses = _grads_and_losses(full_loss, theta)
+                if recording:
+                    rec_steps.append(t)
+                    rec_losses.append(losses.to(torch.float64))
+                    rec_norms.append(torch.linalg.vector_norm(grads, dim=1).to(torch.float64))
+            if t == steps:
+                break
+            if batch is not None:
+                indices = next(streams[0]) if minibatches == "shared" else torch.stack([next(s) for s in streams])
+                grads, _ = _grads_and_losses(batch_loss, theta, indices)
+            theta = theta - lr * grads
+    losses = torch.stack(rec_losses)
+    diverged = ~(torch.isfinite(losses).all(0) & torch.isfinite(theta).all(1))
+    return EnsembleTrajectory(
+        steps=torch.tensor(rec_steps, dtype=torch.int64), losses=losses, grad_norms=torch.stack(rec_norms),
+        theta0=theta0, theta=theta, diverged=diverged, optimizer=optimizer, lr=lr, batch_size=batch,
+        seeds=tuple(seeds), minibatches=minibatches,
+    )

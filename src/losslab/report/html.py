@@ -1,0 +1,229 @@
+"""The HTML report of experiment results: one page that opens from disk, with no server and no network.
+
+Layout of a report folder::
+
+    index.html        the page: the argument, a summary of every claim, one section per experiment
+    results.json      every number, setting and claim result
+    figures/*.png     matplotlib figures
+    plotly.min.js     plotly.js, beside the page (only when an experiment has an interactive figure)
+
+:func:`write_report` builds the folder under a temporary name next to ``out`` and renames it into
+place only when complete, so a killed run never leaves a report that looks finished. Every string
+that reaches the page is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._checks import LosslabError
+
+__all__ = ["ARGUMENT", "check_report_target", "render_index", "report_payload", "write_report"]
+
+ARGUMENT = (
+    "A model that is linear in its parameters — a polynomial basis, random features, a network linearized "
+    "around its initial weights — has fixed features. With the squared loss its training loss is convex and "
+    "solved in closed form, but it cannot adapt its features: too few and it underfits, too many and it "
+    "overfits, and in high dimension the basis it would need explodes. A neural network v·σ(Wx+b) learns its "
+    "features: it is linear in v with W, b fixed, but nonlinear in (W, b, v) jointly — and that, not "
+    "nonlinearity in x, is what makes its loss non-convex. Each section below checks one step of this "
+    "argument on a real computation: the claim, the figure, the numbers, and whether the numbers bear it out."
+)
+
+_CSS = """
+body{font:16px/1.55 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;max-width:64rem;margin:0 auto;
+     padding:1.5rem 1.25rem 4rem}
+h1{font-size:2rem;margin:.2em 0}h2{margin-top:2.6rem;border-top:1px solid #e3e6ec;padding-top:1.4rem}
+.lede{font-size:1.08rem;color:#333b4d}.meta{color:#667;font-size:.9rem}
+table{border-collapse:collapse;width:100%;margin:.8rem 0;font-size:.93rem}
+th,td{border-bottom:1px solid #e3e6ec;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f5f6f9}td.num{font-variant-numeric:tabular-nums;text-align:right}
+.badge{display:inline-block;border-radius:.8em;padding:.05em .65em;font-size:.8rem;font-weight:600;white-space:nowrap}
+.held{background:#e3f6e8;color:#146c2e}.failed{background:#fde4e4;color:#a31515}
+.claim{margin:.55rem 0;padding:.45rem .7rem;border-left:4px solid #cfd5e1;background:#fafbfc}
+.claim.failed-claim{border-left-color:#d33}.claim.held-claim{border-left-color:#2e9b4f}
+.evidence{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem;color:#3c4458}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eceef2}
+figcaption{font-size:.88rem;color:#555d70}.plotly-figure{width:100%;height:480px}
+details{margin:.5rem 0}summary{cursor:pointer;color:#3451b2}pre{background:#f5f6f9;padding:.6rem;overflow:auto;font-size:.8rem}
+nav a{margin-right:.2rem}
+"""
+
+
+def report_payload(results: Sequence, *, seed: int, quick: bool, version: str) -> dict:
+    """The JSON document of a report: every result's numbers, settings and claims, and the run's context."""
+    import torch
+
+    claims = [c for r in results for c in r.claims]
+    return {
+        "losslab": version,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "seed": seed,
+        "quick": quick,
+        "claims_held": sum(c.holds for c in claims),
+        "claims_total": len(claims),
+        "seconds": round(sum(r.seconds for r in results), 3),
+        "experiments": [r.to_dict() for r in results],
+    }
+
+
+def _e(s: object) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _badge(holds: bool) -> str:
+    return "<span class='badge held'>holds</span>" if holds else "<span class='badge failed'>fails</span>"
+
+
+def _cell(x: object) -> str:
+    if isinstance(x, float):
+        return f"<td class='num'>{_e(f'{x:.4g}')}</td>"
+    if isinstance(x, int) and not isinstance(x, bool):
+        return f"<td class='num'>{x:,}</td>"
+    return f"<td>{_e(x)}</td>"
+
+
+def _figure_html(result, fig, plotly_div) -> str:
+    caption = f"<figcaption>{_e(fig.caption)}</figcaption>"
+    if fig.png is not None:
+        src = f"figures/{_e(result.name)}-{_e(fig.name)}.png"
+        return f"<figure><img src='{src}' alt='{_e(fig.caption)}' loading='eager'>{caption}</figure>"
+    return f"<figure>{plotly_div(fig)}{caption}</figure>"
+
+
+def _section(result, plotly_div) -> str:
+    claims = "".join(
+        f"<div class='claim {'held' if c.holds else 'failed'}-claim'>{_badge(c.holds)} {_e(c.statement)}"
+        f"<div class='evidence'>{_e(c.evidence)}</div></div>"
+        for c in result.claims
+    )
+    figures = "".join(_figure_html(result, f, plotly_div) for f in result.figures)
+    tables = "".join(
+        f"<table><caption>{_e(t.caption)}</caption><tr>{''.join(f'<th>{_e(c)}</th>' for c in t.columns)}</tr>"
+        + "".join(f"<tr>{''.join(_cell(x) for x in row)}</tr>" for row in t.rows) + "</table>"
+        for t in result.tables
+    )
+    held = sum(c.holds for c in result.claims)
+    numbers = json.dumps(result.to_dict()["numbers"], indent=1)
+    settings = json.dumps(result.to_dict()["settings"], indent=1)
+    return (
+        f"<section id='{_e(result.name)}'><h2>{result.number}. {_e(result.title)} "
+        f"<span class='badge {'held' if result.passed else 'failed'}'>{held}/{len(result.claims)} claims hold</span></h2>"
+        f"<p>{_e(result.intro)}</p>{claims}{figures}{tables}"
+        f"<details><summary>numbers</summary><pre>{_e(numbers)}</pre></details>"
+        f"<details><summary>settings ({result.seconds:.1f} s)</summary><pre>{_e(settings)}</pre></details></section>"
+    )
+
+
+def render_index(results: Sequence, payload: dict) -> str:
+    """The report page for ``results`` (PNG figures referenced under ``figures/``, plotly from ``plotly.min.js``)."""
+    import plotly.io as pio
+
+    counter = iter(range(10**9))
+
+    def plotly_div(fig) -> str:
+        figure = pio.from_json(fig.plotly_json)
+        return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=f"plotly-{next(counter)}",
+                           default_width="100%", default_height="480px", config={"displaylogo": False})
+
+    has_plotly = any(f.plotly_json is not None for r in results for f in r.figures)
+    summary = "".join(
+        "<tr>"
+        + (f"<td rowspan='{len(r.claims)}'><a href='#{_e(r.name)}'>{r.number}. {_e(r.title)}</a></td>" if i == 0 else "")
+        + f"<td>{_e(c.statement)}</td><td>{_badge(c.holds)}</td></tr>"
+        for r in results for i, c in enumerate(r.claims)
+    )
+    sections = "".join(_section(r, plotly_div) for r in results)
+    mode = "quick" if payload["quick"] else "full"
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'><title>losslab report</title>"
+        f"<style>{_CSS}</style>"
+        + ("<script src='plotly.min.js'></script>" if has_plotly else "")
+        + "</head><body><header><h1>Why is a neural network's loss non-convex?</h1>"
+        f"<p class='lede'>{_e(ARGUMENT)}</p>"
+        f"<p class='meta'>losslab {_e(payload['losslab'])} · torch {_e(payload['torch'])} · Python {_e(payload['python'])} · "
+        f"seed {payload['seed']} · {mode} run · {payload['seconds']:.0f} s of computation · "
+        f"<b>{payload['claims_held']} of {payload['claims_total']} claims hold</b> · every number is in "
+        "<a href='results.json'>results.json</a></p></header>"
+        "<h2>Summary of claims</h2><p>Each claim's evidence — the numbers that decide it — is in its section.</p>"
+        "<table><tr><th>experiment</th><th>claim</th><th></th></tr>"
+        f"{summary}</table>{sections}"
+        "<footer class='meta'><p>A claim <i>holds</i> when its measured numbers pass the threshold stated with it; a claim that "
+        "fails is shown as failed. Convexity verdicts are <b>convex</b> only with a proof and <b>non-convex</b> only with a "
+        "witness re-checked in float64.</p></footer></body></html>"
+    )
+
+
+def _looks_like_report(folder: Path) -> bool:
+    """Whether ``folder`` is empty or a previous losslab report (so replacing it loses nothing of the user's)."""
+    entries = {p.name for p in folder.iterdir()}
+    if not entries:
+        return True
+    if "results.json" not in entries or not entries <= {"index.html", "results.json", "figures", "plotly.min.js"}:
+        return False
+    try:
+        return "losslab" in json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def check_report_target(out: str | os.PathLike) -> Path:
+    """``out`` as a Path if a report may be written there (absent, empty, or an older report), else a LosslabError."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LosslabError(f"expected --out to be a folder for the report, got an existing file {out}")
+    if out.is_dir() and not _looks_like_report(out):
+        raise LosslabError(f"expected --out to be a new folder, an empty one or an earlier losslab report; {out} holds other "
+                           "files, which the report would replace. Choose another --out")
+    parent = out.resolve().parent
+    try:  # a real probe: os.access says yes for root even where nothing can be created (/proc)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=parent))
+    except OSError as err:
+        raise LosslabError(f"expected --out to be a folder losslab can write, but cannot write in {parent} ({err.strerror})") from None
+    return out
+
+
+def write_report(results: Sequence, out: str | os.PathLike, *, seed: int, quick: bool, version: str) -> Path:
+    """Write index.html, results.json and the figures of ``results`` into the folder ``out``, atomically.
+
+    The folder is built as a hidden sibling and renamed into place when complete; an earlier report at
+    ``out`` is replaced only then. Returns the path of index.html.
+    """
+    out = check_report_target(out)
+    parent = out.resolve().parent
+    payload = report_payload(results, seed=seed, quick=quick, version=version)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    try:
+        figures = tmp / "figures"
+        figures.mkdir()
+        for r in results:
+            for f in r.figures:
+                if f.png is not None:
+                    (figures / f"{r.name}-{f.name}.png").write_bytes(f.png)
+        if any(f.plotly_json is not None for r in results for f in r.figures):
+            from plotly.offline import get_plotlyjs
+
+            (tmp / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+        (tmp / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        (tmp / "index.html").write_text(render_index(results, payload), encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            os.replace(out, old / "report")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"

@@ -1,0 +1,104 @@
+"""The HTML report: files, escaping, atomic replacement, and refusing to overwrite what is not a report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from losslab import LosslabError
+from losslab.experiments import run_experiment
+from losslab.report import html as report_html
+from losslab.report import write_report
+
+EVIL = "<script>alert('x')</script>"  # the fake experiment's label (conftest.FAKE)
+
+
+@pytest.fixture
+def fake_report(fake_experiment):
+    """``fake_report(folder, seed)``: write the fake experiment's quick report into ``folder``; the index.html path."""
+
+    def write(folder, seed: int = 0):
+        result = run_experiment(fake_experiment, seed=seed, quick=True)
+        return write_report([result], folder, seed=seed, quick=True, version="test")
+
+    return write
+
+
+def test_report_folder_has_page_json_figures_and_plotly(tmp_path, fake_report):
+    index = fake_report(tmp_path / "r")
+    folder = index.parent
+    assert sorted(p.name for p in folder.iterdir()) == ["figures", "index.html", "plotly.min.js", "results.json"]
+    assert [p.name for p in (folder / "figures").iterdir()] == ["fake-line.png"]
+    assert (folder / "figures" / "fake-line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    payload = json.loads((folder / "results.json").read_text())
+    assert payload["claims_held"] == 1 and payload["claims_total"] == 2 and payload["quick"] is True
+    exp = payload["experiments"][0]
+    assert exp["settings"] == {"n": 2, "label": EVIL} and exp["numbers"] == {"n": 2, "seed": 0} and exp["passed"] is False
+    assert [c["holds"] for c in exp["claims"]] == [True, False]
+
+
+def test_user_strings_are_escaped_and_failures_shown(tmp_path, fake_report):
+    page = fake_report(tmp_path / "r").read_text()
+    assert EVIL not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert page.count("class='badge failed'>fails") == 2  # the failed claim in the summary and in its section
+    assert "1 of 2 claims hold" in page and "1/2 claims hold" in page
+
+
+def test_rewriting_replaces_an_earlier_report(tmp_path, fake_report):
+    fake_report(tmp_path / "r", seed=0)
+    fake_report(tmp_path / "r", seed=5)
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folders left behind
+
+
+def test_a_failed_write_leaves_the_earlier_report_and_no_debris(tmp_path, monkeypatch, fake_report):
+    fake_report(tmp_path / "r", seed=0)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("killed while rendering")
+
+    monkeypatch.setattr(report_html, "render_index", boom)
+    with pytest.raises(RuntimeError, match="killed"):
+        fake_report(tmp_path / "r", seed=7)
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["seed"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: (p / "x").write_text("mine"), "holds other files"),
+        (lambda p: None, "existing file"),
+    ],
+)
+def test_refuses_to_replace_what_is_not_a_report(tmp_path, make, match, fake_report):
+    target = tmp_path / "target"
+    if match == "existing file":
+        target.write_text("a file")
+    else:
+        target.mkdir()
+        make(target)
+    with pytest.raises(LosslabError, match=match):
+        fake_report(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]
+
+
+def test_an_empty_folder_is_fine(tmp_path, fake_report):
+    (tmp_path / "r").mkdir()
+    assert fake_report(tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [({"m": 1}, "unknown setting 'm'; valid settings: n, label"), ({"n": "many"}, "expected int for n, got 'many'")],
+)
+def test_bad_settings_are_errors_listing_what_is_valid(overrides, match, fake_experiment):
+    with pytest.raises(LosslabError, match=match):
+        fake_experiment.make_settings(overrides=overrides)
+
+
+def test_settings_from_strings_take_the_field_type(fake_experiment):
+    s = fake_experiment.make_settings(quick=True, overrides={"label": "b"})
+    assert (s.n, s.label) == (2, "b")
+    assert fake_experiment.make_settings(overrides={"n": "7"}).n == 7
