@@ -102,3 +102,27 @@ def test_settings_from_strings_take_the_field_type(fake_experiment):
     s = fake_experiment.make_settings(quick=True, overrides={"label": "b"})
     assert (s.n, s.label) == (2, "b")
     assert fake_experiment.make_settings(overrides={"n": "7"}).n == 7
+
+
+def test_a_crashing_experiment_becomes_a_failed_claim_and_the_others_still_run(tmp_path, fake_experiment):
+    import dataclasses
+
+    from losslab.cli.demo import run_all
+
+    def crash(settings, seed, say):
+        raise RuntimeError("a bug in the experiment")
+
+    broken = dataclasses.replace(fake_experiment, name="broken", number=2, run=crash)
+    results, crashed = run_all([broken, fake_experiment], seed=0, quick=True)
+    assert crashed == ["broken"] and [r.name for r in results] == ["broken", "fake"]
+    (c,) = results[0].claims
+    assert not c.holds and c.evidence.startswith("RuntimeError: a bug in the experiment (at test_report_html.py:")
+    page = write_report(results, tmp_path / "r", seed=0, quick=True, version="test").read_text()
+    assert "RuntimeError: a bug in the experiment" in page
+
+
+def test_a_bad_setting_is_not_swallowed_as_a_crash(fake_experiment):
+    from losslab.cli.demo import run_all
+
+    with pytest.raises(LosslabError, match="unknown setting"):
+        run_all([fake_experiment], seed=0, quick=True, overrides={"nope": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from .. import __version__
 from .._checks import LosslabError
-from ..experiments import NAMES, get_experiment, run_experiment
+from ..experiments import NAMES, Claim, Result, get_experiment, run_experiment
 from ..report.html import check_report_target, write_report
 from .app import app
 from .common import JsonOpt, SeedOpt, friendly_errors, out
@@ -24,9 +25,13 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
 
 
-def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | None = None) -> list:
-    """Run ``experiments`` in order with a progress bar on stderr; a line per finished experiment."""
-    results = []
+def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | None = None) -> tuple[list, list[str]]:
+    """Run ``experiments`` in order with a progress bar on stderr; a line per finished experiment.
+
+    Returns (results, names of the experiments that raised): an exception other than a LosslabError
+    is a bug, reported as the experiment's one failed claim so the rest of the report still appears.
+    """
+    results, crashed = [], []
     with _progress() as progress:
         task = progress.add_task("starting", total=len(experiments))
         for exp in experiments:
@@ -34,14 +39,33 @@ def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | 
                 progress.update(task, description=f"{exp.number}. {exp.name}: {msg}")
 
             say("running")
-            r = run_experiment(exp, seed=seed, quick=quick, overrides=overrides, say=say)
+            try:
+                r = run_experiment(exp, seed=seed, quick=quick, overrides=overrides, say=say)
+            except LosslabError:
+                raise
+            except Exception as err:  # a bug: report it in its section and go on with the others
+                r = crashed_result(exp, err, seed=seed, quick=quick, overrides=overrides)
+                crashed.append(exp.name)
             held = sum(c.holds for c in r.claims)
             mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
             progress.console.print(f"{mark} {r.number:2d}. {r.title} — {held}/{len(r.claims)} claims hold ({r.seconds:.1f} s)",
                                    highlight=False)
             results.append(r)
             progress.advance(task)
-    return results
+    return results, crashed
+
+
+def crashed_result(exp, err: Exception, *, seed: int, quick: bool, overrides: dict | None) -> Result:
+    """A Result for an experiment that raised: one failed claim carrying the error, so the report shows it."""
+    import dataclasses
+    import traceback
+
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    evidence = f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"
+    return Result(name=exp.name, number=exp.number, title=exp.title, intro=exp.intro, seed=seed, quick=quick,
+                  settings=dataclasses.asdict(exp.make_settings(quick=quick, overrides=overrides)), seconds=0.0,
+                  numbers={"error": evidence}, claims=(Claim("the experiment runs to completion", False, evidence),),
+                  figures=(), tables=())
 
 
 def claims_table(results: Sequence) -> Table:
@@ -53,7 +77,8 @@ def claims_table(results: Sequence) -> Table:
     return table
 
 
-def _finish(results: Sequence, out_dir: Path | None, *, seed: int, quick: bool, as_json: bool, strict: bool) -> None:
+def _finish(results: Sequence, crashed: Sequence[str], out_dir: Path | None, *, seed: int, quick: bool, as_json: bool,
+            strict: bool) -> None:
     index = write_report(results, out_dir, seed=seed, quick=quick, version=__version__) if out_dir is not None else None
     if as_json:
         typer.echo(json.dumps({"report": str(index) if index else None, "experiments": [r.to_dict() for r in results]}, indent=1))
@@ -62,6 +87,9 @@ def _finish(results: Sequence, out_dir: Path | None, *, seed: int, quick: bool, 
         held = sum(c.holds for r in results for c in r.claims)
         total = sum(len(r.claims) for r in results)
         out.print(f"{held} of {total} claims hold" + (f"; wrote {index}" if index else ""), highlight=False)
+    if crashed:
+        print(f"error: experiment(s) {', '.join(crashed)} raised an exception (shown in the report); please report it", file=sys.stderr)
+        raise typer.Exit(1)
     if strict and not all(r.passed for r in results):
         raise typer.Exit(1)
 
@@ -80,8 +108,8 @@ def demo(
     check_report_target(out_dir)
     names = list(dict.fromkeys(only)) if only else list(NAMES)
     experiments = [get_experiment(n) for n in names]
-    results = run_all(experiments, seed=seed, quick=quick)
-    _finish(results, out_dir, seed=seed, quick=quick, as_json=as_json, strict=strict)
+    results, crashed = run_all(experiments, seed=seed, quick=quick)
+    _finish(results, crashed, out_dir, seed=seed, quick=quick, as_json=as_json, strict=strict)
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -117,5 +145,5 @@ def experiment(
         return
     if out_dir is not None:
         check_report_target(out_dir)
-    results = run_all([exp], seed=seed, quick=quick, overrides=overrides)
-    _finish(results, out_dir, seed=seed, quick=quick, as_json=as_json, strict=strict)
+    results, crashed = run_all([exp], seed=seed, quick=quick, overrides=overrides)
+    _finish(results, crashed, out_dir, seed=seed, quick=quick, as_json=as_json, strict=strict)

@@ -77,7 +77,7 @@ class Polynomial(Model):
         if count > MAX_MONOMIALS:
             raise LosslabError(
                 f"expected at most {MAX_MONOMIALS:,} monomials, got Polynomial(d_in={d_in}, degree={degree}) with "
-                f"C({d_in}+{degree}, {degree}) = {count:,}; lower the degree or use a kernel method"
+                f"C({d_in}+{degree}, {degree}) = {count:,}; lower the degree or fit by kernel ridge (losslab.fit.kernel_ridge)"
             )
         self.parent, self.variable = product_tree(self.d_in, degree)
         self._exponents: torch.Tensor | None = None
@@ -101,7 +101,7 @@ class Polynomial(Model):
         if n * count > MAX_FEATURE_ENTRIES:
             raise LosslabError(
                 f"expected at most {MAX_FEATURE_ENTRIES:,} feature entries, got n={n} × {count:,} monomials; "
-                "use fewer examples, a lower degree, or a kernel method"
+                "use fewer examples, a lower degree, or kernel ridge (losslab.fit.kernel_ridge)"
             )
         feats = X.new_empty(n, count)
         feats[:, 0] = 1.0
