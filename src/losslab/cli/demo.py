@@ -48,8 +48,8 @@ def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | 
                 crashed.append(exp.name)
             held = sum(c.holds for c in r.claims)
             mark = "[green]✓[/]" if r.passed else "[red]✗[/]"
-            progress.console.print(f"{mark} {r.number:2d}. {r.title} — {held}/{len(r.claims)} claims hold ({r.seconds:.1f} s)",
-                                   highlight=False)
+            line = f"{mark} {r.number:2d}. {r.title} — {held}/{len(r.claims)} claims hold ({r.seconds:.1f} s)"
+            progress.console.print(line, soft_wrap=True, highlight=False)
             results.append(r)
             progress.advance(task)
     return results, crashed
