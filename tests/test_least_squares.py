@@ -58,6 +58,38 @@ def test_ridge_matches_sklearn_ridge(l2, ridge):
     np.testing.assert_allclose(model.apply(params, X).numpy(), ref.predict(feats), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("lam", [1e-4, 0.3])
+def test_ridge_with_more_features_than_outputs_takes_the_dual_form_and_matches_sklearn(lam):
+    """p > N: θ* = Φᵀ(ΦΦᵀ + NλI)⁻¹r must equal the primal ridge solution (sklearn, SVD solver)."""
+    X, y = D.sparse_monomials(20, d=3, degree=4, n_terms=3, noise=0.1, seed=2)
+    model = Polynomial(3, 4)
+    assert model.n_params == 35 > len(y)
+    res = least_squares_result(Problem(model, X, y), ridge=lam)
+    poly = PolynomialFeatures(4)
+    feats = poly.fit_transform(X.numpy())
+    ref = Ridge(alpha=len(y) * lam, fit_intercept=False, solver="svd").fit(feats, y.numpy())
+    np.testing.assert_allclose(res.params["coef"].numpy(), ref.coef_[_match_columns(model, poly)], rtol=0, atol=1e-8)
+    assert res.rank == 20
+    theta = res.theta
+    grad = Problem(model, X, y).grad(theta) + 2 * lam * theta  # the stationarity of L + λ‖θ‖²
+    assert float(grad.abs().max()) < 1e-10
+
+
+def test_wide_multi_output_ridge_matches_sklearn():
+    X, _ = D.gaussian_classes(8, d_in=2, k=3, seed=0)
+    Y = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    model = MLP([2, 30, 3], activation="tanh")
+    params0 = model.init(seed=3)
+    prob = Problem(model, X, Y).restrict(["W1", "b1"], at=params0)
+    assert prob.n_params == 93 > 24
+    params = least_squares(prob, ridge=0.05)
+    H = torch.tanh(X @ params0["W0"].T + params0["b0"])
+    feats = torch.cat([H, torch.ones(8, 1, dtype=F64)], dim=1).numpy()
+    ref = Ridge(alpha=8 * 3 * 0.05, fit_intercept=False, solver="svd").fit(feats, Y.numpy())
+    np.testing.assert_allclose(params["W1"].numpy(), ref.coef_[:, :30], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(params["b1"].numpy(), ref.coef_[:, 30], rtol=0, atol=1e-10)
+
+
 def test_ridge_multi_output_matches_sklearn_with_n_times_k_scaling():
     """mse averages over all n·k outputs, so the equivalent sklearn alpha is n·k·λ."""
     X, _ = D.gaussian_classes(50, d_in=2, k=3, seed=0)

@@ -14,7 +14,14 @@ the augmented system
     [Φ/√N; √λ·I] θ = [r/√N; 0],
 
 whose residual is exactly the objective above (Golub & Van Loan, *Matrix Computations*, §5.3
-and §6.1 on ridge/Tikhonov regularisation as an augmented least-squares problem).
+and §6.1 on ridge/Tikhonov regularisation as an augmented least-squares problem). That costs
+O((N + p)p²); when there are more features than outputs (p > N) and λ > 0 the same minimiser is
+
+    θ* = Φᵀ(ΦΦᵀ + NλI)⁻¹ r
+
+(the push-through identity (ΦᵀΦ + NλI)⁻¹Φᵀ = Φᵀ(ΦΦᵀ + NλI)⁻¹; the kernel form of ridge
+regression), an N × N Cholesky solve in O(N²p) — seconds instead of minutes for thousands of
+features.
 """
 
 from __future__ import annotations
@@ -150,12 +157,23 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
     if lam == 0.0:
         sol = torch.linalg.lstsq(phi, rhs[:, None], driver="gelsd")
         rank = int(sol.rank)
+    elif p > N:  # the dual (kernel) form: an N × N system; θ0 plays no part when λ > 0
+        K = phi @ phi.T
+        K.diagonal().add_(N * lam)
+        chol = torch.linalg.cholesky(K)
+        alpha = torch.cholesky_solve((y - f0)[:, None], chol)
+        theta64 = (phi.T @ alpha)[:, 0]
+        return _result(problem, p64, phi, f0, y, theta64, int(torch.linalg.matrix_rank(phi)), lam)
     else:
         A = torch.cat([phi / math.sqrt(N), math.sqrt(lam) * torch.eye(p, dtype=torch.float64)])
         b = torch.cat([rhs / math.sqrt(N), -math.sqrt(lam) * start])
         sol = torch.linalg.lstsq(A, b[:, None], driver="gelsd")
         rank = int(torch.linalg.matrix_rank(phi))
-    theta64 = start + sol.solution[:, 0]
+    return _result(problem, p64, phi, f0, y, start + sol.solution[:, 0], rank, lam)
+
+
+def _result(problem: Problem, p64: Problem, phi: torch.Tensor, f0: torch.Tensor, y: torch.Tensor, theta64: torch.Tensor,
+            rank: int, lam: float) -> LeastSquaresResult:
     residual = float(((f0 + phi @ theta64 - y) ** 2).mean())
     loss = float(p64.loss(theta64))
     theta = theta64.to(problem.dtype)
