@@ -354,3 +354,19 @@ def test_bad_seed_is_an_error_not_a_silently_skipped_stage():
     for seed in (-1, 2**64):
         with pytest.raises(LosslabError, match=r"expected seed to be an integer in \[0, 2\*\*63 - 1\]"):
             check_convexity(problem, seed=seed)
+
+
+@pytest.mark.parametrize("l2", [10.0, 100.0])
+def test_l2_hides_no_violation_from_the_scaled_group_stage(l2):
+    """L2 adds 2·l2 to every Hessian eigenvalue near θ0, but scaling v by ~√l2 makes the net's own curvature win."""
+    from losslab.models import TwoLayer
+
+    X, y = data.cubic(64, seed=0)
+    problem = Problem(TwoLayer(1, 3, "tanh"), X, y, l2=l2)
+    report = check_convexity(problem, seed=0, budget=1000, by_group=False, train_steps=0)
+    assert report.verdict == "non-convex" and report.witness.verify(problem).holds
+    assert "with v ×" in report.witness.source
+    a, b, lam = report.witness.a.double(), report.witness.b.double(), report.witness.lam
+    p64 = problem.to(torch.float64)
+    mid = p64.loss(lam * a + (1 - lam) * b)
+    assert float(mid - lam * p64.loss(a) - (1 - lam) * p64.loss(b)) > 0  # recomputed by hand

@@ -8,7 +8,12 @@ re-check (:mod:`.witness`):
    points and θ = 0 (:mod:`.chords`);
 2. pairs related by the model's symmetries (:mod:`.symmetry`);
 3. the same around points reached by training (Adam), and chords between trained points;
-4. the smallest Hessian eigenvalue at those points, confirmed by a second difference (:mod:`.hessian`).
+4. the smallest Hessian eigenvalue at those points, confirmed by a second difference (:mod:`.hessian`);
+5. with an L2 term only: the same at copies of the analysis point with one parameter group scaled
+   up (×3 … ×1000). L2 adds 2·l2 to every Hessian eigenvalue, a constant, while a network's own
+   curvature grows with its weights (scaling the output weights v by t scales the curvature in
+   W, b by about t²), so a violation that L2 hides near the analysis point appears at weights of
+   size about √l2 — L2 never makes a network's loss convex, only its neighbourhoods.
 
 If nothing is found the verdict is "no violation found", with what was tried and where.
 """
@@ -188,7 +193,8 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
     Candidates are screened in ``problem.dtype``; every witness is certified in float64.
     """
     gen = torch.Generator().manual_seed(seed)
-    reserve = min(27, budget // 3)  # kept for the negative-curvature chords (9 per point, up to 3 points)
+    # kept for the negative-curvature chords: 9 per point, up to 3 points (and 2 scaled points under L2)
+    reserve = min(45 if problem.l2 > 0 else 27, budget // 3)
     search = ChordSearch(problem, budget - reserve)
     centers = [("the analysis point", center), ("θ = 0", torch.zeros_like(center))]
     centers += [(f"init seed {seed + k}", problem.init(seed + k)) for k in (1, 2)]
@@ -250,21 +256,39 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
                 return w, log()
 
     search.budget = budget  # release the reserve
-    for name, c in centers[:1] + trained:
+
+    def negative_curvature(name: str, c: torch.Tensor) -> ChordWitness | None:
+        nonlocal hvps
         say(f"smallest Hessian eigenvalue at {name} (Lanczos)")
         visit(name)
         value, direction, count = smallest_eigenpair(problem, c, seed=seed, tol=1e-3, max_restarts=20)
         hvps += count
         curvature.append((name, value))
         if not value < 0:
-            continue
+            return None
         steps = _radius_steps(c).to(c.dtype)
         direction = direction.to(c.dtype)
         A = c + steps[:, None] * direction
         B = c - steps[:, None] * direction
-        if w := search.evaluate(A, B, "negative curvature", f"(λ_min = {value:.3g}) at {name}", lams=(0.5,)):
+        return search.evaluate(A, B, "negative curvature", f"(λ_min = {value:.3g}) at {name}", lams=(0.5,))
+
+    for name, c in centers[:1] + trained:
+        if w := negative_curvature(name, c):
             return w, log()
+    if problem.l2 > 0:
+        for t in GROUP_SCALES:
+            for g, sl in problem.slices().items():
+                if float(center[sl].abs().max()) == 0.0 or search.remaining < 9:
+                    continue  # scaling zeros moves nothing
+                scaled = center.clone()
+                scaled[sl] *= t
+                if w := negative_curvature(f"the analysis point with {g} ×{t:g}", scaled):
+                    return w, log()
     return None, log()
+
+
+GROUP_SCALES = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+"""Factors by which one group at a time is scaled in the L2 stage of the search (stage 5)."""
 
 
 def _radius_steps(c: torch.Tensor) -> torch.Tensor:
