@@ -119,3 +119,13 @@ def test_quick_demo_prints_every_claim_and_where_the_report_is(quick_demo):
     payload = json.loads((out / "results.json").read_text())
     assert f"{payload['claims_held']} of {payload['claims_total']} claims hold; wrote {out / 'index.html'}" in " ".join(proc.stdout.split())
     assert payload["claims_total"] >= 26 and payload["quick"] is True and payload["seed"] == 0
+
+
+def test_quick_demo_numbers_equal_in_process_runs_at_the_same_seed(quick_demo, quick_result):
+    """Same seed, same numbers: the demo's subprocess and this process agree bit for bit, for every experiment."""
+    out, _ = quick_demo
+    payload = json.loads((out / "results.json").read_text())
+    for e in payload["experiments"]:
+        mine = json.loads(json.dumps(quick_result(e["name"]).to_dict()))
+        assert e["numbers"] == mine["numbers"], e["name"]
+        assert [c["holds"] for c in e["claims"]] == [c["holds"] for c in mine["claims"]], e["name"]
