@@ -152,28 +152,21 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
     phi, f0 = _features(p64)
     y = p64.y.reshape(-1)
     N, p = phi.shape
-    # Solve for δ = θ − θ0: Φδ ≈ r − Φθ0 (minimum-norm δ), penalty λ‖θ0 + δ‖².
-    rhs = y - f0 - phi @ start
+    r = y - f0
     if lam == 0.0:
-        sol = torch.linalg.lstsq(phi, rhs[:, None], driver="gelsd")
-        rank = int(sol.rank)
-    elif p > N:  # the dual (kernel) form: an N × N system; θ0 plays no part when λ > 0
-        K = phi @ phi.T
-        K.diagonal().add_(N * lam)
-        chol = torch.linalg.cholesky(K)
-        alpha = torch.cholesky_solve((y - f0)[:, None], chol)
-        theta64 = (phi.T @ alpha)[:, 0]
-        return _result(problem, p64, phi, f0, y, theta64, int(torch.linalg.matrix_rank(phi)), lam)
-    else:
-        A = torch.cat([phi / math.sqrt(N), math.sqrt(lam) * torch.eye(p, dtype=torch.float64)])
-        b = torch.cat([rhs / math.sqrt(N), -math.sqrt(lam) * start])
-        sol = torch.linalg.lstsq(A, b[:, None], driver="gelsd")
+        # Solve for δ = θ − θ0: Φδ ≈ r − Φθ0; the minimum-norm δ gives the minimiser closest to θ0.
+        sol = torch.linalg.lstsq(phi, (r - phi @ start)[:, None], driver="gelsd")
+        theta64, rank = start + sol.solution[:, 0], int(sol.rank)
+    else:  # a unique minimiser: θ0 plays no part
         rank = int(torch.linalg.matrix_rank(phi))
-    return _result(problem, p64, phi, f0, y, start + sol.solution[:, 0], rank, lam)
-
-
-def _result(problem: Problem, p64: Problem, phi: torch.Tensor, f0: torch.Tensor, y: torch.Tensor, theta64: torch.Tensor,
-            rank: int, lam: float) -> LeastSquaresResult:
+        if p > N:  # the dual (kernel) form: an N × N Cholesky solve
+            K = phi @ phi.T
+            K.diagonal().add_(N * lam)
+            theta64 = (phi.T @ torch.cholesky_solve(r[:, None], torch.linalg.cholesky(K)))[:, 0]
+        else:
+            A = torch.cat([phi / math.sqrt(N), math.sqrt(lam) * torch.eye(p, dtype=torch.float64)])
+            b = torch.cat([r / math.sqrt(N), torch.zeros(p, dtype=torch.float64)])
+            theta64 = torch.linalg.lstsq(A, b[:, None], driver="gelsd").solution[:, 0]
     residual = float(((f0 + phi @ theta64 - y) ** 2).mean())
     loss = float(p64.loss(theta64))
     theta = theta64.to(problem.dtype)
