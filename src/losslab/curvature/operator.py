@@ -198,6 +198,14 @@ def _grad(out: torch.Tensor | None, inp: torch.Tensor, cot: torch.Tensor, batche
     return torch.zeros(*lead, *inp.shape, dtype=inp.dtype) if g is None else g
 
 
+def _output_and_loss_gradient(problem: Problem, x: torch.Tensor, *, create_graph: bool):
+    """(z(x) with its graph, z detached as a new leaf zd, ∂ℓ/∂z at zd — with a graph in zd if ``create_graph``)."""
+    z = loss_output(problem, x)
+    zd = z.detach().requires_grad_(True)
+    (gz,) = torch.autograd.grad(problem.loss_fn(zd, problem.y), zd, create_graph=create_graph)
+    return z, zd, gz
+
+
 class HessianOperator(_GraphOperator):
     """∇²L(θ) (p × p): Hessian-vector products by double backward through a cached gradient graph.
 
@@ -259,12 +267,9 @@ class GGNOperator(_GraphOperator):
     def __init__(self, problem: Problem, theta: object):
         super().__init__(problem, theta)
         with torch.enable_grad():
-            self._z = loss_output(problem, self._x)
+            self._z, self._zd, self._gz = _output_and_loss_gradient(problem, self._x, create_graph=True)
             self._u = torch.zeros_like(self._z, requires_grad=True)
             self._jtu = torch.autograd.grad(self._z, self._x, self._u, create_graph=True, allow_unused=True)[0]
-            self._zd = self._z.detach().requires_grad_(True)
-            ell = problem.loss_fn(self._zd, problem.y)
-            self._gz = torch.autograd.grad(ell, self._zd, create_graph=True)[0]
 
     def _products(self, V: torch.Tensor, batched: bool) -> torch.Tensor:
         jv = _grad(self._jtu, self._u, V, batched)
@@ -289,9 +294,7 @@ class NonlinearityOperator(_GraphOperator):
     def __init__(self, problem: Problem, theta: object):
         super().__init__(problem, theta)
         with torch.enable_grad():
-            z = loss_output(problem, self._x)
-            zd = z.detach().requires_grad_(True)
-            (r,) = torch.autograd.grad(problem.loss_fn(zd, problem.y), zd)
+            z, _, r = _output_and_loss_gradient(problem, self._x, create_graph=False)
             self._jtr = torch.autograd.grad(z, self._x, r, create_graph=True, allow_unused=True)[0]
 
     def _products(self, V: torch.Tensor, batched: bool) -> torch.Tensor:
