@@ -65,6 +65,22 @@ def test_a_failed_write_leaves_the_earlier_report_and_no_debris(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+def test_a_failed_rename_puts_the_earlier_report_back(tmp_path, monkeypatch, fake_report):
+    fake_report(tmp_path / "r", seed=0)
+    real_replace = report_html.os.replace
+
+    def replace(src, dst):
+        if ".r.tmp-" in str(src):  # the finished new report cannot be moved into place
+            raise OSError("disk trouble")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(report_html.os, "replace", replace)
+    with pytest.raises(OSError, match="disk trouble"):
+        fake_report(tmp_path / "r", seed=7)
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["seed"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [

@@ -112,8 +112,8 @@ def _section(result, plotly_div) -> str:
         for t in result.tables
     )
     held = sum(c.holds for c in result.claims)
-    numbers = json.dumps(result.to_dict()["numbers"], indent=1)
-    settings = json.dumps(result.to_dict()["settings"], indent=1)
+    as_dict = result.to_dict()
+    numbers, settings = json.dumps(as_dict["numbers"], indent=1), json.dumps(as_dict["settings"], indent=1)
     return (
         f"<section id='{_e(result.name)}'><h2>{result.number}. {_e(result.title)} "
         f"<span class='badge {'held' if result.passed else 'failed'}'>{held}/{len(result.claims)} claims hold</span></h2>"
@@ -121,6 +121,11 @@ def _section(result, plotly_div) -> str:
         f"<details><summary>numbers</summary><pre>{_e(numbers)}</pre></details>"
         f"<details><summary>settings ({result.seconds:.1f} s)</summary><pre>{_e(settings)}</pre></details></section>"
     )
+
+
+def _has_plotly(results: Sequence) -> bool:
+    """Whether any figure is interactive (then plotly.min.js goes beside the page)."""
+    return any(f.plotly_json is not None for r in results for f in r.figures)
 
 
 def render_index(results: Sequence, payload: dict) -> str:
@@ -134,7 +139,6 @@ def render_index(results: Sequence, payload: dict) -> str:
         return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=f"plotly-{next(counter)}",
                            default_width="100%", default_height="480px", config={"displaylogo": False})
 
-    has_plotly = any(f.plotly_json is not None for r in results for f in r.figures)
     summary = "".join(
         "<tr>"
         + (f"<td rowspan='{len(r.claims)}'><a href='#{_e(r.name)}'>{r.number}. {_e(r.title)}</a></td>" if i == 0 else "")
@@ -147,7 +151,7 @@ def render_index(results: Sequence, payload: dict) -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'><title>losslab report</title>"
         f"<style>{_CSS}</style>"
-        + ("<script src='plotly.min.js'></script>" if has_plotly else "")
+        + ("<script src='plotly.min.js'></script>" if _has_plotly(results) else "")
         + "</head><body><header><h1>Why is a neural network's loss non-convex?</h1>"
         f"<p class='lede'>{_e(ARGUMENT)}</p>"
         f"<p class='meta'>losslab {_e(payload['losslab'])} · torch {_e(payload['torch'])} · Python {_e(payload['python'])} · "
@@ -209,7 +213,7 @@ def write_report(results: Sequence, out: str | os.PathLike, *, seed: int, quick:
             for f in r.figures:
                 if f.png is not None:
                     (figures / f"{r.name}-{f.name}.png").write_bytes(f.png)
-        if any(f.plotly_json is not None for r in results for f in r.figures):
+        if _has_plotly(results):
             from plotly.offline import get_plotlyjs
 
             (tmp / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
@@ -220,9 +224,15 @@ def write_report(results: Sequence, out: str | os.PathLike, *, seed: int, quick:
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
             os.replace(out, old / "report")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if old is not None:  # put the earlier report back
+                os.replace(old / "report", out)
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
