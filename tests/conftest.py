@@ -135,18 +135,17 @@ def make_case() -> Callable[[str], Case]:
     return lambda name: FACTORIES[name]()
 
 
-_QUICK_RESULTS: dict = {}
-
-
 @pytest.fixture(scope="session")
 def quick_result():
     """``quick_result(name)``: the experiment's ``--quick`` Result at seed 0, computed once per test session."""
     from losslab.experiments import get_experiment, run_experiment
 
+    cache: dict = {}
+
     def get(name: str):
-        if name not in _QUICK_RESULTS:
-            _QUICK_RESULTS[name] = run_experiment(get_experiment(name), seed=0, quick=True)
-        return _QUICK_RESULTS[name]
+        if name not in cache:
+            cache[name] = run_experiment(get_experiment(name), seed=0, quick=True)
+        return cache[name]
 
     return get
 
