@@ -288,3 +288,24 @@ def test_verification_is_skipped_when_random_directions_cannot_reach_the_wanted_
 def test_bad_criterion_or_verify_raises(kwargs, match):
     with pytest.raises(LosslabError, match=match):
         eigs(_op(), **kwargs)
+
+
+class Overflowing(MatrixOperator):
+    """A symmetric matrix whose ``at``-th product comes back with a NaN, as a model that overflows would."""
+
+    def __init__(self, A, at: int):
+        super().__init__(A)
+        self.at, self.made = at, 0
+
+    def _apply_rows(self, V):
+        self.made += V.shape[0]
+        out = super()._apply_rows(V)
+        if self.made >= self.at:
+            out[0, 3] = float("nan")
+        return out
+
+
+def test_a_nan_product_is_a_clear_error_naming_the_product():
+    A = with_spectrum(spectrum())
+    with pytest.raises(LosslabError, match=r"expected finite operator products, got NaN/inf in product 4"):
+        eigs(Overflowing(A, at=4), k=3)

@@ -194,7 +194,9 @@ def _converged(bounds: torch.Tensor, gap_bounds: torch.Tensor, tol: float, scale
 
 
 def _apply(op: CurvatureOperator, v: torch.Tensor) -> torch.Tensor:
-    return op.matvec(v.to(op.dtype)).to(F64)
+    """A v in the operator's dtype, for a basis vector v (unit and finite by construction, so not re-validated)."""
+    op.products += 1
+    return op._apply_rows(v.to(op.dtype)[None])[0]
 
 
 def _random_orthogonal(V: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
@@ -252,44 +254,50 @@ def _lanczos(
 ) -> EigenResult:
     p = op.shape[0]
     gen = torch.Generator().manual_seed(seed)
+    # Preallocated: every vector operation below writes into V, AV or w in place (no allocations per step).
     V, AV = torch.empty(m, p, dtype=F64), torch.empty(m, p, dtype=F64)
     T = torch.zeros(m, m, dtype=F64)
-    v = torch.randn(p, generator=gen, dtype=F64)
-    v = v / torch.linalg.vector_norm(v)
+    w = torch.randn(p, generator=gen, dtype=F64)  # the work vector: A v_j, then its part orthogonal to the basis
+    torch.div(w, torch.linalg.vector_norm(w), out=V[0])
     j, products, scale = 0, 0, 0.0
     alpha = spread = 0.0  # v₀ᵀAv₀ and the spread of vᵀAv over random unit v, from the first product
     verified = None  # the wanted Ritz values when they last converged, before a fresh-direction check
+    first = (tol if criterion == "residual" else math.sqrt(tol))  # no wanted residual above first·‖A‖ can pass either test
 
     def finish(rq, Y, res, idx):  # Y: the wanted vectors only
         return _result(rq[idx], Y, res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
 
     while True:
-        V[j] = v
-        w = _apply(op, v)
+        AV[j] = _apply(op, V[j])
         products += 1
-        AV[j] = w
-        if products == 1:
-            alpha = float(v @ w)
-            spread = math.sqrt(2.0 / (p + 2) * max(float(w @ w) - alpha**2, 0.0))
+        w.copy_(AV[j])
         size_w = float(torch.linalg.vector_norm(w))
+        if not math.isfinite(size_w):
+            raise LosslabError(
+                f"expected finite operator products, got NaN/inf in product {products}: the model or loss overflows at this θ"
+            )
+        if products == 1:
+            alpha = float(V[0] @ w)
+            spread = math.sqrt(2.0 / (p + 2) * max(size_w**2 - alpha**2, 0.0))
         B = V[: j + 1]
         # The three-term recurrence's own projections first (on v_j, v_{j−1}: two dot products), which
         # remove most of Av; then one pass against the whole basis, and a second only where it cancelled
         # much (Daniel, Gragg, Kaufman & Stewart 1976) — classical Gram–Schmidt twice where it matters.
         local = B[-2:]
         h_local = torch.mv(local, w)
-        w = torch.addmv(w, local.T, h_local, alpha=-1.0)
+        w.addmv_(local.T, h_local, alpha=-1.0)
         size_local = float(torch.linalg.vector_norm(w))
         h = torch.mv(B, w)
-        w = torch.addmv(w, B.T, h, alpha=-1.0)
+        w.addmv_(B.T, h, alpha=-1.0)
         h[-len(h_local):] += h_local
-        if float(torch.linalg.vector_norm(w)) < _DGKS * size_local:
+        beta = float(torch.linalg.vector_norm(w))
+        if beta < _DGKS * size_local:
             h2 = torch.mv(B, w)
-            w = torch.addmv(w, B.T, h2, alpha=-1.0)
-            h = h + h2
+            w.addmv_(B.T, h2, alpha=-1.0)
+            h += h2
+            beta = float(torch.linalg.vector_norm(w))
         T[: j + 1, j] = h
         T[j, : j + 1] = h
-        beta = float(torch.linalg.vector_norm(w))
         j += 1
         theta, S = torch.linalg.eigh(T[:j, :j])
         scale = max(scale, float(theta.abs().max()))
@@ -297,7 +305,8 @@ def _lanczos(
         if j >= k:
             idx = _wanted(j, k, which)
             estimate = beta * S[-1].abs()  # ‖Ay − θy‖ of every Ritz pair by the Lanczos relation AV = VT + w e_jᵀ
-            hopeful = bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
+            hopeful = float(estimate[idx].max()) <= first * scale  # cheap; the gap bounds only when it holds
+            hopeful = hopeful and bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
             if hopeful or products >= max_iter or j == p:
                 rq, Y, res = _ritz(V[:j], AV[:j], S, theta, estimate, idx)  # true residuals, from the stored products
                 if products >= max_iter or j == p:
@@ -310,21 +319,24 @@ def _lanczos(
                     elif not check:
                         return finish(rq, Y, res, idx)
                     verified, fresh = rq[idx], True  # check with a fresh random direction before stopping
+        nxt = None
         if fresh:
-            v = _random_orthogonal(V[:j], gen)
-            if v is None:  # V spans R^p
+            nxt = _random_orthogonal(V[:j], gen)
+            if nxt is None:  # V spans R^p
                 idx = _wanted(j, k, which)
                 rq, Y, res = _ritz(V[:j], AV[:j], S, theta, beta * S[-1].abs(), idx)
                 return finish(rq, Y, res, idx)
-        else:
-            v = w / beta
-        if j == m:  # thick restart: keep the best Ritz vectors, continue from v (orthogonal to them)
+        if j == m:  # thick restart: keep the best Ritz vectors, continue from the next vector (orthogonal to them)
             keep = _wanted(m, k + (m - k) // 2, which)
             Sk = S[:, keep]
             V[: len(keep)], AV[: len(keep)] = Sk.T @ V, Sk.T @ AV
             T.zero_()
             T[: len(keep), : len(keep)] = torch.diag(theta[keep])
             j = len(keep)
+        if nxt is None:
+            torch.div(w, beta, out=V[j])
+        else:
+            V[j] = nxt
 
 
 def eigs(
@@ -352,7 +364,7 @@ def eigs(
         tol: relative tolerance, the scale ‖A‖₂ estimated by the largest |Ritz value| (so
             eigenvalues near 0 converge too). With ``criterion="gap"`` it is the eigenvalue
             accuracy asked for: stop when every wanted pair has gap bound ≤ tol·‖A‖ and residual
-            ≤ √tol·‖A‖; default 1e-12 for float64 operators, 100·eps (1.2e-5) for float32.
+            ≤ √tol·‖A‖; default 1e-10 for float64 operators, 100·eps (1.2e-5) for float32.
             With ``"residual"``: stop when every residual ‖Ay − θy‖ ≤ tol·‖A‖; default 1e-8 for
             float64, 100·eps for float32.
         criterion: ``"gap"`` (default; eigenvalues to ~tol in about half the products) or

@@ -242,12 +242,13 @@ class HessianOperator(_GraphOperator):
     def _products(self, V: torch.Tensor, batched: bool) -> torch.Tensor:
         lead = V.shape[:1] if batched else ()
         pieces = V.split(self._sizes, dim=-1)
-        out = [torch.zeros(*lead, size, dtype=V.dtype) for size in self._sizes]
+        res = [None] * len(self._sizes)
         if self._g:
             cot = [pieces[i].reshape((*lead, *self._leaves[i].shape)) for _, i in self._g]
             res = torch.autograd.grad([g for g, _ in self._g], self._leaves, cot, retain_graph=True, allow_unused=True,
                                       is_grads_batched=batched)
-            out = [o if r is None else r.reshape((*lead, -1)) for o, r in zip(out, res)]
+        # zeros only for the groups the gradient does not depend on (most products allocate none)
+        out = [torch.zeros(*lead, size, dtype=V.dtype) if r is None else r.reshape((*lead, -1)) for r, size in zip(res, self._sizes)]
         return torch.cat(out, dim=-1)
 
 
