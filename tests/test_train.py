@@ -10,7 +10,7 @@ import torch
 from losslab import LosslabError, Problem
 from losslab import data as D
 from losslab.fit import TrainingDiverged, Trajectory, least_squares_result, train
-from losslab.fit.train import _minibatches
+from losslab.fit.minibatches import batch_indices
 from losslab.models import Polynomial, RandomFeatures, TwoLayer
 
 F64 = torch.float64
@@ -66,7 +66,7 @@ def test_one_sgd_step_uses_the_seeded_first_minibatch(cubic_problem):
 
 
 def test_minibatches_cover_each_epoch_without_replacement():
-    batches = _minibatches(10, 4, torch.Generator().manual_seed(0))
+    batches = batch_indices(10, 4, torch.Generator().manual_seed(0))
     for _ in range(3):
         epoch = [next(batches) for _ in range(3)]
         assert [len(b) for b in epoch] == [4, 4, 2]

@@ -27,7 +27,7 @@ import torch
 
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
 from ..problem import Problem
-from .train import _batch_size, _minibatches
+from .minibatches import batch_indices, minibatch_size
 
 __all__ = ["ENSEMBLE_OPTIMIZERS", "MINIBATCHES", "EnsembleTrajectory", "train_ensemble"]
 
@@ -140,7 +140,7 @@ def train_ensemble(
     minibatches = choice("minibatches", minibatches, MINIBATCHES)
     lr = finite_float("lr", lr, positive=True)
     steps = positive_int("steps", steps)
-    batch = _batch_size(optimizer, batch_size, problem.n)
+    batch = minibatch_size(optimizer, batch_size, problem.n)
     every = max(1, steps // DEFAULT_RECORDS) if record_every is None else positive_int("record_every", record_every)
     if theta0 is not None:
         theta0 = as_tensor("theta0", theta0, dtype=problem.dtype)
@@ -156,7 +156,7 @@ def train_ensemble(
     streams = []
     if batch is not None:
         order = seeds[:1] if minibatches == "shared" else seeds
-        streams = [_minibatches(problem.n, batch, torch.Generator().manual_seed(s)) for s in order]
+        streams = [batch_indices(problem.n, batch, torch.Generator().manual_seed(s)) for s in order]
 
     theta = theta0.clone()
     rec_steps, rec_losses, rec_norms = [], [], []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -18,11 +17,11 @@ import torch
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from ..models.base import Params
 from ..problem import Problem
+from .minibatches import batch_indices, minibatch_size
 
 __all__ = ["OPTIMIZERS", "TrainingDiverged", "Trajectory", "train"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
-DEFAULT_SGD_BATCH = 32
 DEFAULT_SNAPSHOTS = 100
 
 
@@ -70,26 +69,6 @@ class TrainingDiverged(LosslabError):
         super().__init__(message)
         self.step = step
         self.trajectory = trajectory
-
-
-def _batch_size(optimizer: str, batch_size: object, n: int) -> int | None:
-    """The minibatch size to use, or None for full-batch steps."""
-    if batch_size is None:
-        return min(DEFAULT_SGD_BATCH, n) if optimizer == "sgd" else None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
-        raise LosslabError(f"expected batch_size to be an integer in [1, n={n}], got batch_size={batch_size!r}")
-    if optimizer == "gd" and batch_size != n:
-        raise LosslabError(
-            f"gd takes full-batch steps: expected batch_size=None (or n={n}), got batch_size={batch_size}; "
-            "use optimizer='sgd' for minibatches"
-        )
-    return None if optimizer == "gd" else batch_size
-
-
-def _minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Index batches forever: each epoch a fresh random permutation of range(n), cut into batches."""
-    while True:
-        yield from torch.randperm(n, generator=generator).split(batch_size)
 
 
 def _progress(enabled: bool, steps: int):
@@ -167,13 +146,13 @@ def train(
     lr = finite_float("lr", lr, positive=True)
     steps = positive_int("steps", steps)
     seed = seed_int("seed", seed)
-    batch = _batch_size(optimizer, batch_size, problem.n)
+    batch = minibatch_size(optimizer, batch_size, problem.n)
     every = max(1, steps // DEFAULT_SNAPSHOTS) if record_every is None else positive_int("record_every", record_every)
     start = problem.init(seed) if theta0 is None else problem.as_theta(theta0, "theta0")
 
     theta = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr) if optimizer == "adam" else torch.optim.SGD([theta], lr=lr)
-    batches = _minibatches(problem.n, batch, torch.Generator().manual_seed(seed)) if batch is not None else None
+    batches = batch_indices(problem.n, batch, torch.Generator().manual_seed(seed)) if batch is not None else None
     losses = torch.empty(steps + 1, dtype=torch.float64)
     rec_steps: list[int] = []
     rec_thetas: list[torch.Tensor] = []
