@@ -14,11 +14,9 @@ from losslab import LosslabError, Problem
 from losslab.curvature import GGNOperator, HessianOperator, MatrixOperator, eigs, nonlinearity_curvature
 from losslab.models import Polynomial, TwoLayer
 
+from _helpers import gen
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 class Counted(MatrixOperator):

@@ -26,11 +26,9 @@ from losslab.curvature import (
 from losslab.fit import least_squares
 from losslab.models import Module, Polynomial, RandomFeatures, TwoLayer
 
+from _helpers import gen
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def known(p: int = 120, seed: int = 0) -> torch.Tensor:

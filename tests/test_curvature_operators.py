@@ -26,12 +26,10 @@ from losslab.curvature import (
 )
 from losslab.models import MLP, Linearized, Polynomial, RandomFeatures, TwoLayer
 
+from _helpers import gen
+
 DT = torch.float64
 L2 = 0.05
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def output_loss(problem: Problem):

@@ -13,11 +13,9 @@ import torch.nn.functional as F
 from losslab import LOSSES, Loss, LosslabError
 from losslab.losses import check_targets, get_loss
 
+from _helpers import gen
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def sample(name: str, n: int, seed: int, k: int = 4, scale: float = 3.0):

@@ -13,19 +13,9 @@ from losslab import LosslabError
 from losslab.models import MLP, Linear, Linearized, Module, Polynomial, RandomFeatures, TwoLayer, monomial_exponents
 from losslab.models.polynomial import MAX_MONOMIALS
 
+from _helpers import gen, moved, rand_X
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def rand_X(n: int, d: int, seed: int) -> torch.Tensor:
-    return 2 * torch.rand(n, d, generator=gen(seed), dtype=DT) - 1
-
-
-def moved(params, direction, t):
-    return {k: v + t * direction[k] if k in direction else v for k, v in params.items()}
 
 
 def second_directional_derivative(model, params, X, direction) -> torch.Tensor:

@@ -11,19 +11,9 @@ import torch
 import losslab.models
 from losslab.models import Linear, Linearized, Module, Polynomial, TwoLayer
 
+from _helpers import gen, moved, rand_X
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def rand_X(n: int, d: int, seed: int) -> torch.Tensor:
-    return 2 * torch.rand(n, d, generator=gen(seed), dtype=DT) - 1
-
-
-def moved(params, direction, t):
-    return {k: v + t * direction[k] if k in direction else v for k, v in params.items()}
 
 
 # ---- Linearized ------------------------------------------------------------------------------

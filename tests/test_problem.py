@@ -14,11 +14,9 @@ import torch.nn.functional as F
 from losslab import Problem
 from losslab.models import Linear, Module, Polynomial, TwoLayer
 
+from _helpers import gen, relclose
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def split(model, theta):
@@ -45,11 +43,6 @@ def reference_loss(case, theta, l2=0.0, rows=slice(None)):
     else:
         data = F.cross_entropy(out, y)
     return data + l2 * sum((p**2).sum() for p in params.values())
-
-
-def relclose(a, b, rtol):
-    a, b = torch.as_tensor(a, dtype=DT), torch.as_tensor(b, dtype=DT)
-    return bool(((a - b).abs() <= rtol * (1e-3 + b.abs())).all())
 
 
 # ---- the loss ------------------------------------------------------------------------------------

@@ -10,16 +10,9 @@ import torch
 
 from losslab import LosslabError
 
+from _helpers import gen, relclose
+
 DT = torch.float64
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def relclose(a, b, rtol):
-    a, b = torch.as_tensor(a, dtype=DT), torch.as_tensor(b, dtype=DT)
-    return bool(((a - b).abs() <= rtol * (1e-3 + b.abs())).all())
 
 
 def _subset(case):
