@@ -262,7 +262,7 @@ def _lanczos(
     j, products, scale = 0, 0, 0.0
     alpha = spread = 0.0  # v₀ᵀAv₀ and the spread of vᵀAv over random unit v, from the first product
     verified = None  # the wanted Ritz values when they last converged, before a fresh-direction check
-    first = (tol if criterion == "residual" else math.sqrt(tol))  # no wanted residual above first·‖A‖ can pass either test
+    residual_cap = tol if criterion == "residual" else math.sqrt(tol)  # either test needs every wanted residual ≤ residual_cap·‖A‖
 
     def finish(rq, Y, res, idx):  # Y: the wanted vectors only
         return _result(rq[idx], Y, res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
@@ -305,7 +305,7 @@ def _lanczos(
         if j >= k:
             idx = _wanted(j, k, which)
             estimate = beta * S[-1].abs()  # ‖Ay − θy‖ of every Ritz pair by the Lanczos relation AV = VT + w e_jᵀ
-            hopeful = float(estimate[idx].max()) <= first * scale  # cheap; the gap bounds only when it holds
+            hopeful = float(estimate[idx].max()) <= residual_cap * scale  # cheap; the gap bounds only when it holds
             hopeful = hopeful and bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
             if hopeful or products >= max_iter or j == p:
                 rq, Y, res = _ritz(V[:j], AV[:j], S, theta, estimate, idx)  # true residuals, from the stored products
