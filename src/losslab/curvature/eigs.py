@@ -187,16 +187,19 @@ def _gap_bounds(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> to
     return out
 
 
+def _residual_cap(tol: float, criterion: str) -> float:
+    """Either test needs every residual ≤ this·‖A‖: tol for "residual", √tol for "gap" (which also bounds the gap bounds)."""
+    return tol if criterion == "residual" else math.sqrt(tol)
+
+
 def _converged(bounds: torch.Tensor, gap_bounds: torch.Tensor, tol: float, scale: float, criterion: str) -> torch.Tensor:
-    if criterion == "residual":
-        return bounds <= tol * scale
-    return (gap_bounds <= tol * scale) & (bounds <= math.sqrt(tol) * scale)
+    small = bounds <= _residual_cap(tol, criterion) * scale
+    return small if criterion == "residual" else small & (gap_bounds <= tol * scale)
 
 
 def _apply(op: CurvatureOperator, v: torch.Tensor) -> torch.Tensor:
     """A v in the operator's dtype, for a basis vector v (unit and finite by construction, so not re-validated)."""
-    op.products += 1
-    return op._apply_rows(v.to(op.dtype)[None])[0]
+    return op._counted_rows(v.to(op.dtype)[None])[0]
 
 
 def _random_orthogonal(V: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
@@ -262,7 +265,6 @@ def _lanczos(
     j, products, scale = 0, 0, 0.0
     alpha = spread = 0.0  # v₀ᵀAv₀ and the spread of vᵀAv over random unit v, from the first product
     verified = None  # the wanted Ritz values when they last converged, before a fresh-direction check
-    residual_cap = tol if criterion == "residual" else math.sqrt(tol)  # either test needs every wanted residual ≤ residual_cap·‖A‖
 
     def finish(rq, Y, res, idx):  # Y: the wanted vectors only
         return _result(rq[idx], Y, res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
@@ -305,7 +307,7 @@ def _lanczos(
         if j >= k:
             idx = _wanted(j, k, which)
             estimate = beta * S[-1].abs()  # ‖Ay − θy‖ of every Ritz pair by the Lanczos relation AV = VT + w e_jᵀ
-            hopeful = float(estimate[idx].max()) <= residual_cap * scale  # cheap; the gap bounds only when it holds
+            hopeful = float(estimate[idx].max()) <= _residual_cap(tol, criterion) * scale  # cheap; the gap bounds only if it holds
             hopeful = hopeful and bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
             if hopeful or products >= max_iter or j == p:
                 rq, Y, res = _ritz(V[:j], AV[:j], S, theta, estimate, idx)  # true residuals, from the stored products

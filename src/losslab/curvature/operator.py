@@ -71,17 +71,19 @@ class CurvatureOperator:
         shape(name, out, (p,) if ndim == 1 else (p, None))
         return out
 
+    def _counted_rows(self, V: torch.Tensor) -> torch.Tensor:
+        """``_apply_rows`` with the products counted, for rows already checked (or built finite and
+        of shape (m, p) in ``self.dtype`` by the caller, as Lanczos builds its basis vectors)."""
+        self.products += V.shape[0]
+        return self._apply_rows(V)
+
     def matvec(self, v: object) -> torch.Tensor:
         """A v for v of shape (p,); returns shape (p,) in ``self.dtype``."""
-        v = self._vector("v", v, 1)
-        self.products += 1
-        return self._apply_rows(v[None])[0]
+        return self._counted_rows(self._vector("v", v, 1)[None])[0]
 
     def matmat(self, V: object) -> torch.Tensor:
         """A V for V of shape (p, m); returns shape (p, m) in ``self.dtype``."""
-        V = self._vector("V", V, 2)
-        self.products += V.shape[1]
-        return self._apply_rows(V.T.contiguous()).T
+        return self._counted_rows(self._vector("V", V, 2).T.contiguous()).T
 
     def __matmul__(self, other: object) -> torch.Tensor:
         ndim = getattr(other, "ndim", np.ndim(other))
