@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
 
+from ..curvature.operator import HessianOperator
 from ..problem import Problem
 
 __all__ = ["smallest_eigenpair"]
@@ -23,32 +24,24 @@ def smallest_eigenpair(
 ) -> tuple[float, torch.Tensor, int]:
     """(λ_min, unit eigenvector (p,) in float64, number of HVPs) of ∇²L(θ).
 
-    HVPs run in ``problem.dtype``; Lanczos in float64. For p ≤ 3 the p×p matrix is assembled
+    HVPs (:class:`~losslab.curvature.HessianOperator`: double backward through one cached graph)
+    run in ``problem.dtype``; Lanczos in float64. For p ≤ 3 the p×p matrix is assembled
     from p HVPs; otherwise ``eigsh`` runs on the HVP operator to relative tolerance ``tol``
     with at most ``max_restarts`` restarts (default 10·p). NaN if Lanczos found nothing.
     """
-    theta = theta.to(problem.dtype)
     p = problem.n_params
-    count = 0
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        nonlocal count
-        count += 1
-        v = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)).reshape(p).to(problem.dtype)
-        return problem.hvp(theta, v).detach().to(torch.float64).numpy()
-
+    hessian = HessianOperator(problem, theta.to(problem.dtype))
     if p <= 3:
-        H = np.stack([matvec(e) for e in np.eye(p)], axis=1)
+        H = hessian.to_dense().to(torch.float64).numpy()
         vals, vecs = np.linalg.eigh((H + H.T) / 2)
-        return float(vals[0]), torch.from_numpy(vecs[:, 0].copy()), count
-    op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
+        return float(vals[0]), torch.from_numpy(vecs[:, 0].copy()), hessian.products
     v0 = np.random.default_rng(seed).standard_normal(p)
     try:
-        vals, vecs = eigsh(op, k=1, which="SA", v0=v0, tol=tol, maxiter=max_restarts or max(200, 10 * p))
+        vals, vecs = eigsh(hessian.to_scipy(), k=1, which="SA", v0=v0, tol=tol, maxiter=max_restarts or max(200, 10 * p))
     except ArpackNoConvergence as err:
         if len(err.eigenvalues) == 0:
-            return float("nan"), torch.zeros(p, dtype=torch.float64), count
+            return float("nan"), torch.zeros(p, dtype=torch.float64), hessian.products
         vals, vecs = err.eigenvalues, err.eigenvectors
     except ArpackError:  # e.g. a Hessian that maps the start vector to zero (a flat loss)
-        return float("nan"), torch.zeros(p, dtype=torch.float64), count
-    return float(vals[0]), torch.from_numpy(np.ascontiguousarray(vecs[:, 0])), count
+        return float("nan"), torch.zeros(p, dtype=torch.float64), hessian.products
+    return float(vals[0]), torch.from_numpy(np.ascontiguousarray(vecs[:, 0])), hessian.products

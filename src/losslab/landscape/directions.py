@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import eigsh
 
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
+from ..curvature.operator import HessianOperator
 from ..problem import Problem
 
 __all__ = [
@@ -275,7 +276,8 @@ def eigenvector_directions(
     """The k largest or smallest (algebraic) eigenpairs of ∇²L(θ), by Lanczos on HVPs.
 
     SciPy's ``eigsh`` (implicitly restarted Lanczos, Lehoucq, Sorensen & Yang 1998) runs in
-    float64 on ``problem.hvp`` (computed in the problem's dtype), from a seeded start vector.
+    float64 on :class:`~losslab.curvature.HessianOperator`'s products (double backward through
+    one cached graph, in the problem's dtype), from a seeded start vector.
     When k ≥ p − 1 (where ARPACK cannot run) the p × p matrix is assembled from p HVPs instead.
 
     Args:
@@ -297,23 +299,17 @@ def eigenvector_directions(
     k = positive_int("k", k)
     if k > p:
         raise LosslabError(f"expected k <= p = {p} (the number of parameters), got k={k}")
-    count = 0
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        nonlocal count
-        count += 1
-        v = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).reshape(p)).to(problem.dtype)
-        return problem.hvp(theta, v).detach().to(torch.float64).numpy()
-
+    hessian = HessianOperator(problem, theta)
     if k >= p - 1:
-        H = np.stack([matvec(e) for e in np.eye(p)], axis=1)
+        H = hessian.to_dense().to(torch.float64).numpy()
         vals, vecs = np.linalg.eigh((H + H.T) / 2)
     else:
-        op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
         v0 = np.random.default_rng(seed).standard_normal(p)
-        vals, vecs = eigsh(op, k=k, which="LA" if which == "largest" else "SA", v0=v0, tol=tol, maxiter=max(1000, 20 * p))
+        vals, vecs = eigsh(
+            hessian.to_scipy(), k=k, which="LA" if which == "largest" else "SA", v0=v0, tol=tol, maxiter=max(1000, 20 * p)
+        )
     order = np.argsort(-vals if which == "largest" else vals)[:k]
     directions = _sign_fix(vecs[:, order].T)
     return EigenDirections(
-        torch.from_numpy(np.ascontiguousarray(directions)).to(problem.dtype), torch.from_numpy(vals[order].copy()), which, count
+        torch.from_numpy(np.ascontiguousarray(directions)).to(problem.dtype), torch.from_numpy(vals[order].copy()), which, hessian.products
     )
