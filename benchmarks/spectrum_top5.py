@@ -182,14 +182,13 @@ def main() -> None:
 
     last = {}
 
-    def run_losslab():
-        res = eigs(Problem(Module(net), X, y), theta, k=K, which="largest")
-        last["result"] = res
-        return res.values.numpy(), res.vectors.numpy(), res.matvecs
+    def run_losslab(tol: float | None = None):
+        def run():
+            res = eigs(Problem(Module(net), X, y), theta, k=K, which="largest", tol=tol)
+            last[tol] = res
+            return res.values.numpy(), res.vectors.numpy(), res.matvecs
 
-    def run_losslab_loose():
-        res = eigs(Problem(Module(net), X, y), theta, k=K, which="largest", tol=1e-4)
-        return res.values.numpy(), res.vectors.numpy(), res.matvecs
+        return run
 
     def run_scipy(tol: float):
         def run():
@@ -204,8 +203,8 @@ def main() -> None:
     try:
         methods = {
             f"PyHessian (maxIter={defaults['maxIter']}, tol={defaults['tol']:g})": run_pyhessian,
-            "losslab eigs (default tol)": run_losslab,
-            "losslab eigs tol=1e-4": run_losslab_loose,
+            "losslab eigs (default tol)": run_losslab(),
+            "losslab eigs tol=1e-4": run_losslab(1e-4),
             "SciPy eigsh tol=0 (default)": run_scipy(0.0),
             "SciPy eigsh tol=1.2e-5": run_scipy(100 * torch.finfo(torch.float32).eps),
         }
@@ -238,7 +237,7 @@ def main() -> None:
         )
     for label, (*_, values) in rows.items():
         print(f"  {label:34s} {np.array2string(values, precision=7, separator=', ')}")
-    res = last["result"]
+    res = last[None]
     print(
         f"  losslab eigs bounds relative to |value|: rigorous residual ≤ {float((res.bounds / res.values.abs()).max()):.1e}, "
         f"gap (Kato–Temple, estimated gap) ≤ {float((res.gap_bounds / res.values.abs()).max()):.1e}; converged: {res.all_converged}"
