@@ -109,9 +109,26 @@ def test_two_layer_is_convex_in_v_alone_and_non_convex_jointly():
     assert report.by_group["W"].witness.verify(problem).holds
 
 
-def test_a_module_is_never_called_convex_even_when_it_is_affine():
-    net = torch.nn.Linear(2, 1).double()
-    problem = Problem(Module(net), torch.rand(20, 2, dtype=DT), torch.rand(20, dtype=DT))
+class Untraced(torch.nn.Module):
+    """An affine module whose forward torch.fx cannot trace (a branch on a tensor value): no proof."""
+
+    def __init__(self, d_in: int):
+        super().__init__()
+        self.lin = torch.nn.Linear(d_in, 1).double()
+
+    def forward(self, x):
+        return self.lin(x) if bool(x.abs().sum() >= 0) else -self.lin(x)
+
+
+def test_a_traced_affine_module_is_proven_convex():
+    problem = Problem(Module(torch.nn.Linear(2, 1).double()), torch.rand(20, 2, dtype=DT), torch.rand(20, dtype=DT))
+    report = check_convexity(problem, budget=300, train_steps=20)
+    assert report.verdict == "convex" and "traced graph" in report.proof.statement
+
+
+def test_a_module_without_a_proof_is_never_called_convex_even_when_it_is_affine():
+    problem = Problem(Module(Untraced(2)), torch.rand(20, 2, dtype=DT), torch.rand(20, dtype=DT))
+    assert problem.model.trace_note
     report = check_convexity(problem, budget=300, train_steps=20)
     assert report.verdict == "no violation found"
     assert report.proof is None and report.witness is None
@@ -258,8 +275,8 @@ def test_a_wrapped_module_is_analysed_at_its_own_weights():
     own = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
     assert torch.equal(problem.default_theta(), own)
     assert not torch.equal(problem.init(0), own)  # init(seed) re-initialises a copy
-    report = check_convexity(problem, groups=["2.weight"])  # convex in the last layer, but a Module proves nothing
-    assert report.verdict == "no violation found"
+    report = check_convexity(problem, groups=["2.weight"])  # the last layer: affine, proven from the traced graph
+    assert report.verdict == "convex" and report.proof.declaration_check <= 1e-9
 
 
 def test_a_float32_problem_is_searched_in_float32_and_certified_in_float64():
@@ -275,11 +292,11 @@ def test_a_float32_problem_is_searched_in_float32_and_certified_in_float64():
 
 
 def test_progress_reports_every_stage_of_an_exhaustive_search():
-    problem = Problem(Module(torch.nn.Linear(2, 1).double()), torch.rand(20, 2, dtype=DT), torch.rand(20, dtype=DT))
+    problem = Problem(Module(Untraced(2)), torch.rand(20, 2, dtype=DT), torch.rand(20, dtype=DT))
     messages = []
     check_convexity(problem, budget=120, train_steps=5, progress=messages.append)
     text = "\n".join(messages)
-    for stage in ("chords at scale", "training from", "smallest Hessian eigenvalue", "group weight:", "group bias:"):
+    for stage in ("chords at scale", "training from", "smallest Hessian eigenvalue", "group lin.weight:", "group lin.bias:"):
         assert stage in text, stage
 
 
@@ -303,7 +320,7 @@ def test_a_small_budget_is_reported_honestly():
         assert s.chords <= 30
     else:
         assert report.witness.verify(problem).holds
-    full = check_convexity(Problem(Module(torch.nn.Linear(1, 1).double()), *cubic()), budget=30, train_steps=0, by_group=False)
+    full = check_convexity(Problem(Module(Untraced(1)), *cubic()), budget=30, train_steps=0, by_group=False)
     s = full.search
     assert s.chords <= 30
     assert s.centers == ("the analysis point",)  # only where chords were evaluated

@@ -209,7 +209,7 @@ def _refusals():
         (Problem(Linear(2, output="sigmoid"), Xb, yb), r"with a sigmoid output .*use losslab.fit.train"),
         (Problem(Linear(2), Xb, yb, loss="bce"), r"expects the squared loss 'mse', got loss 'bce'.*losslab.fit.train"),
         (Problem(MLP([2, 4, 3]), Xc, yc, loss="cross_entropy"), r"got loss 'cross_entropy'"),
-        (Problem(Module(net), X, y), r"declares no affine parameter groups; linearize it with losslab.models.Linearized"),
+        (Problem(Module(net), X, y), r"which is affine only in \['2.weight', '2.bias'\]; restrict to groups"),
     ]
 
 

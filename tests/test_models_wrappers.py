@@ -93,7 +93,8 @@ def test_module_groups_are_the_named_parameters_and_buffers_are_fixed():
     assert list(model.groups) == names
     assert model.shapes == {k: tuple(v.shape) for k, v in net.named_parameters()}
     assert "1.running_mean" not in model.groups and "1.num_batches_tracked" not in model.groups
-    assert model.d_in is None and model.affine_sets == ()  # inputs are not guessed: any shape (n, ...)
+    assert model.d_in is None  # inputs are not guessed: any shape (n, ...)
+    assert model.affine_sets == (frozenset({"3.weight", "3.bias"}),)  # proven from the traced graph
     assert Module(net, d_in=2).d_in == 2
     p = model.init()  # seed=None: the module's own parameters
     assert all(torch.equal(p[k], v) for k, v in net.named_parameters())

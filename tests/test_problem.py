@@ -159,7 +159,7 @@ def test_chunking_does_not_change_the_batched_loss(case, monkeypatch):
         size = prob.chunk_size()
         assert 1 <= size < K
         calls = []
-        monkeypatch.setattr(prob, "loss", _counting(prob.loss, calls))
+        monkeypatch.setattr(prob, "_point_term", _counting(prob._point_term, calls))
         got = prob.loss_batch(Theta)
         assert len(calls) == math.ceil(K / size), "loss_batch must evaluate one vmapped call per chunk"
         assert relclose(got, expected, 1e-12)

@@ -1,23 +1,27 @@
 """The one abstraction: a training loss as a function of a flat parameter vector.
 
-    L(θ) = (1/n) Σ_i ℓ(f(θ, x_i), y_i) + l2·‖θ_all‖²,   θ ∈ R^p
+    L(θ) = Σ_b (n_b/n) · ℓ_b(θ) + l2·‖θ_all‖²,   θ ∈ R^p,   ℓ_b = mean loss on batch b
 
-A :class:`Problem` holds a pure model, data (X of shape (n, d_in), y), a loss and an L2 weight,
-and exposes ``loss(θ)`` for θ of shape (p,), ``loss_batch(Θ)`` for Θ of shape (K, p) in one
-``torch.func.vmap`` call chunked to a memory budget, ``grad`` and ``hvp``. ``restrict(groups,
-at)`` gives the same loss as a function of some parameter groups only, the others held fixed
-— the problem in which "convex in v with W, b fixed" is a statement.
+A :class:`Problem` holds a pure model, data (tensors X, y, or a DataLoader / re-iterable of
+batches, see :mod:`losslab.batches`), a loss and an L2 weight, on one device. It exposes
+``loss(θ)`` for θ of shape (p,), ``loss_batch(Θ)`` for Θ of shape (K, p) (one
+``torch.func.vmap`` call per memory-budget chunk and batch), ``grad`` and ``hvp``, each
+accumulated exactly over the whole dataset. ``restrict(groups, at)`` gives the same loss as a
+function of some parameter groups only, the others held fixed — the problem in which "convex in
+v with W, b fixed" is a statement.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 
 from ._checks import LosslabError, as_tensor, float_dtype, nonnegative_float, positive_int, shape
-from .losses import Loss, check_targets, get_loss
+from ._problem_build import check_device, validate
+from .batches import DEFAULT_CACHE_BYTES, Batch, Batches, map_tensors, tensors
+from .losses import Loss, get_loss
 from .models.base import Model, Params
 
 __all__ = ["Problem"]
@@ -29,14 +33,31 @@ class Problem:
     """A model, data, a loss and an L2 weight, as L: R^p → R on a flat vector θ.
 
     Args:
-        model: a :class:`~losslab.models.Model`.
-        X: inputs, shape (n, d_in) (or (n,) when d_in == 1); tensor, array or nested list.
+        model: a :class:`~losslab.models.Model` (wrap a ``torch.nn.Module`` in
+            :class:`~losslab.models.Module`).
+        X: inputs, shape (n, d_in) (or (n,) when d_in == 1); a tensor, array or nested list, or a
+            tuple/dict of tensors for a module taking several inputs. Or, with ``y`` omitted, a
+            ``torch.utils.data.DataLoader`` or any re-iterable of batches ``(inputs, targets)`` or
+            dicts with the targets under ``target_key`` (see :mod:`losslab.batches`).
         y: targets, shape (n,) or (n, k) for mse, (n,) in [0, 1] for bce, (n,) labels for cross_entropy.
         loss: ``"mse"``, ``"bce"`` or ``"cross_entropy"`` (see :mod:`losslab.losses`). With a
             sigmoid-output model, bce is the cross-entropy of its probabilities, computed from its logit.
         l2: weight of l2·‖θ‖² summed over all parameter groups (fixed ones included).
-        dtype: float32 or float64; default X's float dtype, else float64.
+        dtype: float32 or float64; default X's float dtype (the first floating input of a batch), else float64.
+            Only floating inputs follow it: integer inputs (token ids) keep their dtype.
+        device: where everything runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, …); default the wrapped
+            module's device (CPU for built-in models). Data batches move there one at a time.
+        batch_size: with tensors, evaluate them in slices of this many rows (memory); the loss is the same.
+        target_key: the targets' key in dict batches.
         memory_budget: bytes of intermediates one chunk of ``loss_batch`` may use.
+        cache_bytes: a re-iterable holding at most this many bytes is kept in memory after the
+            first pass; a larger one is read again on every pass.
+
+    Raises:
+        LosslabError: bad data (no batches, mixed shapes, labels out of range, …), a device that
+            does not exist, data and module on different devices, a forward returning something
+            unusable, a loss that differs between two evaluations at one θ (dropout, random ops),
+            a model that cannot be re-evaluated in float64.
 
     Example:
         >>> from losslab.models import Polynomial
@@ -50,12 +71,16 @@ class Problem:
         self,
         model: Model,
         X: object,
-        y: object,
+        y: object = None,
         loss: str | Loss = "mse",
         l2: float = 0.0,
         *,
         dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        batch_size: int | None = None,
+        target_key: str = "labels",
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ):
         if not isinstance(model, Model):
             raise LosslabError(
@@ -65,41 +90,90 @@ class Problem:
         self.model = model
         self.loss_fn = get_loss(loss)
         self.l2 = nonnegative_float("l2", l2)
-        X = as_tensor("X", X)
-        if dtype is None:
-            dtype = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64
-        self.dtype = float_dtype(dtype)
-        X = X.to(self.dtype)
-        if X.ndim == 1 and model.d_in in (1, None):
-            X = X[:, None]
-        if model.d_in is not None:
-            shape("X", X, (None, model.d_in))
-        self.X = X
-        self.n = X.shape[0]
-        if self.loss_fn.name == "cross_entropy" and model.link is not None:
-            raise LosslabError(f"cross_entropy expects a model that outputs logits, got {model.describe()} with a {model.link} output")
         self.memory_budget = positive_int("memory_budget", memory_budget)
-        probe = model.default_params(dtype=self.dtype)
-        try:
-            with torch.no_grad():
-                out = model.apply(probe, X)
-        except LosslabError:
-            raise
-        except Exception as err:  # a model that cannot run on these inputs
-            raise LosslabError(
-                f"expected X that {model.describe()} can be applied to, got X of shape {tuple(X.shape)}, on which it fails: {err}"
-            ) from None
-        if out.ndim not in (1, 2) or out.shape[0] != self.n:
-            raise LosslabError(f"expected model outputs of shape (n,) or (n, k) with n={self.n}, got shape {tuple(out.shape)}")
-        if not torch.isfinite(out).all():
-            bad = int((~torch.isfinite(out)).sum())
-            raise LosslabError(
-                f"expected finite model outputs on X at the model's initial parameters, got {bad} NaN/inf value(s) "
-                f"from {model.describe()}; rescale X or lower the degree/depth"
-            )
-        self.y = check_targets(self.loss_fn, (self.n, *out.shape[1:]), as_tensor("y", y), self.dtype)
+        batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
+        if y is None:
+            if isinstance(X, torch.Tensor) or not isinstance(X, Iterable) or isinstance(X, (str, bytes)):
+                raise LosslabError(
+                    f"expected targets y with tensor inputs X, or X as a DataLoader / re-iterable of batches, "
+                    f"got X={type(X).__name__} and y=None"
+                )
+            if batch_size is not None:
+                raise LosslabError("expected batch_size only with tensors X, y, got it with a DataLoader; set the loader's batch_size")
+            data = Batches.from_iterable(X, target_key=target_key, cache_bytes=positive_int("cache_bytes", cache_bytes, minimum=0))
+        else:
+            if isinstance(y, (str, Loss)):
+                raise LosslabError(f"expected targets y, got {y!r}; with a DataLoader pass the loss by keyword: Problem(model, loader, loss={y!r})")
+            data = Batches.from_tensors(X, y, batch_size)
+        if dtype is None:
+            firsts = [t for t in tensors(data.first().inputs) if t.is_floating_point()]
+            dtype = firsts[0].dtype if firsts and firsts[0].dtype in (torch.float32, torch.float64) else torch.float64
+        self.dtype = float_dtype(dtype)
+        self.device = check_device(model, data, device, self.dtype)
         self.free: tuple[str, ...] = model.groups
         self.fixed: Params = {}
+        self._batched = True  # set False by validate() when vmap cannot batch the model
+        self.batching_note: str | None = None
+        validate(self, data)  # one pass: shapes, targets, finiteness, determinism, float64, vmap
+
+    # ---- data ----------------------------------------------------------------------------
+    def prepare(self, batch: Batch) -> Batch:
+        """A batch on this problem's device: floating inputs in its dtype, targets as the loss reads them."""
+        dev, dt = self.device, self.dtype
+        cast_all = self.model.float_inputs  # built-in models read numbers; a Module keeps integer ids
+
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(dev, non_blocking=True)
+            return t.to(dt) if cast_all or t.is_floating_point() else t
+
+        inputs = map_tensors(batch.inputs, cast)
+        if isinstance(inputs, torch.Tensor) and inputs.ndim == 1 and (cast_all or inputs.is_floating_point()) and self.model.d_in in (1, None):
+            inputs = inputs[:, None]
+        y = batch.y.to(dev, non_blocking=True)
+        if self.loss_fn.name == "cross_entropy":
+            y = y.to(torch.int64)
+        else:
+            y = y.to(dt)
+            if y.ndim == 2 and y.shape[1] == 1 and self._out_ndim == 1:
+                y = y[:, 0]
+        return Batch(inputs, y, batch.size)
+
+    def batches(self) -> Iterator[Batch]:
+        """The data, batch by batch, on :attr:`device` (floating inputs in :attr:`dtype`)."""
+        if self.data.cached is not None:
+            yield from self.data.cached  # stored prepared
+            return
+        for b in self.data:
+            yield self.prepare(b)
+
+    def _weights(self) -> Iterator[tuple[Batch, float | None]]:
+        """(batch, n_b / n) pairs; the weight is None when there is one batch (nothing to weight)."""
+        one = self.data.count == 1
+        for b in self.batches():
+            yield b, (None if one else b.size / self.n)
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return self.data.n
+
+    @property
+    def X(self) -> torch.Tensor:
+        """The inputs, for data given as one in-memory tensor (a multi-batch problem has none: use :meth:`batches`)."""
+        return self._single().inputs
+
+    @property
+    def y(self) -> torch.Tensor:
+        """The targets, for data given as one in-memory batch (see :attr:`X`)."""
+        return self._single().y
+
+    def _single(self) -> Batch:
+        if self.data.cached is None or self.data.count != 1:
+            raise LosslabError(
+                f"expected a problem with its data in one in-memory batch, got {self.data.origin}; "
+                "iterate problem.batches() instead of reading problem.X / problem.y"
+            )
+        return self.data.cached[0]
 
     # ---- parameter vectors -------------------------------------------------------------
     @property
@@ -122,14 +196,14 @@ class Problem:
         return out
 
     def flatten(self, params: Params) -> torch.Tensor:
-        """Concatenate the free groups of ``params`` into θ of shape (p,)."""
+        """Concatenate the free groups of ``params`` into θ of shape (p,), on :attr:`device`."""
         missing = [g for g in self.free if g not in params]
         if missing:
             raise LosslabError(f"expected parameter groups {list(self.free)}, got {list(params)} (missing {missing})")
         for g in self.free:
             if tuple(params[g].shape) != self.model.shapes[g]:
                 raise LosslabError(f"expected group {g!r} of shape {self.model.shapes[g]}, got shape {tuple(params[g].shape)}")
-        return torch.cat([params[g].reshape(-1).to(self.dtype) for g in self.free])
+        return torch.cat([params[g].reshape(-1).to(device=self.device, dtype=self.dtype) for g in self.free])
 
     def unflatten(self, theta: torch.Tensor) -> Params:
         """The full parameter dict: free groups read from θ (p,), fixed groups as held."""
@@ -146,14 +220,20 @@ class Problem:
         return self.flatten(self.model.default_params(seed=seed, dtype=self.dtype))
 
     def as_theta(self, theta: object, name: str = "theta") -> torch.Tensor:
-        """Validate θ (tensor/array of shape (p,), or a params dict) and cast it to the problem dtype."""
+        """Validate θ (tensor/array of shape (p,), or a params dict), cast to the problem dtype and device."""
         if isinstance(theta, dict):
             theta = self.flatten({g: v.detach() if isinstance(v, torch.Tensor) else v for g, v in theta.items()})
         theta = as_tensor(name, theta, dtype=self.dtype)
         shape(name, theta, (self.n_params,))
-        return theta
+        return theta.to(self.device)
 
-    # ---- restriction to groups ---------------------------------------------------------
+    # ---- copies ----------------------------------------------------------------------------
+    def _copy(self, **changes) -> Problem:
+        out = object.__new__(Problem)
+        out.__dict__.update(self.__dict__)
+        out.__dict__.update(changes)
+        return out
+
     def restrict(self, groups: Iterable[str], at: Params | torch.Tensor | None = None) -> Problem:
         """The same loss as a function of ``groups`` only; the other groups fixed at ``at``.
 
@@ -170,37 +250,37 @@ class Problem:
             self.flatten(at_params)
         else:
             at_params = self.unflatten(self.as_theta(at, "at"))
-        sub = object.__new__(Problem)
-        sub.__dict__.update(self.__dict__)
-        sub.free = tuple(g for g in self.model.groups if g in groups)
-        sub.fixed = {g: at_params[g].detach().to(self.dtype).clone() for g in self.model.groups if g not in groups}
-        return sub
+        return self._copy(
+            free=tuple(g for g in self.model.groups if g in groups),
+            fixed={g: at_params[g].detach().to(device=self.device, dtype=self.dtype).clone() for g in self.model.groups if g not in groups},
+        )
 
     def full(self) -> Problem:
         """This problem with every group free (the inverse of :meth:`restrict`)."""
-        out = object.__new__(Problem)
-        out.__dict__.update(self.__dict__)
-        out.free, out.fixed = self.model.groups, {}
-        return out
+        return self._copy(free=self.model.groups, fixed={})
 
     def embed(self, theta: torch.Tensor) -> torch.Tensor:
         """θ of this (possibly restricted) problem as a vector of all parameters."""
         return self.full().flatten(self.unflatten(theta))
 
-    def to(self, dtype: torch.dtype | str) -> Problem:
-        """A copy computing in ``dtype`` (float32 or float64)."""
-        dtype = float_dtype(dtype)
-        out = object.__new__(Problem)
-        out.__dict__.update(self.__dict__)
-        out.dtype, out.X = dtype, self.X.to(dtype)
-        out.y = self.y if not self.y.dtype.is_floating_point else self.y.to(dtype)
-        out.fixed = {g: v.to(dtype) for g, v in self.fixed.items()}
+    def to(self, *targets: torch.dtype | torch.device | str) -> Problem:
+        """A copy computing in another dtype (float32/float64) and/or on another device.
+
+        Example: ``problem.to(torch.float64)``, ``problem.to("cuda")``, ``problem.to("cuda", torch.float32)``.
+        """
+        dtype, device = self.dtype, self.device
+        for t in targets:
+            if isinstance(t, torch.dtype) or t in ("float32", "float64"):
+                dtype = float_dtype(t)
+            else:
+                device = check_device(self.model, None, t, dtype)
+        if (dtype, device) == (self.dtype, self.device):
+            return self
+        out = self._copy(dtype=dtype, device=device, fixed={g: v.to(device=device, dtype=dtype) for g, v in self.fixed.items()})
+        out.data = self.data.transformed(out.prepare)
         return out
 
     # ---- the loss and its derivatives ----------------------------------------------------
-    def _objective(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_of_params(self.unflatten(theta), X, y)
-
     @property
     def loss_takes_logit(self) -> bool:
         """Whether the data loss reads the model's logit rather than its output.
@@ -210,69 +290,116 @@ class Problem:
         """
         return self.loss_fn.name == "bce" and self.model.link == "sigmoid"
 
-    def loss_input(self, params: Params, X: torch.Tensor | None = None) -> torch.Tensor:
+    def loss_input(self, params: Params, X: object = None) -> torch.Tensor:
         """z: what the data loss is computed on — the logit or the output (see :attr:`loss_takes_logit`)."""
         X = self.X if X is None else X
         return self.model.logit(params, X) if self.loss_takes_logit else self.model.apply(params, X)
 
-    def loss_of_params(self, params: Params, X: torch.Tensor | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
-        """L at a full parameter dict (every group), on (X, y) (default: the training data).
+    def batch_loss(self, params: Params, batch: Batch) -> torch.Tensor:
+        """ℓ_b: the mean data loss on one prepared batch, without L2."""
+        return self.loss_fn(self.loss_input(params, batch.inputs), batch.y)
+
+    def penalty(self, params: Params) -> torch.Tensor | float:
+        """l2·‖θ_all‖² (0.0 without L2)."""
+        return self.l2 * sum((p**2).sum() for p in params.values()) if self.l2 else 0.0
+
+    def loss_of_params(self, params: Params, X: object = None, y: torch.Tensor | None = None) -> torch.Tensor:
+        """L at a full parameter dict (every group), on (X, y) (default: the whole training data).
 
         The same function as :meth:`loss`, for callers that differentiate with respect to the
         groups' own tensors rather than a flat θ (which saves the slicing in double backward).
         """
-        y = self.y if y is None else y
-        data = self.loss_fn(self.loss_input(params, X), y)
-        if self.l2:
-            data = data + self.l2 * sum((p**2).sum() for p in params.values())
-        return data
+        if X is not None:
+            data = self.loss_fn(self.loss_input(params, X), self.y if y is None else y)
+        else:
+            data = None
+            for b, w in self._weights():
+                term = self.batch_loss(params, b)
+                term = term if w is None else w * term
+                data = term if data is None else data + term
+        return data + self.penalty(params) if self.l2 else data
 
     def loss(self, theta: torch.Tensor, *, indices: torch.Tensor | None = None) -> torch.Tensor:
-        """L(θ), a 0-dim tensor; ``indices`` restricts the data average to a minibatch."""
+        """L(θ), a 0-dim tensor; ``indices`` restricts the data average to a minibatch (in-memory data)."""
+        params = self.unflatten(theta)
         if indices is None:
-            return self._objective(theta, self.X, self.y)
-        return self._objective(theta, self.X[indices], self.y[indices])
+            return self.loss_of_params(params)
+        X, y = self.X, self.y
+        return self.loss_of_params(params, map_tensors(X, lambda t: t[indices]), y[indices])
 
-    def output(self, theta: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
-        """The model output f(θ, X) (default: the training inputs)."""
+    def output(self, theta: torch.Tensor, X: object = None) -> torch.Tensor:
+        """The model output f(θ, X) (default: the training inputs, all batches concatenated)."""
+        params = self.unflatten(theta)
         if X is None:
-            return self.model.apply(self.unflatten(theta), self.X)
-        X = as_tensor("X", X, dtype=self.dtype)
-        if X.ndim == 1 and self.model.d_in in (1, None):
-            X = X[:, None]
-        if self.model.d_in is not None:
+            return torch.cat([self.model.apply(params, b.inputs) for b in self.batches()])
+        if not isinstance(X, (tuple, dict)):
+            X = as_tensor("X", X)
+        X = self.prepare(Batch(X, torch.zeros(1), 1)).inputs
+        if isinstance(X, torch.Tensor) and self.model.d_in is not None:
             shape("X", X, (None, self.model.d_in))
-        return self.model.apply(self.unflatten(theta), X)
+        return self.model.apply(params, X)
 
     def chunk_size(self) -> int:
         """How many parameter points one vmapped call evaluates within ``memory_budget``."""
-        per_example = self.model.activations_per_example(self.X[:1]) + self.X[0].numel()
-        per_point = self.n * per_example * self.X.element_size() * 3
-        return max(1, self.memory_budget // max(per_point, 1))
+        return max(1, self.memory_budget // max(self._bytes_per_point, 1))
+
+    def _point_term(self, theta: torch.Tensor, batch: Batch, weight: float | None, with_penalty: bool) -> torch.Tensor:
+        params = self.unflatten(theta)
+        term = self.batch_loss(params, batch)
+        term = term if weight is None else weight * term
+        return term + self.penalty(params) if with_penalty and self.l2 else term
 
     def loss_batch(self, Theta: torch.Tensor) -> torch.Tensor:
-        """L at each row of Θ (K, p) → (K,), by ``torch.func.vmap`` in chunks of :meth:`chunk_size`."""
+        """L at each row of Θ (K, p) → (K,): ``torch.func.vmap`` in chunks of :meth:`chunk_size`, batch by batch.
+
+        A model vmap cannot batch (an LSTM, data-dependent control flow) is evaluated one point at a
+        time instead (:attr:`batching_note` says why).
+        """
         Theta = torch.as_tensor(Theta)
         shape("Theta", Theta, (None, self.n_params))
-        Theta = Theta.to(self.dtype)
-        batched = torch.func.vmap(self.loss)
+        Theta = Theta.to(device=self.device, dtype=self.dtype)
+        if not len(Theta):
+            return Theta.new_zeros(0)
+        total = None
         size = self.chunk_size()
         with torch.no_grad():
-            return torch.cat([batched(chunk) for chunk in Theta.split(size)]) if len(Theta) else Theta.new_zeros(0)
+            for i, (b, w) in enumerate(self._weights()):
+                if self._batched:
+                    fn = torch.func.vmap(lambda t, b=b, w=w, i=i: self._point_term(t, b, w, i == 0))
+                    part = torch.cat([fn(chunk) for chunk in Theta.split(size)])
+                else:
+                    part = torch.stack([self._point_term(t, b, w, i == 0) for t in Theta])
+                total = part if total is None else total + part
+        return total
+
+    def _accumulate(self, fn) -> torch.Tensor:
+        """Σ_b fn(b, n_b/n, first) over the batches (the L2 term goes with the first batch only)."""
+        total = None
+        for i, (b, w) in enumerate(self._weights()):
+            part = fn(b, w, i == 0)
+            total = part if total is None else total + part
+        return total
 
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
-        """∇L(θ), shape (p,)."""
-        return torch.func.grad(self.loss)(theta)
+        """∇L(θ), shape (p,), accumulated batch by batch."""
+        return self._accumulate(lambda b, w, first: torch.func.grad(lambda t: self._point_term(t, b, w, first))(theta))
 
     def hvp(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """∇²L(θ)·v, shape (p,): forward-over-reverse, ``jvp(grad(L), θ, v)``."""
-        return torch.func.jvp(torch.func.grad(self.loss), (theta,), (v,))[1]
+        """∇²L(θ)·v, shape (p,): forward-over-reverse, ``jvp(grad(L), θ, v)``, batch by batch."""
+
+        def part(b, w, first):
+            return torch.func.jvp(torch.func.grad(lambda t: self._point_term(t, b, w, first)), (theta,), (v,))[1]
+
+        return self._accumulate(part)
 
     def describe(self) -> str:
-        """One line: model, loss, data size, parameters analysed."""
+        """One line: model, loss, data, device, parameters analysed, how points are batched."""
         fixed = f", fixed {list(self.fixed)}" if self.fixed else ""
         reg = f" + {self.l2:g}·‖θ‖²" if self.l2 else ""
-        return f"{self.model.describe()}, {self.loss_fn.name}{reg}, n={self.n}, p={self.n_params} in {list(self.free)}{fixed}"
+        data = "" if self.data.origin == "tensors" else f" ({self.data.origin})"
+        device = "" if self.device.type == "cpu" else f", on {self.device}"
+        note = f"; {self.batching_note}" if self.batching_note else ""
+        return f"{self.model.describe()}, {self.loss_fn.name}{reg}, n={self.n}{data}{device}, p={self.n_params} in {list(self.free)}{fixed}{note}"
 
     def __repr__(self) -> str:
         return f"Problem({self.describe()})"

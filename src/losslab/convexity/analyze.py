@@ -197,7 +197,11 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
     reserve = min(45 if problem.l2 > 0 else 27, budget // 3)
     search = ChordSearch(problem, budget - reserve)
     centers = [("the analysis point", center), ("θ = 0", torch.zeros_like(center))]
-    centers += [(f"init seed {seed + k}", problem.init(seed + k)) for k in (1, 2)]
+    for k in (1, 2):
+        try:
+            centers.append((f"init seed {seed + k}", problem.init(seed + k)))
+        except LosslabError:  # a module whose parameters no seed re-draws (no reset_parameters, no init=)
+            break
     curvature: list[tuple[str, float]] = []
     visited: list[str] = []
     scales_used: set[float] = set()
@@ -238,7 +242,8 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
 
     trained = []
     if train_steps:
-        batch = None if problem.n <= 1024 else 256  # minibatches keep training cheap on large data
+        # minibatches keep training cheap on large in-memory data; a DataLoader is trained full batch
+        batch = None if problem.n <= 1024 or problem.data.count > 1 else 256
         for name, c in centers[:1] + centers[2:3]:
             say(f"training from {name} ({train_steps} Adam steps)")
             try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import LosslabError
 from ..problem import Problem
 
 __all__ = ["Proof", "prove_convex"]
@@ -58,13 +59,17 @@ def affine_defect(problem: Problem, *, seed: int = 0, points: int = 3) -> float:
     p64 = problem.to(torch.float64)
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
+    batches = list(p64.batches()) if p64.data.cached is not None else None
 
-    def logit(t: torch.Tensor) -> torch.Tensor:
-        return p64.model.logit(p64.unflatten(t), p64.X)
+    def logit(t: torch.Tensor) -> torch.Tensor:  # on every data point, batch by batch
+        params = p64.unflatten(t)
+        return torch.cat([p64.model.logit(params, b.inputs).reshape(-1) for b in (batches or p64.batches())])
+
+    def draw() -> torch.Tensor:  # on the CPU generator, then moved: the same numbers on every device
+        return torch.randn(p64.n_params, generator=g, dtype=torch.float64).to(p64.device)
 
     for _ in range(points):
-        theta = torch.randn(p64.n_params, generator=g, dtype=torch.float64)
-        d = torch.randn(p64.n_params, generator=g, dtype=torch.float64)
+        theta, d = draw(), draw()
 
         def first(t: torch.Tensor, d: torch.Tensor = d) -> torch.Tensor:
             return torch.func.jvp(logit, (t,), (d,))[1]
@@ -72,8 +77,8 @@ def affine_defect(problem: Problem, *, seed: int = 0, points: int = 3) -> float:
         second = torch.func.jvp(first, (theta,), (d,))[1]
         worst = max(worst, float(second.abs().max()) / (1 + float(logit(theta).abs().max())))
         for scale in (1.0, 10.0):
-            a = theta + scale * torch.randn(p64.n_params, generator=g, dtype=torch.float64)
-            b = theta + scale * torch.randn(p64.n_params, generator=g, dtype=torch.float64)
+            a = theta + scale * draw()
+            b = theta + scale * draw()
             fa, fb, fm = logit(a), logit(b), logit(0.3 * a + 0.7 * b)
             size = 1 + max(float(fa.abs().max()), float(fb.abs().max()), float(fm.abs().max()))
             worst = max(worst, float((fm - 0.3 * fa - 0.7 * fb).abs().max()) / size)
@@ -87,7 +92,9 @@ def prove_convex(problem: Problem) -> Proof | None:
         return None
     names = "{" + ", ".join(groups) + "}"
     fixed = " with {" + ", ".join(problem.fixed) + "} fixed" if problem.fixed else ""
-    affine = f"{model.describe()} is affine in {names}{fixed} by construction ({model.affine_reason()})"
+    reason = model.affine_reason(groups) if _takes_groups(model.affine_reason) else model.affine_reason()
+    how = " by construction" if not hasattr(model, "declared_affine_sets") else ""
+    affine = f"{model.describe()} is affine in {names}{fixed}{how} ({reason})"
     if model.link is None and loss.convex_in_output:
         rule = "affine model ∘ loss convex in the output"
         statement = (
@@ -105,9 +112,21 @@ def prove_convex(problem: Problem) -> Proof | None:
     if problem.l2:
         statement += f"; the penalty {problem.l2:g}·‖θ‖² is convex and sums of convex functions are convex"
     check = affine_defect(problem)
+    declared = [d for d in getattr(model, "declared_affine_sets", ()) if frozenset(groups) <= d]
+    if declared and not check <= 1e-9 and not any(frozenset(groups) <= s for s in getattr(model, "proven_affine_sets", ())):
+        raise LosslabError(
+            f"expected the declared affine_sets to hold, got the output nonlinear in {names} (relative defect {check:.3g} on "
+            f"the data); remove {sorted(declared[0])} from Module(..., affine_sets=...): the output is not affine in it"
+        )
     if not check <= 1e-9:  # also refuses NaN
         raise RuntimeError(
             f"{model.describe()} declares its logit affine in {names}, but it is not (relative defect {check:.3g} "
             "on the data): the model's affine_sets declaration is wrong — please report this bug"
         )
     return Proof(rule=rule, statement=statement, groups=tuple(groups), declaration_check=check)
+
+
+def _takes_groups(method) -> bool:
+    import inspect
+
+    return "groups" in inspect.signature(method).parameters

@@ -37,6 +37,7 @@ class Model(ABC):
     shapes: dict[str, tuple[int, ...]]
     affine_sets: tuple[frozenset[str], ...] = ()
     link: str | None = None
+    float_inputs: bool = True  # inputs are numbers cast to the problem's dtype (a wrapped Module keeps integer ids)
 
     @abstractmethod
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:

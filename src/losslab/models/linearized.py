@@ -22,6 +22,7 @@ class Linearized(Model):
         self.d_in = model.d_in
         self.shapes = dict(model.shapes)
         self.link = model.link
+        self.float_inputs = model.float_inputs
         self.affine_sets = (frozenset(self.shapes),)
 
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
