@@ -31,7 +31,11 @@ P = TwoLayer(d_in=2, width=3).n_params  # 3*2 + 3 + 3 = 12
 
 CASES = [
     # data
-    ("X/y length mismatch", lambda: Problem(Linear(2), X7, Y7[:6]), r"expected X and y with the same number of rows, got X with \[7\] and y of shape \(6,\)"),
+    (
+        "X/y length mismatch",
+        lambda: Problem(Linear(2), X7, Y7[:6]),
+        r"expected X and y with the same number of rows, got X with \[7\] and y of shape \(6,\)",
+    ),
     ("y with extra columns", lambda: Problem(Linear(2), X7, torch.zeros(7, 3)), r"expected y of shape \(7,\), got shape \(7, 3\)"),
     ("X with the wrong d_in", lambda: Problem(Linear(3), X7, Y7), r"expected X of shape \(\*, 3\), got shape \(7, 2\)"),
     ("1-D X for d_in=2", lambda: Problem(Linear(2), Y7, Y7), r"expected X of shape \(\*, 2\), got shape \(7,\)"),

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import pytest
 import torch
+
+from losslab import LosslabError
 from torch import nn
 
 from losslab import Problem
@@ -217,5 +219,5 @@ def test_a_wrong_declaration_is_caught_by_the_float64_guard():
     net = seeded(lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)))
     model = Module(net, affine_sets=[{"0.weight", "0.bias", "2.weight", "2.bias"}])
     problem = Problem(model, X20, torch.randn(20, generator=gen(7), dtype=DT))
-    with pytest.raises(RuntimeError, match=r"declares its logit affine in .* but it is not"):
+    with pytest.raises(LosslabError, match=r"expected the declared affine_sets to hold, got the output nonlinear in .* remove"):
         prove_convex(problem)

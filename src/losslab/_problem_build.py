@@ -151,8 +151,8 @@ def _check_deterministic(problem, params, batch: Batch, data: Batches) -> None:
             "use mode='eval', pass training=self.training to F.dropout, or remove the random op"
         )
     if data.cached is None:
-        again = data.first()
-        if not all(torch.equal(s, t) for s, t in zip(tensors(data.first().inputs) + [data.first().y], tensors(again.inputs) + [again.y])):
+        one, two = data.first(), data.first()
+        if not all(torch.equal(s, t) for s, t in zip([*tensors(one.inputs), one.y], [*tensors(two.inputs), two.y])):
             raise LosslabError(
                 "expected a loader that yields the same batches on every pass, got a different first batch on a second pass: "
                 "random augmentation or sampling; use a fixed transform and shuffle=False"

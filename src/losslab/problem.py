@@ -100,10 +100,13 @@ class Problem:
                 )
             if batch_size is not None:
                 raise LosslabError("expected batch_size only with tensors X, y, got it with a DataLoader; set the loader's batch_size")
-            data = Batches.from_iterable(X, target_key=target_key, cache_bytes=positive_int("cache_bytes", cache_bytes, minimum=0))
+            cache = positive_int("cache_bytes", cache_bytes, minimum=0)
+            data = Batches.from_iterable(X, target_key=target_key, cache_bytes=cache)
         else:
             if isinstance(y, (str, Loss)):
-                raise LosslabError(f"expected targets y, got {y!r}; with a DataLoader pass the loss by keyword: Problem(model, loader, loss={y!r})")
+                raise LosslabError(
+                    f"expected targets y, got {y!r}; with a DataLoader pass the loss by keyword: Problem(model, loader, loss={y!r})"
+                )
             data = Batches.from_tensors(X, y, batch_size)
         if dtype is None:
             firsts = [t for t in tensors(data.first().inputs) if t.is_floating_point()]
@@ -250,10 +253,8 @@ class Problem:
             self.flatten(at_params)
         else:
             at_params = self.unflatten(self.as_theta(at, "at"))
-        return self._copy(
-            free=tuple(g for g in self.model.groups if g in groups),
-            fixed={g: at_params[g].detach().to(device=self.device, dtype=self.dtype).clone() for g in self.model.groups if g not in groups},
-        )
+        held = {g: at_params[g].detach().to(device=self.device, dtype=self.dtype).clone() for g in self.model.groups if g not in groups}
+        return self._copy(free=tuple(g for g in self.model.groups if g in groups), fixed=held)
 
     def full(self) -> Problem:
         """This problem with every group free (the inverse of :meth:`restrict`)."""
@@ -399,7 +400,8 @@ class Problem:
         data = "" if self.data.origin == "tensors" else f" ({self.data.origin})"
         device = "" if self.device.type == "cpu" else f", on {self.device}"
         note = f"; {self.batching_note}" if self.batching_note else ""
-        return f"{self.model.describe()}, {self.loss_fn.name}{reg}, n={self.n}{data}{device}, p={self.n_params} in {list(self.free)}{fixed}{note}"
+        where = f"n={self.n}{data}{device}, p={self.n_params} in {list(self.free)}{fixed}"
+        return f"{self.model.describe()}, {self.loss_fn.name}{reg}, {where}{note}"
 
     def __repr__(self) -> str:
         return f"Problem({self.describe()})"
