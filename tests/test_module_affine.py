@@ -11,11 +11,9 @@ from collections.abc import Callable
 
 import pytest
 import torch
-
-from losslab import LosslabError
 from torch import nn
 
-from losslab import Problem
+from losslab import LosslabError, Problem
 from losslab.convexity.structure import prove_convex
 from losslab.models import Module
 
