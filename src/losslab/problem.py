@@ -130,7 +130,8 @@ class Problem:
             return t.to(dt) if cast_all or t.is_floating_point() else t
 
         inputs = map_tensors(batch.inputs, cast)
-        if isinstance(inputs, torch.Tensor) and inputs.ndim == 1 and (cast_all or inputs.is_floating_point()) and self.model.d_in in (1, None):
+        column = isinstance(inputs, torch.Tensor) and inputs.ndim == 1 and (cast_all or inputs.is_floating_point())
+        if column and self.model.d_in in (1, None):
             inputs = inputs[:, None]
         y = batch.y.to(dev, non_blocking=True)
         if self.loss_fn.name == "cross_entropy":
