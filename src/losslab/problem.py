@@ -329,6 +329,12 @@ class Problem:
         X, y = self.X, self.y
         return self.loss_of_params(params, map_tensors(X, lambda t: t[indices]), y[indices])
 
+    def minibatch_loss(self, theta: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """ℓ_b(θ) + l2·‖θ_all‖² on one prepared batch (an SGD step's loss)."""
+        params = self.unflatten(theta)
+        term = self.batch_loss(params, batch)
+        return term + self.penalty(params) if self.l2 else term
+
     def output(self, theta: torch.Tensor, X: object = None) -> torch.Tensor:
         """The model output f(θ, X) (default: the training inputs, all batches concatenated)."""
         params = self.unflatten(theta)

@@ -141,6 +141,11 @@ def train_ensemble(
     lr = finite_float("lr", lr, positive=True)
     steps = positive_int("steps", steps)
     batch = minibatch_size(optimizer, batch_size, problem.n)
+    if batch is not None and problem.data.count > 1:
+        raise LosslabError(
+            f"expected full-batch training (optimizer='gd') for a problem over {problem.data.origin}, got {optimizer} with "
+            f"minibatches of {batch}; use losslab.fit.train(optimizer='sgd'), which steps through the loader's own batches"
+        )
     every = max(1, steps // DEFAULT_RECORDS) if record_every is None else positive_int("record_every", record_every)
     if theta0 is not None:
         theta0 = as_tensor("theta0", theta0, dtype=problem.dtype)

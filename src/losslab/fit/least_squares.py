@@ -107,7 +107,7 @@ def check_least_squares(problem: Problem) -> None:
 
 def _features(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
     """(Φ, f0): the Jacobian (N, p) of the flattened outputs at θ = 0 and the outputs there (N,)."""
-    zero = torch.zeros(problem.n_params, dtype=problem.dtype)
+    zero = torch.zeros(problem.n_params, dtype=problem.dtype, device=problem.device)
 
     def outputs(theta: torch.Tensor) -> torch.Tensor:
         return problem.output(theta).reshape(-1)
@@ -148,9 +148,9 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
     ridge = nonnegative_float("ridge", ridge)
     p64 = problem.to(torch.float64)
     lam = p64.l2 + ridge
-    start = torch.zeros(p64.n_params, dtype=torch.float64) if theta0 is None else p64.as_theta(theta0, "theta0")
+    start = torch.zeros(p64.n_params, dtype=torch.float64, device=p64.device) if theta0 is None else p64.as_theta(theta0, "theta0")
     phi, f0 = _features(p64)
-    y = p64.y.reshape(-1)
+    y = torch.cat([b.y.reshape(-1) for b in p64.batches()])
     N, p = phi.shape
     r = y - f0
     if lam == 0.0:

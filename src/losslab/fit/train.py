@@ -119,7 +119,8 @@ def train(
         lr: learning rate (> 0).
         steps: number of updates (>= 1).
         batch_size: minibatch size in [1, n]: default 32 (or n if smaller) for sgd, full batch
-            for adam; gd is always full batch.
+            for adam; gd is always full batch. For a problem over a DataLoader it must be None:
+            sgd then steps through the loader's batches in order, epoch after epoch.
         seed: seeds θ_0 = ``problem.init(seed)`` (when ``theta0`` is None) and the batch order.
         theta0: the start, a θ (p,) or a params dict; default ``problem.init(seed)``.
         record_every: keep θ every ``record_every`` steps (and always the first and last);
@@ -146,13 +147,27 @@ def train(
     lr = finite_float("lr", lr, positive=True)
     steps = positive_int("steps", steps)
     seed = seed_int("seed", seed)
-    batch = minibatch_size(optimizer, batch_size, problem.n)
+    loader = problem.data.count > 1  # a DataLoader: sgd steps through its own batches, in order
+    if loader and batch_size is not None:
+        raise LosslabError(
+            f"expected batch_size=None for a problem over {problem.data.origin} (sgd steps through its batches, "
+            f"gd and adam accumulate all of them), got batch_size={batch_size!r}; set the DataLoader's batch_size instead"
+        )
+    if loader:
+        batch = problem.data.first().size if optimizer == "sgd" else None
+    else:
+        batch = minibatch_size(optimizer, batch_size, problem.n)
     every = max(1, steps // DEFAULT_SNAPSHOTS) if record_every is None else positive_int("record_every", record_every)
     start = problem.init(seed) if theta0 is None else problem.as_theta(theta0, "theta0")
 
     theta = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr) if optimizer == "adam" else torch.optim.SGD([theta], lr=lr)
-    batches = batch_indices(problem.n, batch, torch.Generator().manual_seed(seed)) if batch is not None else None
+    if batch is None:
+        batches = None
+    elif loader:
+        batches = (b for _ in iter(int, 1) for b in problem.batches())  # epoch after epoch, in the loader's order
+    else:
+        batches = batch_indices(problem.n, batch, torch.Generator().manual_seed(seed))
     losses = torch.empty(steps + 1, dtype=torch.float64)
     rec_steps: list[int] = []
     rec_thetas: list[torch.Tensor] = []
@@ -202,7 +217,9 @@ def train(
             update(t, value)
             if t == steps:
                 break
-            if batches is not None:
+            if loader and batches is not None:
+                loss = problem.minibatch_loss(theta, next(batches))
+            elif batches is not None:
                 loss = problem.loss(theta, indices=next(batches))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -48,7 +48,7 @@ def _gaussian(problem: Problem, generator: torch.Generator, k: int) -> torch.Ten
     (torch draws a (k, p) block in a different order than k draws of (p,)).
     """
     rows = [torch.randn(problem.n_params, generator=generator, dtype=torch.float64) for _ in range(k)]
-    return torch.stack(rows).to(problem.dtype)
+    return torch.stack(rows).to(device=problem.device, dtype=problem.dtype)  # drawn on the CPU: same numbers on every device
 
 
 def random_direction(problem: Problem, *, seed: int = 0) -> torch.Tensor:
@@ -90,7 +90,7 @@ def as_direction(problem: Problem, direction: object, name: str = "direction") -
                 part = as_tensor(f"{name}[{g!r}]", direction[g], dtype=problem.dtype)
                 shape(f"{name}[{g!r}]", part, want)
             else:
-                part = torch.zeros(want, dtype=problem.dtype)
+                part = torch.zeros(want, dtype=problem.dtype, device=problem.device)
             parts.append(part.reshape(-1))
         vec = torch.cat(parts)
     else:
@@ -239,7 +239,7 @@ def pca_directions(thetas: object, k: int = 2, center: object = None) -> PCADire
         raise LosslabError(f"expected k <= min(m, p) = {min(m, p)} for thetas of shape {(m, p)}, got k={k}")
     c = T[-1] if center is None else as_tensor("center", center, dtype=T.dtype)
     shape("center", c, (p,))
-    M = (T - c).to(torch.float64).numpy()
+    M = (T - c.to(T.device)).to(torch.float64).cpu().numpy()
     _, s, vt = np.linalg.svd(M, full_matrices=False)
     total = float((s**2).sum())
     if total == 0.0:
@@ -249,7 +249,7 @@ def pca_directions(thetas: object, k: int = 2, center: object = None) -> PCADire
         raise LosslabError(f"expected k <= {rank}, the number of directions the trajectory moves in, got k={k}; use k={rank}")
     vecs = _sign_fix(vt[:k])
     coords = M @ vecs.T
-    to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(T.dtype)
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device=T.device, dtype=T.dtype)
     return PCADirections(to(vecs), to(s[:k] ** 2 / total), to(s[:k]), c.clone(), to(coords))
 
 
@@ -301,7 +301,7 @@ def eigenvector_directions(
         raise LosslabError(f"expected k <= p = {p} (the number of parameters), got k={k}")
     hessian = HessianOperator(problem, theta)
     if k >= p - 1:
-        H = hessian.to_dense().to(torch.float64).numpy()
+        H = hessian.to_dense().to(torch.float64).cpu().numpy()
         vals, vecs = np.linalg.eigh((H + H.T) / 2)
     else:
         v0 = np.random.default_rng(seed).standard_normal(p)
@@ -311,5 +311,6 @@ def eigenvector_directions(
     order = np.argsort(-vals if which == "largest" else vals)[:k]
     directions = _sign_fix(vecs[:, order].T)
     return EigenDirections(
-        torch.from_numpy(np.ascontiguousarray(directions)).to(problem.dtype), torch.from_numpy(vals[order].copy()), which, hessian.products
+        torch.from_numpy(np.ascontiguousarray(directions)).to(device=problem.device, dtype=problem.dtype),
+        torch.from_numpy(vals[order].copy()), which, hessian.products
     )

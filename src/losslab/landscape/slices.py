@@ -234,7 +234,7 @@ def line(problem: Problem, a: object, b: object, *, steps: int = 51, extend: obj
     a, b = problem.as_theta(a, "a"), problem.as_theta(b, "b")
     if torch.equal(a, b):
         raise LosslabError("expected two different points a and b, got a == b (a line needs a non-zero direction b − a)")
-    t = line_coordinates(steps, extend).to(problem.dtype)
+    t = line_coordinates(steps, extend).to(device=problem.device, dtype=problem.dtype)
     losses = evaluate_combinations(problem, torch.stack([1 - t, t], dim=1), torch.stack([a, b]))
     return LineSlice(t, losses, a.clone(), b.clone(), problem.describe())
 
@@ -299,7 +299,7 @@ def plane(
             f"expected a problem whose planes are exact quadratics for method='exact quadratic' (a model affine in the sliced "
             f"groups, mse, no link), got one where {reason}; use method='grid' or 'auto'"
         )
-    alphas = plane_coordinates(steps, span, problem.dtype)
+    alphas = plane_coordinates(steps, span, problem.dtype).to(problem.device)
     betas = alphas.clone()
     base = dict(alphas=alphas, betas=betas, center=center.clone(), d1=d1, d2=d2, seed=seed, description=problem.describe())
     if method != "grid" and reason is None:
