@@ -122,8 +122,9 @@ def validate(problem, data: Batches) -> None:
             prepared.append(Batch(inputs, y, raw.size))
     problem.data = Batches(prepared, data.source, data.n, data.count, data.origin, data.target_key)
     first = next(problem.batches())
-    example = map_tensors(first.inputs, lambda t: t[:1])
-    per_example = model.activations_per_example(example) + sum(t.numel() for t in tensors(example))
+    rows = min(2, first.size)  # two rows: BatchNorm in train mode cannot run on one
+    example = map_tensors(first.inputs, lambda t: t[:rows])
+    per_example = model.activations_per_example(example) + sum(t[:1].numel() for t in tensors(example))
     problem._bytes_per_point = largest * per_example * torch.finfo(problem.dtype).bits // 8 * 3
     _check_probabilities(problem, first_out)
     _check_deterministic(problem, params, first, data)

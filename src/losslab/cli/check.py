@@ -11,7 +11,7 @@ from ..convexity import ConvexityReport, check_convexity
 from ..examples import EXAMPLES
 from ..problem import Problem
 from .app import app
-from .common import COLORS, JsonOpt, err_console, out, problem_command
+from .common import COLORS, JsonOpt, err_console, module_mode, out, problem_command
 
 
 def print_report(report: ConvexityReport, problem: Problem) -> None:
@@ -46,12 +46,13 @@ def check(
     budget: int = typer.Option(4000, help="most chords the witness search evaluates"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Is the loss convex in the parameters? A proof, a certified witness, or what was tried."""
+    """Is the loss convex in the parameters (a built-in model, or yours: --model-file)? A proof, a certified witness, or what was tried."""
     with err_console.status("looking for a proof, then for a witness…") as status:
         report = check_convexity(problem, seed=seed, budget=budget, progress=status.update)
     if as_json:
         result = report.to_dict()
         result["witness_verified"] = report.witness.verify(problem).holds if report.witness else None
+        result["mode"] = module_mode(problem)
         typer.echo(json.dumps(result, indent=2))
     else:
         print_report(report, problem)

@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.console import Console
 
@@ -19,18 +20,22 @@ from .. import data
 from .._checks import LosslabError, choice
 from ..examples import EXAMPLES, get_example
 from ..fit import train
-from ..models import MLP, Linear, Model, Polynomial, RandomFeatures, TwoLayer
+from ..models import MLP, Linear, Model, Module, Polynomial, RandomFeatures, TwoLayer
 from ..problem import Problem
+from .user_files import apply_weights, is_data_file, load_data, load_model_file, load_weights
 
 out = Console()
 err_console = Console(stderr=True)
 MODELS = ("polynomial", "random-features", "linear", "logistic", "two-layer", "mlp", "deep-linear")
+POINTS = {"init": "initial point", "trained": "trained point", "weights": "given weights"}  # --at, in words
 COLORS = {"convex": "green", "non-convex": "red", "no violation found": "yellow"}
 
 # Options shared by every command that builds a problem.
-ModelOpt = Annotated[str, typer.Option("--model", help=f"one of: {', '.join(MODELS)}")]
-DataOpt = Annotated[str, typer.Option("--data", help=f"one of: {', '.join(data.DATASETS)}")]
-NOpt = Annotated[int, typer.Option("--n", help="number of examples")]
+ModelOpt = Annotated[str, typer.Option("--model", help=f"a built-in model: {', '.join(MODELS)} (or your own: --model-file)")]
+DataOpt = Annotated[str, typer.Option(
+    "--data", help=f"a built-in data set ({', '.join(data.DATASETS)}) or a file: .npz (no pickle), .pt (weights_only) or "
+    ".safetensors, holding arrays X (inputs) and y (targets)")]
+NOpt = Annotated[int, typer.Option("--n", help="number of examples of a built-in data set")]
 LossOpt = Annotated[str, typer.Option("--loss", help="mse, bce or cross_entropy")]
 WidthOpt = Annotated[int, typer.Option("--width", help="hidden width (two-layer, random-features)")]
 ActivationOpt = Annotated[str, typer.Option("--activation", help="relu, tanh, sigmoid or identity")]
@@ -42,7 +47,23 @@ L2Opt = Annotated[float, typer.Option("--l2", help="weight of l2·‖θ‖²")]
 ExampleOpt = Annotated[str | None, typer.Option("--example", help=f"a built-in example instead of --model/--data: {', '.join(EXAMPLES)}")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="seed for data, init and every random choice")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
-AtOpt = Annotated[str, typer.Option("--at", help="the point to analyse: init or trained")]
+AtOpt = Annotated[str | None, typer.Option(
+    "--at", help="the point to analyse: init, trained (Adam from init), or weights (a --model-file module's own weights, "
+    "the default with --model-file; trained otherwise)")]
+ModelFileOpt = Annotated[str | None, typer.Option(
+    "--model-file", help="your own model: FILE.py:FUNCTION, a function that returns a torch.nn.Module (your code, imported and run)")]
+WeightsOpt = Annotated[str | None, typer.Option(
+    "--weights", help="a state dict for --model-file: .pt (torch.load weights_only=True) or .safetensors")]
+XKeyOpt = Annotated[list[str] | None, typer.Option(
+    "--x-key", help="name of the inputs in a --data file (default X); repeat for a dict of inputs, passed as module(**inputs)")]
+YKeyOpt = Annotated[str, typer.Option("--y-key", help="name of the targets in a --data file")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="where to compute: cpu, cuda, cuda:1, … (default: the model's)")]
+BatchSizeOpt = Annotated[int | None, typer.Option(
+    "--batch-size", help="evaluate the data in batches of this many examples (memory); the loss is the same, accumulated exactly")]
+ModeOpt = Annotated[str | None, typer.Option(
+    "--mode", help="--model-file: eval (default: running BatchNorm statistics, no dropout) or train (batch statistics)")]
+ParamsOpt = Annotated[str | None, typer.Option(
+    "--params", help="--model-file: the parameters analysed: trainable (default, requires_grad=True), all, or comma-separated names")]
 TrainStepsOpt = Annotated[int, typer.Option("--train-steps", help="Adam steps to the trained point")]
 
 
@@ -87,27 +108,91 @@ def build_model(
     return MLP([d_in, *sizes, d_out], "identity" if name == "deep-linear" else activation)
 
 
+BUILT_IN = ("model", "width", "activation", "degree", "hidden", "out_bias")  # options of the built-in models
+
+
 def make_problem(
     *, model: str, data_name: str, n: int, loss: str, width: int, activation: str, degree: int, hidden: str,
     out_bias: bool, l2: float, example: str | None, group: list[str] | None, seed: int,
+    model_file: str | None = None, weights: str | None = None, x_key: list[str] | None = None, y_key: str = "y",
+    device: str | None = None, batch_size: int | None = None, mode: str | None = None, params: str | None = None,
+    changed: tuple[str, ...] = (),
 ) -> tuple[Problem, list[str] | None]:
-    """The problem (and groups to analyse) the shared options describe."""
+    """The problem (and groups to analyse) the shared options describe.
+
+    ``changed`` names the options given a value other than their default (to refuse mixing a
+    ``--model-file`` with the built-in models' options).
+    """
     if example:
         if group:
             raise LosslabError(f"expected either --example or --group, got both (--example {example} fixes its own groups)")
+        if model_file or (user_data(data_name) and "data_name" in changed):
+            raise LosslabError(f"expected either --example or your own --model-file/--data, got --example {example} with them")
         return get_example(example).build(seed)
-    X, y = data.make(data_name, n, seed=seed)
-    classes = int(y.max()) + 1 if loss == "cross_entropy" and not y.dtype.is_floating_point else 1
-    net = build_model(model, X.shape[1], width=width, activation=activation, degree=degree, hidden=hidden,
-                      out_bias=out_bias, seed=seed, d_out=classes)
-    return Problem(net, X, y, loss=loss, l2=l2), (list(group) if group else None)
+    if model_file is None:
+        given = [f"--{name.replace('_', '-')}" for name, value in (("weights", weights), ("mode", mode), ("params", params)) if value]
+        if given:
+            raise LosslabError(f"expected {', '.join(given)} only with --model-file FILE.py:FUNCTION, got it with --model {model}")
+    else:
+        mixed = [f"--{name.replace('_', '-')}" for name in BUILT_IN if name in changed]
+        if mixed:
+            raise LosslabError(f"expected either --model-file or the built-in model options, got --model-file with {', '.join(mixed)}")
+    if user_data(data_name):
+        if "n" in changed:
+            raise LosslabError(f"expected --n only with a built-in data set, got --n {n} with --data {data_name}")
+        X, y = load_data(data_name, x_keys=list(x_key or ["X"]), y_key=y_key)
+    else:
+        if x_key or "y_key" in changed:
+            raise LosslabError(f"expected --x-key/--y-key only with a --data file, got them with --data {data_name}")
+        X, y = data.make(data_name, n, seed=seed)
+    if model_file is None:
+        if not isinstance(X, torch.Tensor) or X.ndim not in (1, 2):
+            raise LosslabError(f"expected inputs X of shape (n, d) for --model {model}, got {_shape(X)}; use --model-file for other inputs")
+        classes = int(y.max()) + 1 if loss == "cross_entropy" and not y.dtype.is_floating_point else 1
+        net = build_model(model, X.shape[1] if X.ndim == 2 else 1, width=width, activation=activation, degree=degree, hidden=hidden,
+                          out_bias=out_bias, seed=seed, d_out=classes)
+    else:
+        user = load_model_file(model_file)
+        if weights:
+            apply_weights(user, load_weights(weights), weights)
+        chosen = params or "trainable"
+        chosen = chosen if chosen in ("trainable", "all") else [w.strip() for w in chosen.split(",") if w.strip()]
+        net = Module(user, mode=choice("--mode", mode or "eval", ("eval", "train")), params=chosen)
+    problem = Problem(net, X, y, loss=loss, l2=l2, device=device, batch_size=batch_size)
+    return problem, (list(group) if group else None)
+
+
+def user_data(data_name: str) -> bool:
+    """Whether ``--data`` names a file rather than a built-in data set."""
+    return data_name not in data.DATASETS and is_data_file(data_name)
+
+
+def _shape(X: object) -> str:
+    return f"a dict of inputs {list(X)}" if isinstance(X, dict) else f"shape {tuple(X.shape)}"
+
+
+def module_mode(problem: Problem) -> str | None:
+    """The wrapped module's mode (``"eval"``/``"train"``), None for a built-in model."""
+    return problem.model.mode if isinstance(problem.model, Module) else None
+
+
+def resolve_at(problem: Problem, at: str | None) -> str:
+    """``--at``: default ``weights`` for a wrapped module, ``trained`` for a built-in model."""
+    if at is None:
+        return "weights" if isinstance(problem.model, Module) else "trained"
+    choice("--at", at, ("init", "trained", "weights"))
+    if at == "weights" and not isinstance(problem.model, Module):
+        raise LosslabError("expected --at init or trained for a built-in model, got --at weights (only --model-file has its own weights)")
+    return at
 
 
 SHARED = (
     ("model", ModelOpt, "two-layer"), ("data_name", DataOpt, "cubic"), ("n", NOpt, 200), ("loss", LossOpt, "mse"),
     ("width", WidthOpt, 8), ("activation", ActivationOpt, "relu"), ("degree", DegreeOpt, 3), ("hidden", HiddenOpt, "8,8"),
     ("out_bias", OutBiasOpt, False), ("group", GroupOpt, None), ("l2", L2Opt, 0.0), ("example", ExampleOpt, None),
-    ("seed", SeedOpt, 0),
+    ("seed", SeedOpt, 0), ("model_file", ModelFileOpt, None), ("weights", WeightsOpt, None), ("x_key", XKeyOpt, None),
+    ("y_key", YKeyOpt, "y"), ("device", DeviceOpt, None), ("batch_size", BatchSizeOpt, None), ("mode", ModeOpt, None),
+    ("params", ParamsOpt, None),
 )
 
 
@@ -128,7 +213,8 @@ def problem_command(**defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             options = {name: kwargs.pop(name) for name, _, _ in SHARED}
-            full, groups = make_problem(data_name=options.pop("data_name"), **options)
+            changed = tuple(name for name, _, default in SHARED if options[name] != defaults.get(name, default))
+            full, groups = make_problem(data_name=options.pop("data_name"), changed=changed, **options)
             problem = full if groups is None else full.restrict(groups, at=full.default_theta(options["seed"]))
             return command(problem=problem, groups=groups, seed=options["seed"], **kwargs)
 
@@ -141,10 +227,11 @@ def problem_command(**defaults):
 
 
 def analysis_point(problem: Problem, at: str, *, train_steps: int, seed: int, lr: float = 1e-2):
-    """θ to analyse at: ``"init"`` (the model's initial point) or ``"trained"`` (Adam from it); also the trajectory."""
-    choice("--at", at, ("init", "trained"))
+    """θ to analyse at, and the trajectory: ``"init"``/``"weights"`` (the model's initial point: a module's own weights) or
+    ``"trained"`` (Adam from it)."""
+    at = resolve_at(problem, at)
     start = problem.default_theta(seed)
-    if at == "init":
+    if at != "trained":
         return start, None
     if train_steps < 1:
         raise LosslabError(f"expected --train-steps >= 1 with --at trained, got --train-steps {train_steps}")

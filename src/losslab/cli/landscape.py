@@ -13,6 +13,7 @@ from ..problem import Problem
 from ..report import line_png, plane_contour_png, plane_surface_html
 from .app import app
 from .common import (
+    POINTS,
     AtOpt,
     JsonOpt,
     TrainStepsOpt,
@@ -20,8 +21,10 @@ from .common import (
     atomic_path,
     check_writable,
     err_console,
+    module_mode,
     out,
     problem_command,
+    resolve_at,
 )
 
 DIRECTIONS = ("filter", "random", "eigen", "pca")
@@ -31,11 +34,11 @@ DIRECTIONS = ("filter", "random", "eigen", "pca")
 @problem_command(activation="tanh")
 def landscape(
     problem: Problem, groups: list[str] | None, seed: int,
-    dims: int = typer.Option(2, help="1: the line from the initial to the trained point; 2: a plane around --at"),
+    dims: int = typer.Option(2, help="1: the line from the initial (or given) point to the trained point; 2: a plane around --at"),
     directions: str = typer.Option(
         "filter", help="plane directions: filter (Li et al. 2018), random, eigen (top-2 Hessian), pca (of training)"
     ),
-    at: AtOpt = "trained",
+    at: AtOpt = None,
     train_steps: TrainStepsOpt = 300,
     steps: int = typer.Option(41, help="grid points per axis"),
     span: float = typer.Option(1.0, help="half-width of the plane in units of the directions"),
@@ -48,15 +51,17 @@ def landscape(
         raise LosslabError(f"expected --dims 1 or 2, got --dims {dims}")
     choice("--directions", directions, DIRECTIONS)
     check_writable(out_dir)
+    at = resolve_at(problem, at)
     needs_training = dims == 1 or at == "trained" or directions == "pca"
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
     files = {}
     with err_console.status("evaluating the slice…"):
         if dims == 1:
             result = line(problem, run.thetas[0], run.theta, steps=steps, extend=(0.25, 0.25))
-            title = "loss along the line from the initial to the trained point"
+            start = POINTS["weights" if module_mode(problem) else "init"]
+            title = f"loss along the line from the {start} to the trained point"
         else:
-            if at == "init":
+            if at != "trained":
                 center = problem.default_theta(seed)
             if directions == "pca":
                 pca = pca_directions(run.thetas, k=2)
@@ -70,7 +75,7 @@ def landscape(
                 d1 = filter_normalized(problem, center, random_direction(problem, seed=seed))
                 d2 = filter_normalized(problem, center, random_direction(problem, seed=seed + 1))
             result = plane(problem, center, d1, d2, steps=steps, span=span, seed=seed)
-            title = f"loss on a plane ({directions} directions) around the {at} point"
+            title = f"loss on a plane ({directions} directions) around the {POINTS[at]}"
         convexity = discrete_convexity(result, problem=problem)
     with atomic_path(out_dir / "landscape.npz") as tmp:
         result.save(tmp)
@@ -84,9 +89,11 @@ def landscape(
         files["html"] = str(out_dir / "landscape.html")
     summary = {
         "problem": problem.describe(),
+        "mode": module_mode(problem),
+        "at": at,
         "dims": dims,
         "method": getattr(result, "method", "grid"),
-        "directions": directions if dims == 2 else "init → trained",
+        "directions": directions if dims == 2 else f"{'weights' if module_mode(problem) else 'init'} → trained",
         "loss_min": float(result.losses.min()),
         "loss_max": float(result.losses.max()),
         "discrete_convexity": {
@@ -103,7 +110,7 @@ def landscape(
         typer.echo(json.dumps(summary, indent=2))
         return
     out.print(f"[bold]{summary['problem']}[/bold]")
-    out.print(f"{'line' if dims == 1 else 'plane'} of {result.losses.numel()} points ({summary['method']}): "
+    out.print(f"{title}: {result.losses.numel()} points ({summary['method']}), "
               f"loss from {summary['loss_min']:.6g} to {summary['loss_max']:.6g}", highlight=False)
     dc = summary["discrete_convexity"]
     count = dc["negative_beyond_rounding"]

@@ -14,6 +14,7 @@ from ..problem import Problem
 from ..report import spectrum_png
 from .app import app
 from .common import (
+    POINTS,
     AtOpt,
     JsonOpt,
     TrainStepsOpt,
@@ -21,8 +22,10 @@ from .common import (
     atomic_path,
     check_writable,
     err_console,
+    module_mode,
     out,
     problem_command,
+    resolve_at,
 )
 
 
@@ -38,7 +41,7 @@ def _eig_rows(result) -> list[dict]:
 @problem_command(activation="tanh")
 def spectrum(
     problem: Problem, groups: list[str] | None, seed: int,
-    at: AtOpt = "trained",
+    at: AtOpt = None,
     train_steps: TrainStepsOpt = 300,
     k: int = typer.Option(3, help="how many eigenvalues at each end"),
     probes: int = typer.Option(10, help="random probes for the trace and the density"),
@@ -49,6 +52,7 @@ def spectrum(
     k = positive_int("k", k)
     probes = positive_int("probes", probes)
     check_writable(out_dir)
+    at = resolve_at(problem, at)
     theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
     with err_console.status("Lanczos for the extreme eigenvalues…") as status:
         H = HessianOperator(problem, theta)
@@ -67,9 +71,10 @@ def spectrum(
         point = classify(problem, theta, seed=seed)
     with atomic_path(out_dir / "spectrum.png") as tmp:
         spectrum_png(density.grid, density.density, tmp, eigenvalues=list(bottom.values) + list(top.values),
-                     title=f"Hessian spectral density at the {at} point")
+                     title=f"Hessian spectral density at the {POINTS[at]}")
     summary = {
         "problem": problem.describe(),
+        "mode": module_mode(problem),
         "at": at,
         "gradient_norm": point.grad_norm,
         "critical_point": {"kind": point.kind, "reason": point.reason},
@@ -92,7 +97,7 @@ def spectrum(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    out.print(f"[bold]{summary['problem']}[/bold] at the {at} point: ‖∇L‖ = {point.grad_norm:.3g}, {point.kind} ({point.reason})",
+    out.print(f"[bold]{summary['problem']}[/bold] at the {POINTS[at]}: ‖∇L‖ = {point.grad_norm:.3g}, {point.kind} ({point.reason})",
               highlight=False)
     table = Table("end", "eigenvalue", "± residual bound", "± gap bound", "converged",
                   caption="residual bounds are rigorous; gap bounds (Kato–Temple) assume no eigenvalue was missed nearby")

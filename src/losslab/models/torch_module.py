@@ -15,6 +15,7 @@ import torch
 
 from .._checks import LosslabError, choice, float_dtype, positive_int, seed_int
 from .base import Model, Params
+from .layers import Layer, sequential_layers
 from .module_affine import affine_sets as prove_affine_sets
 from .module_init import InitFn, reinit
 from .module_io import Inputs, call_args, check_selector, map_tensors, select_output, tensors_of
@@ -177,6 +178,19 @@ class Module(Model):
         z = select_output(out, None if self._stripped else self.output)
         return z[..., 0] if z.ndim == 2 and z.shape[-1] == 1 else z
 
+    def layers(self) -> tuple[Layer, ...] | None:
+        """The forward as affine layers with elementwise activations (see :mod:`losslab.models.layers`), or None.
+
+        Given for a plain ``nn.Sequential`` of ``nn.Linear`` and activation modules (after a final
+        sigmoid link is stripped) with no output selector; the names are the module's parameter names
+        (frozen ones are among the held constants, :meth:`held`).
+        """
+        return sequential_layers(self._forward) if self.output is None and not self._stripped else None
+
+    def held(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """Buffers and frozen parameters, as the forward holds them for parameters of ``dtype`` on ``device``."""
+        return self._held(dtype, device)
+
     def check_float64(self, inputs: Inputs) -> None:
         """Raise unless the module re-evaluates in float64 (every witness is re-checked in float64).
 
@@ -233,9 +247,10 @@ class Module(Model):
         return f"none: {self.trace_note}" if self.trace_note else "none: the traced graph (torch.fx) proves no set affine"
 
     def activations_per_example(self, x: Inputs | None = None) -> int:
-        """Twice the number of values all submodules output on one example ``x``, measured once.
+        """Twice the number of values all submodules output per example, measured once on ``x``.
 
-        ``x`` is structured as the inputs are (a tensor, tuple or dict), each tensor of batch 1.
+        ``x`` is structured as the inputs are (a tensor, tuple or dict), each tensor with a few rows
+        (the count is divided by them; BatchNorm in train mode needs at least 2).
         """
         if self._activation_count is None and x is not None:
             total = 0
@@ -246,6 +261,7 @@ class Module(Model):
                     total += output.numel()
 
             tensors = tensors_of(x)
+            rows = max(1, tensors[0].shape[0]) if tensors and tensors[0].ndim else 1  # a few rows: BatchNorm in train mode needs 2
             ref = next((t for t in tensors if t.is_floating_point()), None)
             own = next(iter(self._own.values()))
             device = tensors[0].device if tensors else own.device
@@ -258,7 +274,7 @@ class Module(Model):
             finally:
                 for h in hooks:
                     h.remove()
-            self._activation_count = max(1, 2 * total)
+            self._activation_count = max(1, -(-2 * total // rows))
         return self._activation_count or 4 * self.n_params
 
     def describe(self) -> str:
