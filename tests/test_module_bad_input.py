@@ -37,11 +37,11 @@ class Returns(nn.Module):
 class Plain(nn.Module):
     def __init__(self):
         super().__init__()
-        self.l = nn.Linear(2, 1).to(DT)
-        self.scale = torch.tensor(2.0)  # not a buffer: never cast with the parameters
+        self.l = nn.Linear(2, 2).to(DT)
+        self.scale = torch.ones(2, 1)  # not a buffer: never cast with the parameters
 
     def forward(self, x):
-        return self.l(x) * self.scale
+        return self.l(x) @ self.scale  # a float32 matrix product: fails on float64 activations
 
 
 class Custom(nn.Module):

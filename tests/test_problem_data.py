@@ -218,11 +218,11 @@ def _loader_yielding_nothing():
 class _Float32Attr(nn.Module):
     def __init__(self):
         super().__init__()
-        self.lin = nn.Linear(D, 1)
-        self.scale = torch.ones(1)  # a plain tensor, not a buffer
+        self.lin = nn.Linear(D, 2)
+        self.proj = torch.ones(2, 1)  # a plain tensor, not a buffer: stays float32 when the witness is re-checked in float64
 
     def forward(self, x):
-        return self.lin(x) * self.scale
+        return self.lin(x) @ self.proj
 
 
 X32, Y32 = torch.randn(8, D, generator=gen(12)), torch.randn(8, generator=gen(13))
@@ -260,11 +260,12 @@ BAD = [
      r"pass the loss by keyword: Problem\(model, loader, loss='mse'\)"),
     ("dropout active in forward", lambda: Problem(Module(_RandomForward()), X32.double(), Y32.double()),
      r"expected a deterministic loss, got two evaluations at one θ that differ"),
-    ("a float32 tensor attribute that is not a buffer", lambda: Problem(Module(_Float32Attr()), X32, Y32), r"scale"),
+    ("a float32 tensor attribute that is not a buffer", lambda: Problem(Module(_Float32Attr()), X32, Y32),
+     r"got a plain torch.float32 tensor attribute proj; register it in __init__ with self.register_buffer\('proj', tensor\)"),
     ("batch_size with a loader", lambda: Problem(MLP([D, 1]), DataLoader(TensorDataset(X32, Y32), batch_size=4), batch_size=2),
      r"expected batch_size only with tensors X, y"),
     ("bce on probabilities", lambda: Problem(Module(_Prob()), X32, (Y32 > 0).float(), loss="bce"),
-     r"bce takes logits, got outputs all in \[0, 1\]"),
+     r"bce takes logits, got outputs all in \[0.\d+, 0.\d+\] \(probabilities\?\) .* or pass Module\(net, link=None\)"),
 ]
 
 

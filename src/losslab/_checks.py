@@ -8,6 +8,9 @@ import numpy as np
 import torch
 
 
+_WIDE_UNSIGNED = tuple(getattr(torch, name) for name in ("uint16", "uint32", "uint64") if hasattr(torch, name))
+
+
 class LosslabError(ValueError):
     """A bad input to losslab: the message says what was expected, what was got, and the fix."""
 
@@ -67,6 +70,8 @@ def as_tensor(name: str, value: object, *, dtype: torch.dtype | None = None) -> 
         except (TypeError, ValueError) as err:
             raise LosslabError(f"expected {name} to be a tensor or array of numbers, got {type(value).__name__}: {err}") from None
     if out.dtype == torch.bool:
+        out = out.to(torch.int64)
+    if out.dtype in _WIDE_UNSIGNED:  # uint16/32/64 (NumPy labels): few torch ops take them
         out = out.to(torch.int64)
     if not (out.dtype.is_floating_point or out.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
         raise LosslabError(f"expected {name} to hold real numbers, got dtype {out.dtype}")

@@ -29,8 +29,11 @@ def check_device(model, data: Batches | None, device: object, dtype: torch.dtype
     if device is not None:
         try:
             dev = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise LosslabError(f"expected a device such as 'cpu' or 'cuda:0', got device={device!r} ({err})") from None
+        except (RuntimeError, TypeError, ValueError) as err:
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise LosslabError(f"expected a device such as 'cpu' or 'cuda:0', got device={device!r} ({first})") from None
+        if dev.type not in ("cpu", "cuda", "mps", "meta"):
+            raise LosslabError(f"expected a device of type 'cpu', 'cuda' or 'mps', got device={str(dev)!r}; use device='cpu'")
         if dev.type == "cuda":
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             index = torch.cuda.current_device() if count and dev.index is None else dev.index or 0
@@ -44,6 +47,9 @@ def check_device(model, data: Batches | None, device: object, dtype: torch.dtype
             raise LosslabError(f"expected an existing device, got device={str(dev)!r}: MPS is not available here; use device='cpu'")
         if dev.type == "meta":
             raise LosslabError("expected a device that computes ('cpu', 'cuda', …), got device='meta'")
+        model_dev = next(iter(model.default_params(dtype=dtype).values())).device
+        if model_dev.type == "meta":
+            raise LosslabError("expected a module with real weights, got one on the 'meta' device; load its weights first")
         return dev
     params = model.default_params(dtype=dtype)
     model_dev = next(iter(params.values())).device
@@ -107,12 +113,19 @@ def validate(problem, data: Batches) -> None:
     prepared: list[Batch] | None = [] if data.cached is not None else None
     problem._out_ndim = 1
     largest, first_out = 0, None
+    lo, hi = math.inf, -math.inf  # the range of the outputs over all batches (bce on probabilities)
     for index, raw in enumerate(data):
+        where = f" in batch {index}" if data.count > 1 else ""
+        for name, t in [("targets", raw.y), *(("inputs", t) for t in tensors(raw.inputs))]:
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                bad = int((~torch.isfinite(t)).sum())
+                raise LosslabError(f"expected finite {name}, got {bad} NaN/inf value(s){where}; drop or impute them first")
         inputs = problem.prepare(Batch(raw.inputs, raw.y[:0], raw.size)).inputs
         out = _forward(problem, params, inputs, index, data.count)
         if first_out is None:
             first_out = out
             problem._out_ndim = out.ndim
+        lo, hi = min(lo, float(out.min())), max(hi, float(out.max()))
         try:
             y = check_targets(loss, tuple(out.shape), raw.y.to(problem.device), problem.dtype)
         except LosslabError as err:
@@ -126,19 +139,21 @@ def validate(problem, data: Batches) -> None:
     example = map_tensors(first.inputs, lambda t: t[:rows])
     per_example = model.activations_per_example(example) + sum(t[:1].numel() for t in tensors(example))
     problem._bytes_per_point = largest * per_example * torch.finfo(problem.dtype).bits // 8 * 3
-    _check_probabilities(problem, first_out)
+    _check_probabilities(problem, lo, hi, data.n)
     _check_deterministic(problem, params, first, data)
     _check_float64(problem, first)
     _probe_vmap(problem, first)
 
 
-def _check_probabilities(problem, out: torch.Tensor) -> None:
-    if problem.loss_fn.name != "bce" or problem.model.link is not None or not hasattr(problem.model, "module"):
+def _check_probabilities(problem, lo: float, hi: float, n: int) -> None:
+    model = problem.model
+    if problem.loss_fn.name != "bce" or model.link is not None or not hasattr(model, "module") or getattr(model, "link_declared", False):
         return
-    if out.numel() > 1 and bool(((out >= 0) & (out <= 1)).all()) and bool((out != out.flatten()[0]).any()):
+    if n > 1 and 0 <= lo <= hi <= 1 and lo < hi:
         raise LosslabError(
-            f"bce takes logits, got outputs all in [0, 1] (probabilities) from {problem.model.describe()}; drop the final "
-            "sigmoid so the module returns logits (an nn.Sigmoid as its last layer is read as a sigmoid link)"
+            f"bce takes logits, got outputs all in [{lo:.3g}, {hi:.3g}] (probabilities?) from {model.describe()}; drop the final "
+            "sigmoid so the module returns logits (a final nn.Sigmoid or torch.sigmoid is read as a sigmoid link), "
+            "or pass Module(net, link=None) if these are logits"
         )
 
 
@@ -151,8 +166,9 @@ def _check_deterministic(problem, params, batch: Batch, data: Batches) -> None:
             "the forward is random (dropout active with training=True, or a random op); losslab analyses a function of θ: "
             "use mode='eval', pass training=self.training to F.dropout, or remove the random op"
         )
-    if data.cached is None:
-        one, two = data.first(), data.first()
+    if data.source is not None:  # a loader: its first batch must come back the same on a second pass
+        one = data.first() if data.cached is None else data.cached[0]
+        two = Batches(None, data.source, 0, 0, "", data.target_key).first()
         if not all(torch.equal(s, t) for s, t in zip([*tensors(one.inputs), one.y], [*tensors(two.inputs), two.y])):
             raise LosslabError(
                 "expected a loader that yields the same batches on every pass, got a different first batch on a second pass: "

@@ -11,13 +11,16 @@ DataLoader, Dangel et al.). Every pass visits the batches in one fixed order, so
 is the same number on every call:
 
 * tensors ``X, y`` are one batch (or ``batch_size`` slices of them, in order);
-* a ``torch.utils.data.DataLoader`` with a random sampler (``shuffle=True``) is refused: the
+* a ``torch.utils.data.DataLoader`` with a random sampler (``shuffle=True``, a weighted or
+  subset random sampler) is refused: the
   full-dataset loss does not depend on the order, and a fixed order makes it reproducible to the
   last bit (and fixes the batches BatchNorm sees in train mode);
 * any other re-iterable (a list of batches, a generator *function's* result is not re-iterable and
   is refused) is read once when the problem is built, validated batch by batch, and kept in
   memory when it fits ``cache_bytes`` (then every later pass reads the cache); a larger one is
-  streamed again on every pass.
+  streamed again on every pass. Its first batch is read twice when the problem is built: a
+  loader whose batches change between passes (random augmentation) is refused; a change in a
+  later batch of a streamed loader cannot be seen there.
 
 A batch is ``(inputs, targets)`` or a dict holding the targets under ``target_key`` (default
 ``"labels"``, the Hugging Face convention) with the other entries as keyword inputs. Inputs are
@@ -129,11 +132,16 @@ def parse_batch(raw: object, index: int, target_key: str) -> Batch:
     return Batch(inputs, y, size)
 
 
-def _shuffles(loader: object) -> bool:
-    sampler = getattr(loader, "sampler", None)
+def _random_sampler(loader: object) -> str | None:
+    """The name of a DataLoader's sampler when it draws at random (not sequential), else None."""
+    if not isinstance(loader, torch.utils.data.DataLoader):
+        return None
+    fixed = (torch.utils.data.SequentialSampler, torch.utils.data.dataloader._InfiniteConstantSampler)
     batch_sampler = getattr(loader, "batch_sampler", None)
-    inner = getattr(batch_sampler, "sampler", None)
-    return any(isinstance(s, torch.utils.data.RandomSampler) for s in (sampler, inner))
+    for s in (loader.sampler, getattr(batch_sampler, "sampler", None)):
+        if s is not None and not isinstance(s, fixed):
+            return type(s).__name__
+    return None
 
 
 def _nbytes(batch: Batch) -> int:
@@ -178,10 +186,13 @@ class Batches:
     @classmethod
     def from_iterable(cls, data: Iterable, *, target_key: str = "labels", cache_bytes: int = DEFAULT_CACHE_BYTES) -> Batches:
         """A DataLoader or re-iterable of batches, read once here (see the module docstring)."""
-        if _shuffles(data):
+        sampler = _random_sampler(data)
+        if sampler is not None:
+            what = "shuffle=True (a RandomSampler)" if sampler == "RandomSampler" else f"a {sampler}"
             raise LosslabError(
-                "expected a DataLoader with a fixed order, got one with shuffle=True (a RandomSampler); build it with "
-                "shuffle=False: the full-dataset loss does not depend on the order, and a fixed order makes it the same on every call"
+                f"expected a DataLoader with a fixed order over the whole dataset, got one with {what}; build it with "
+                "shuffle=False and no sampler: the full-dataset loss does not depend on the order, and a fixed order makes it "
+                "the same on every call (for a subset, pass torch.utils.data.Subset as the dataset)"
             )
         if iter(data) is data:
             raise LosslabError(

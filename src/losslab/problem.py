@@ -47,7 +47,8 @@ class Problem:
             Only floating inputs follow it: integer inputs (token ids) keep their dtype.
         device: where everything runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, …); default the wrapped
             module's device (CPU for built-in models). Data batches move there one at a time.
-        batch_size: with tensors, evaluate them in slices of this many rows (memory); the loss is the same.
+        batch_size: with tensors, evaluate them in slices of this many rows (memory); the loss is the same,
+            except for a module in train mode, whose BatchNorm layers use each batch's own statistics.
         target_key: the targets' key in dict batches.
         memory_budget: bytes of intermediates one chunk of ``loss_batch`` may use.
         cache_bytes: a re-iterable holding at most this many bytes is kept in memory after the
@@ -372,10 +373,16 @@ class Problem:
         size = self.chunk_size()
         with torch.no_grad():
             for i, (b, w) in enumerate(self._weights()):
+                part = None
                 if self._batched:
                     fn = torch.func.vmap(lambda t, b=b, w=w, i=i: self._point_term(t, b, w, i == 0))
-                    part = torch.cat([fn(chunk) for chunk in Theta.split(size)])
-                else:
+                    try:
+                        part = torch.cat([fn(chunk) for chunk in Theta.split(size)])
+                    except RuntimeError as err:  # e.g. an in-place update of a held (unbatched) tensor by a batched one
+                        self._batched = False
+                        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+                        self.batching_note = f"points evaluated one at a time (torch.func.vmap cannot batch this model: {reason})"
+                if part is None:
                     part = torch.stack([self._point_term(t, b, w, i == 0) for t in Theta])
                 total = part if total is None else total + part
         return total

@@ -23,6 +23,7 @@ import inspect
 import re
 import sys
 import traceback
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def _where(err: BaseException, path: Path) -> str:
 
 
 def _short(err: BaseException) -> str:
+    if isinstance(err, SyntaxError):  # its str() repeats the location that _where gives
+        return f"SyntaxError: {err.msg}"
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
@@ -77,7 +80,7 @@ def load_model_file(spec: str) -> torch.nn.Module:
     sys.modules[module_name] = code
     try:
         spec_.loader.exec_module(code)
-    except Exception as err:  # the user's code: say where it failed, in one line
+    except (Exception, SystemExit) as err:  # the user's code: say where it failed, in one line
         sys.modules.pop(module_name, None)
         raise LosslabError(f"expected --model-file {file} to import, got {_short(err)}{_where(err, path)}") from None
     finally:
@@ -98,7 +101,7 @@ def load_model_file(spec: str) -> torch.nn.Module:
         pass
     try:
         net = fn()
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise LosslabError(f"expected {file}:{name}() to return a torch.nn.Module, got {_short(err)}{_where(err, path)}") from None
     if not isinstance(net, torch.nn.Module):
         raise LosslabError(f"expected {file}:{name}() to return a torch.nn.Module, got {type(net).__name__}")
@@ -114,7 +117,9 @@ def _read_torch(option: str, path: Path) -> object:
             raise LosslabError(f"expected {option} {path} to be a file written by torch.save, got something else; "
                                "use .pt (torch.save), .safetensors or .npz")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a legacy pickle's UserWarning: the refusal below says it in one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for anything beyond tensors, dicts, lists and numbers
         text = str(err)
         found = re.search(r"GLOBAL (\S+)", text) or re.search(r"Unsupported global: (\S+)", text)

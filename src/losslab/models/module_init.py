@@ -53,6 +53,14 @@ def reinit(
                 f"expected init=fn to re-initialise the module copy in place as fn(module, generator), got {type(err).__name__}: {err}"
             ) from None
         params = dict(fresh.named_parameters())
+        own = dict(module.named_parameters())
+        same = [k for k in selected if k in params and k in own and params[k].shape == own[k].shape
+                and torch.equal(params[k].detach().cpu(), own[k].detach().cpu())]
+        if same and len(same) == len([k for k in selected if k in params]):
+            raise LosslabError(
+                f"expected init=fn to re-draw the parameters in place, got {same[:3]} unchanged after fn(module, generator) "
+                "(did it return a new module instead of changing the one it was given?)"
+            )
     else:
         with torch.no_grad():
             for name, p in fresh.named_parameters():

@@ -96,8 +96,21 @@ class Module(Model):
             raise LosslabError(f"expected init to be None or a function fn(module, generator), got init={init!r}")
         if link not in ("auto", "sigmoid", None):
             raise LosslabError(f"expected link to be 'auto', 'sigmoid' or None, got link={link!r}")
+        self.link_declared = link != "auto"  # link=None: the user says the outputs are logits
         self._init_fn = init
-        module = copy.deepcopy(nn_module)
+        lazy = [k for k, v in nn_module.named_parameters() if isinstance(v, torch.nn.parameter.UninitializedParameter)]
+        if lazy:
+            raise LosslabError(
+                f"expected a module with materialised parameters, got uninitialised (lazy) {lazy[:3]}; run one forward first"
+            )
+        try:
+            module = copy.deepcopy(nn_module)
+        except Exception as err:
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise LosslabError(
+                f"expected a module that can be copied (losslab analyses a private copy), got {type(err).__name__}: {first}; "
+                "for weight norm use torch.nn.utils.parametrizations.weight_norm"
+            ) from None
         if mode == "eval":
             module.eval()
         else:
@@ -135,7 +148,10 @@ class Module(Model):
                     f"without one found{f' ({note})' if note else ''}; pass link=None or link='auto'"
                 )
         proven: tuple[frozenset[str], ...] = ()
-        if node is not None:
+        hooked = _hooked(module)
+        if hooked:
+            note = f"the module has forward hooks or a replaced forward ({hooked}), which the traced graph does not see"
+        elif node is not None:
             proven, note = prove_affine_sets(module, gm, node, self.groups)
         self.trace_note: str | None = note or None
         self.proven_affine_sets = proven
@@ -199,14 +215,6 @@ class Module(Model):
         parameters or returns a non-float64 output. ``inputs`` is one small batch; its floating
         tensors are cast to float64.
         """
-        for prefix, sub in self.module.named_modules():
-            for attr, value in vars(sub).items():
-                if isinstance(value, torch.Tensor) and value.is_floating_point():
-                    raise LosslabError(
-                        f"expected every tensor of the module to be a parameter or buffer (cast with the parameters), got a plain "
-                        f"{value.dtype} tensor attribute {f'{prefix}.{attr}' if prefix else attr}; register it in __init__ with "
-                        f"self.register_buffer({attr!r}, tensor)"
-                    )
         x64 = map_tensors(inputs, lambda t: t.to(torch.float64) if t.is_floating_point() else t)
         tensors = tensors_of(x64)
         device = tensors[0].device if tensors else next(iter(self._own.values())).device
@@ -219,10 +227,23 @@ class Module(Model):
             raise
         except Exception as err:
             first = (str(err).strip().splitlines() or [""])[0]
+            self._blame_attributes()
             hint = fix if "type" in first.lower() else "fix the forward for float64 parameters"
             raise LosslabError(f"expected {self.describe()} to run in float64, got {type(err).__name__}: {first}; {hint}") from None
         if z.dtype != torch.float64:
+            self._blame_attributes()
             raise LosslabError(f"expected float64 outputs from float64 parameters, got {z.dtype} from {self.describe()}; {fix}")
+
+    def _blame_attributes(self) -> None:
+        """Raise naming a plain floating tensor attribute (not a parameter or buffer), if the module has one."""
+        for prefix, sub in self.module.named_modules():
+            for attr, value in vars(sub).items():
+                if isinstance(value, torch.Tensor) and value.is_floating_point() and not attr.startswith("_tensor_constant"):
+                    raise LosslabError(
+                        f"expected every tensor of the module to be a parameter or buffer (cast with the parameters), got a plain "
+                        f"{value.dtype} tensor attribute {f'{prefix}.{attr}' if prefix else attr}; register it in __init__ with "
+                        f"self.register_buffer({attr!r}, tensor)"
+                    )
 
     # ---- descriptions ------------------------------------------------------------------------
     def affine_reason(self, groups: Iterable[str] | None = None) -> str:
@@ -337,3 +358,14 @@ def _declared(sets: object, shapes: dict[str, tuple[int, ...]], frozen: tuple[st
         if frozenset(names) not in out:
             out.append(frozenset(names))
     return tuple(out)
+
+
+def _hooked(module: torch.nn.Module) -> str:
+    """Names of submodules with forward hooks or an instance-level ``forward`` (invisible to torch.fx), or ''."""
+    names = []
+    for name, m in module.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m):
+            names.append(name or type(m).__name__)
+    if torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks:
+        names.append("global hooks")
+    return ", ".join(names[:3])

@@ -1,0 +1,137 @@
+"""Guards found by trying to break a Problem over a user's module and data: none may give a wrong verdict."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from losslab import LosslabError, Problem, check_convexity
+from losslab.landscape import plane
+from losslab.models import Module
+
+from _helpers import gen
+
+DT = torch.float64
+X = torch.randn(12, 2, generator=gen(0), dtype=DT)
+Y = X.sum(1) ** 2
+
+
+def _linear(seed: int = 0) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Linear(2, 1).double()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_targets_in_a_later_batch_are_refused(bad):
+    y = Y.clone()
+    y[8] = bad
+    with pytest.raises(LosslabError, match=r"expected finite targets, got 1 NaN/inf value\(s\) in batch 1"):
+        Problem(Module(_linear()), [(X[:6], Y[:6]), (X[6:], y[6:])])
+
+
+def test_forward_hooks_are_invisible_to_the_traced_graph_so_nothing_is_proven():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    net[2].register_forward_hook(lambda m, i, o: o.clamp(-1e3, 1e3))
+    model = Module(net)
+    assert model.affine_sets == () and "hooks" in model.trace_note
+    report = check_convexity(Problem(model, X, Y), groups=["2.weight", "2.bias"], budget=200, train_steps=0)
+    assert report.verdict != "convex"
+
+
+def test_a_declared_affine_set_that_saturates_far_out_is_caught():
+    class Clamped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = _linear()
+
+        def forward(self, x):
+            return self.l(x).clamp(-100, 100)
+
+    problem = Problem(Module(Clamped(), affine_sets=[{"l.weight", "l.bias"}]), X, Y)
+    with pytest.raises(LosslabError, match=r"expected the declared affine_sets to hold"):
+        check_convexity(problem)
+
+
+def test_an_in_place_update_by_a_held_parameter_falls_back_to_one_point_at_a_time():
+    class PosEmb(nn.Module):
+        def __init__(self):
+            super().__init__()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                self.e, self.o = nn.Linear(2, 3).double(), nn.Linear(3, 1).double()
+            self.pos = nn.Parameter(torch.zeros(3, dtype=DT))
+
+        def forward(self, x):
+            h = self.e(x)
+            h += self.pos
+            return self.o(torch.relu(h))
+
+    problem = Problem(Module(PosEmb()), X, Y)
+    restricted = problem.restrict(["pos"])  # h (unbatched) += pos (batched): vmap refuses
+    Theta = restricted.default_theta() + torch.randn(3, restricted.n_params, generator=gen(1), dtype=DT)
+    got = restricted.loss_batch(Theta)
+    torch.testing.assert_close(got, torch.stack([restricted.loss(t) for t in Theta]), rtol=0, atol=0)
+    assert "one at a time" in restricted.describe()
+    report = check_convexity(problem, budget=120, train_steps=0)
+    assert report.verdict in ("non-convex", "no violation found")
+    assert plane(problem.restrict(["e.weight"]), problem.restrict(["e.weight"]).default_theta(), steps=3).losses.isfinite().all()
+
+
+@pytest.mark.parametrize("device", ["xpu", "hpu", "lazy", "tpu", "", 1.5])
+def test_devices_losslab_does_not_run_on_are_one_line_errors(device):
+    with pytest.raises(LosslabError, match=r"expected a device") as info:
+        Problem(Module(_linear()), X, Y, device=device)
+    assert "\n" not in str(info.value)
+
+
+def test_a_module_on_the_meta_device_is_refused_even_with_a_device():
+    with pytest.raises(LosslabError, match=r"got one on the 'meta' device"):
+        Problem(Module(nn.Linear(2, 1, device="meta")), X, Y, device="cpu")
+
+
+def test_an_init_function_that_changes_nothing_is_refused():
+    model = Module(_linear(), init=lambda m, g: None)
+    with pytest.raises(LosslabError, match=r"expected init=fn to re-draw the parameters in place"):
+        model.init(seed=1)
+    drawn = Module(_linear(), init=lambda m, g: [nn.init.normal_(p, generator=g) for p in m.parameters()])
+    assert not torch.equal(drawn.init(seed=1)["weight"], drawn.init(seed=2)["weight"])
+    assert torch.equal(drawn.init(seed=1)["weight"], drawn.init(seed=1)["weight"])
+
+
+def test_random_samplers_and_cached_augmentation_are_refused():
+    data = TensorDataset(X, Y)
+    sampler = WeightedRandomSampler(torch.ones(12), 12, generator=gen(2))
+    with pytest.raises(LosslabError, match=r"got one with a WeightedRandomSampler"):
+        Problem(Module(_linear()), DataLoader(data, batch_size=4, sampler=sampler))
+
+    class Jitter(torch.utils.data.Dataset):
+        def __len__(self):
+            return 12
+
+        def __getitem__(self, i):
+            return X[i] + 0.01 * torch.randn(2, dtype=DT), Y[i]
+
+    with pytest.raises(LosslabError, match=r"different first batch on a second pass"):
+        Problem(Module(_linear()), DataLoader(Jitter(), batch_size=4))  # small enough to be cached
+
+
+def test_bce_logits_that_happen_to_lie_in_zero_one_are_accepted_when_declared():
+    net = _linear()
+    with torch.no_grad():
+        net.weight.fill_(0.1)
+        net.bias.fill_(0.5)
+    x = torch.rand(12, 2, generator=gen(3), dtype=DT)
+    y = (x[:, 0] > 0.5).to(DT)
+    with pytest.raises(LosslabError, match=r"bce takes logits"):
+        Problem(Module(net), x, y, loss="bce")
+    problem = Problem(Module(net, link=None), x, y, loss="bce")
+    ref = nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
+    torch.testing.assert_close(problem.loss(problem.default_theta()), ref, rtol=1e-14, atol=0)
+    assert check_convexity(problem).verdict == "convex"
