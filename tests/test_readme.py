@@ -99,3 +99,27 @@ def test_your_own_model_commands_run_on_the_files_the_readme_wrote(readme_run):
             assert report["verdict"] == "non-convex" and report["witness_verified"] and report["mode"] == "eval"
         elif args[0] == "check":
             assert "verdict: convex" in result.stdout and "eval mode" in result.stdout
+
+
+def _bash_commands(text: str) -> list[str]:
+    """Every ``losslab`` command of the README's bash blocks (the quick start's ``... && losslab demo`` included)."""
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if ("losslab " in line and not line.startswith("python3 -m venv")) or line.endswith("&& losslab demo"):
+                out.append(line[line.index("losslab "):])
+    return out
+
+
+def test_every_command_of_the_readme_runs(readme_run):
+    """The command blocks, as a user pastes them, in the folder the Python blocks wrote (the digits files)."""
+    folder, _ = readme_run
+    text = README.read_text(encoding="utf-8")
+    mine = set(ln for ln in section(text, "Your own model").splitlines() if ln.startswith("losslab "))
+    commands = [c for c in _bash_commands(text) if c not in mine]  # those run in the test above
+    assert "losslab demo" in commands and any(c.startswith("losslab spectrum --model-file") for c in commands)
+    for line in dict.fromkeys(commands):
+        args = shlex.split(line)[1:]
+        result = subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True, text=True, cwd=folder, timeout=600)
+        assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"

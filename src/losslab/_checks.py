@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-
 _WIDE_UNSIGNED = tuple(getattr(torch, name) for name in ("uint16", "uint32", "uint64") if hasattr(torch, name))
 
 

@@ -414,6 +414,8 @@ class Problem:
         data = "" if self.data.origin == "tensors" else f" ({self.data.origin})"
         device = "" if self.device.type == "cpu" else f", on {self.device}"
         note = f"; {self.batching_note}" if self.batching_note else ""
+        if getattr(self.model, "mode", "eval") == "train" and self.data.count > 1:
+            note += "; train mode: each batch normalised by its own statistics (the batching is part of the loss)"
         where = f"n={self.n}{data}{device}, p={self.n_params} in {list(self.free)}{fixed}"
         return f"{self.model.describe()}, {self.loss_fn.name}{reg}, {where}{note}"
 

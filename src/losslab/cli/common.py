@@ -59,7 +59,8 @@ XKeyOpt = Annotated[list[str] | None, typer.Option(
 YKeyOpt = Annotated[str, typer.Option("--y-key", help="name of the targets in a --data file")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="where to compute: cpu, cuda, cuda:1, … (default: the model's)")]
 BatchSizeOpt = Annotated[int | None, typer.Option(
-    "--batch-size", help="evaluate the data in batches of this many examples (memory); the loss is the same, accumulated exactly")]
+    "--batch-size", help="evaluate the data in batches of this many examples (memory); the loss is the same, accumulated exactly "
+    "(except in --mode train, where BatchNorm uses each batch's statistics)")]
 ModeOpt = Annotated[str | None, typer.Option(
     "--mode", help="--model-file: eval (default: running BatchNorm statistics, no dropout) or train (batch statistics)")]
 ParamsOpt = Annotated[str | None, typer.Option(

@@ -34,19 +34,26 @@ def _radius(center: torch.Tensor) -> float:
     return max(float(center.pow(2).mean().sqrt()), 1.0)
 
 
+def _normal(shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) draws in float64 from ``generator`` (on its own device, the CPU for the search's), then
+    cast and moved to ``like``'s dtype and device: the same numbers on every device."""
+    g = torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
+    return g.to(device=like.device, dtype=like.dtype)
+
+
 def random_pairs(center: torch.Tensor, scales: tuple[float, ...], per_scale: int, generator: torch.Generator):
     """Pairs c + s·r·g₁, c + s·r·g₂ for each scale s: two tensors of shape (len(scales)·per_scale, p)."""
     r, p = _radius(center), center.numel()
-    s = torch.tensor(scales, dtype=center.dtype).repeat_interleave(per_scale)[:, None] * r
-    g = torch.randn(2, len(s), p, generator=generator, dtype=torch.float64).to(center.dtype)
+    s = torch.tensor(scales, dtype=center.dtype, device=center.device).repeat_interleave(per_scale)[:, None] * r
+    g = _normal((2, len(s), p), generator, center)
     return center + s * g[0], center + s * g[1]
 
 
 def symmetric_pairs(center: torch.Tensor, scales: tuple[float, ...], per_scale: int, generator: torch.Generator):
     """Pairs c ± s·r·g for each scale s: two tensors of shape (len(scales)·per_scale, p)."""
     r, p = _radius(center), center.numel()
-    s = torch.tensor(scales, dtype=center.dtype).repeat_interleave(per_scale)[:, None] * r
-    g = torch.randn(len(s), p, generator=generator, dtype=torch.float64).to(center.dtype)
+    s = torch.tensor(scales, dtype=center.dtype, device=center.device).repeat_interleave(per_scale)[:, None] * r
+    g = _normal((len(s), p), generator, center)
     return center + s * g, center - s * g
 
 
@@ -77,7 +84,7 @@ class ChordSearch:
             return None
         A, B = A[:keep], B[:keep]
         la, lb = self.problem.loss_batch(A), self.problem.loss_batch(B)
-        lam = torch.tensor(lams, dtype=A.dtype)
+        lam = torch.tensor(lams, dtype=A.dtype, device=A.device)
         mids = lam[:, None, None] * A + (1 - lam)[:, None, None] * B  # (L, K, p)
         lm = self.problem.loss_batch(mids.reshape(-1, A.shape[1])).reshape(len(lams), keep)
         gap = lm - lam[:, None] * la - (1 - lam)[:, None] * lb

@@ -59,7 +59,9 @@ def chord_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: float) ->
         lam: λ in (0, 1).
     """
     full64, full32 = problem.full().to(torch.float64), problem.full().to(torch.float32)
-    a64, b64 = torch.as_tensor(a).detach().to(torch.float64), torch.as_tensor(b).detach().to(torch.float64)
+    device = full64.device  # re-checked on the problem's device, wherever a and b live
+    a64 = torch.as_tensor(a).detach().to(device=device, dtype=torch.float64)
+    b64 = torch.as_tensor(b).detach().to(device=device, dtype=torch.float64)
     nan = float("nan")
     if a64.shape != (full64.n_params,) or b64.shape != (full64.n_params,):
         return Verification(nan, float("inf"), (nan, nan, nan), False, f"expected points of shape ({full64.n_params},)")
@@ -115,14 +117,15 @@ class ChordWitness:
         ``problem``'s free groups, and agree with its fixed groups (a restricted problem).
         """
         full = problem.full().to(torch.float64)
-        a, b = torch.as_tensor(self.a).to(torch.float64), torch.as_tensor(self.b).to(torch.float64)
+        a = torch.as_tensor(self.a).to(device=full.device, dtype=torch.float64)
+        b = torch.as_tensor(self.b).to(device=full.device, dtype=torch.float64)
         if a.shape == b.shape == (full.n_params,):
             pa, pb = full.unflatten(a), full.unflatten(b)
             moved = [g for g in full.groups if not torch.equal(pa[g], pb[g])]
             outside = [g for g in moved if g not in problem.groups]
             if outside:
                 return _refused(f"a and b differ in groups {outside}, which this problem holds fixed")
-            off = [g for g, v in problem.fixed.items() if not torch.equal(pa[g], v.to(torch.float64))]
+            off = [g for g, v in problem.fixed.items() if not torch.equal(pa[g], v.to(device=full.device, dtype=torch.float64))]
             if off:
                 return _refused(f"a and b are not at this problem's fixed values of groups {off}")
         return chord_gap(problem, a, b, self.lam)
@@ -130,7 +133,7 @@ class ChordWitness:
     def params(self, problem: Problem) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """a and b as parameter dicts of ``problem``'s model."""
         full = problem.full().to(torch.float64)
-        return full.unflatten(self.a), full.unflatten(self.b)
+        return full.unflatten(self.a.to(full.device)), full.unflatten(self.b.to(full.device))
 
     def to_dict(self) -> dict:
         """JSON-ready: the points as lists of floats (exact float64 round-trip via repr)."""

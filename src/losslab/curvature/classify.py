@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float
+from .._threads import with_analysis_threads
 from ..problem import Problem
 from .eigs import EigenResult, eigs
 from .operator import HessianOperator
@@ -88,6 +89,7 @@ def _decide(lo: float, blo: float, hi: float, bhi: float, delta: float, converge
     return "inconclusive", f"an eigenvalue bound straddles the zero band: {nums}"
 
 
+@with_analysis_threads
 def classify(
     problem: Problem,
     theta: object,

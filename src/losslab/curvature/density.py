@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float, positive_int, seed_int
+from .._threads import with_analysis_threads
 from .operator import as_operator
 
 __all__ = ["SpectralDensity", "spectral_density"]
@@ -67,19 +68,21 @@ class SpectralDensity:
 
 
 def _lanczos_probes(op, Z: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Lanczos from each column of Z (p, b) at once: (alpha (b, steps), beta (b, steps), lengths (b,), products)."""
+    """Lanczos from each column of Z (p, b, on the operator's device) at once: (alpha (b, steps), beta (b, steps), lengths (b,)
+    on the CPU, products)."""
     p, b = Z.shape
-    V = torch.zeros(b, steps, p, dtype=F64)
-    alpha, beta = torch.zeros(b, steps, dtype=F64), torch.zeros(b, steps, dtype=F64)
-    lengths = torch.full((b,), steps, dtype=torch.int64)
-    active = torch.ones(b, dtype=torch.bool)
-    scale = torch.zeros(b, dtype=F64)
+    dev = Z.device
+    V = torch.zeros(b, steps, p, dtype=F64, device=dev)
+    alpha, beta = torch.zeros(b, steps, dtype=F64, device=dev), torch.zeros(b, steps, dtype=F64, device=dev)
+    lengths = torch.full((b,), steps, dtype=torch.int64, device=dev)
+    active = torch.ones(b, dtype=torch.bool, device=dev)
+    scale = torch.zeros(b, dtype=F64, device=dev)
     v = (Z / torch.linalg.vector_norm(Z, dim=0)).T.contiguous()  # (b, p)
     products = 0
     for j in range(steps):
         idx = active.nonzero()[:, 0]
         V[idx, j] = v[idx]
-        w = torch.zeros(b, p, dtype=F64)
+        w = torch.zeros(b, p, dtype=F64, device=dev)
         w[idx] = op.matmat(v[idx].T.to(op.dtype)).T.to(F64)
         products += len(idx)
         B = V[:, : j + 1]  # (b, j+1, p)
@@ -96,9 +99,10 @@ def _lanczos_probes(op, Z: torch.Tensor, steps: int) -> tuple[torch.Tensor, torc
         if j == steps - 1 or not bool(active.any()):
             break
         v = torch.where(active[:, None], w / beta[:, j : j + 1].clamp_min(1e-300), torch.zeros_like(w))
-    return alpha, beta, lengths, products
+    return alpha.cpu(), beta.cpu(), lengths.cpu(), products
 
 
+@with_analysis_threads
 def spectral_density(
     problem_or_operator: object,
     theta: object = None,
@@ -140,8 +144,8 @@ def spectral_density(
     steps = min(positive_int("steps", steps), p)
     points = positive_int("points", points, minimum=2)
     seed = seed_int("seed", seed)
-    gen = torch.Generator().manual_seed(seed)
-    Z = (2 * torch.randint(0, 2, (p, probes), generator=gen) - 1).to(F64)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same probes on every device
+    Z = (2 * torch.randint(0, 2, (p, probes), generator=gen) - 1).to(F64).to(op.device)
     alpha, beta, lengths, products = _lanczos_probes(op, Z, steps)
     nodes = torch.zeros(probes, steps, dtype=F64)
     weights = torch.zeros(probes, steps, dtype=F64)

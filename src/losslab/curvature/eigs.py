@@ -74,6 +74,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
+from .._threads import with_analysis_threads
 from .operator import CurvatureOperator, as_operator
 
 __all__ = ["CRITERIA", "WHICH", "EigenResult", "eigs"]
@@ -141,17 +142,18 @@ def _ritz(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ritz pairs y = Vᵀs, exact for the wanted columns ``idx`` of S, the recurrence's values for the rest.
 
-    Returns (Rayleigh quotients (j,), the wanted unit vectors (p, k), residual norms (j,)): for the
+    Returns (Rayleigh quotients (j,), the wanted unit vectors (p, k) on V's device, residual norms (j,)) — S, θ and the
+    estimates on the CPU, V and AV on the operator's device. For the
     wanted pairs the true ‖Ay − θy‖ from the stored products AV; for the others the Ritz values
     ``theta`` and the Lanczos estimates ``estimate`` = β|s_j| (they only enter the estimated gaps).
     """
-    Sw = S[:, idx]
+    Sw = S[:, idx].to(V.device)
     Y, AY = V.T @ Sw, AV.T @ Sw
     norms = torch.linalg.vector_norm(Y, dim=0)
     Y, AY = Y / norms, AY / norms
     rq_w = (Y * AY).sum(0)
     rq, res = theta.clone(), estimate.clone()
-    rq[idx], res[idx] = rq_w, torch.linalg.vector_norm(AY - Y * rq_w, dim=0)
+    rq[idx], res[idx] = rq_w.cpu(), torch.linalg.vector_norm(AY - Y * rq_w, dim=0).cpu()
     return rq, Y, res
 
 
@@ -203,8 +205,8 @@ def _apply(op: CurvatureOperator, v: torch.Tensor) -> torch.Tensor:
 
 
 def _random_orthogonal(V: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
-    """A random unit vector orthogonal to the rows of V, or None if they span everything."""
-    v = torch.randn(V.shape[1], generator=gen, dtype=F64)
+    """A random unit vector orthogonal to the rows of V, or None if they span everything (drawn on the CPU ``gen``, on V's device)."""
+    v = torch.randn(V.shape[1], generator=gen, dtype=F64).to(V.device)
     for _ in range(2):
         v = v - V.T @ (V @ v)
     n = float(torch.linalg.vector_norm(v))
@@ -223,6 +225,7 @@ def _reaches(alpha: float, spread: float, values: torch.Tensor, k: int, which: s
 
 
 def _result(values, vectors, bounds, gap_bounds, tol, scale, matvecs, which, method, criterion) -> EigenResult:
+    values, vectors, bounds, gap_bounds = (t.cpu() for t in (values, vectors, bounds, gap_bounds))  # results live on the CPU
     order = torch.argsort(values)
     bounds, gap_bounds = bounds[order], gap_bounds[order]
     return EigenResult(
@@ -242,7 +245,7 @@ def _result(values, vectors, bounds, gap_bounds, tol, scale, matvecs, which, met
 
 def _dense(op: CurvatureOperator, k: int, which: str, tol: float, criterion: str) -> EigenResult:
     p = op.shape[0]
-    A = op.matmat(torch.eye(p, dtype=op.dtype)).to(F64)  # column j = A e_j, a true product
+    A = op.matmat(torch.eye(p, dtype=op.dtype, device=op.device)).to(F64)  # column j = A e_j, a true product
     _, S = torch.linalg.eigh((A + A.T) / 2)
     AS = A @ S
     rq = (S * AS).sum(0)
@@ -256,11 +259,13 @@ def _lanczos(
     op: CurvatureOperator, k: int, which: str, tol: float, criterion: str, m: int, max_iter: int, seed: int, verify: bool | None
 ) -> EigenResult:
     p = op.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    # Preallocated: every vector operation below writes into V, AV or w in place (no allocations per step).
-    V, AV = torch.empty(m, p, dtype=F64), torch.empty(m, p, dtype=F64)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same start vectors on every device
+    dev = op.device
+    # Preallocated on the operator's device: every vector operation below writes into V, AV or w in place.
+    # T (m × m) and its eigendecomposition stay on the CPU.
+    V, AV = torch.empty(m, p, dtype=F64, device=dev), torch.empty(m, p, dtype=F64, device=dev)
     T = torch.zeros(m, m, dtype=F64)
-    w = torch.randn(p, generator=gen, dtype=F64)  # the work vector: A v_j, then its part orthogonal to the basis
+    w = torch.randn(p, generator=gen, dtype=F64).to(dev)  # the work vector: A v_j, then its part orthogonal to the basis
     torch.div(w, torch.linalg.vector_norm(w), out=V[0])
     j, products, scale = 0, 0, 0.0
     alpha = spread = 0.0  # v₀ᵀAv₀ and the spread of vᵀAv over random unit v, from the first product
@@ -298,6 +303,7 @@ def _lanczos(
             w.addmv_(B.T, h2, alpha=-1.0)
             h += h2
             beta = float(torch.linalg.vector_norm(w))
+        h = h.cpu()
         T[: j + 1, j] = h
         T[j, : j + 1] = h
         j += 1
@@ -330,7 +336,7 @@ def _lanczos(
                 return finish(rq, Y, res, idx)
         if j == m:  # thick restart: keep the best Ritz vectors, continue from the next vector (orthogonal to them)
             keep = _wanted(m, k + (m - k) // 2, which)
-            Sk = S[:, keep]
+            Sk = S[:, keep].to(dev)
             V[: len(keep)], AV[: len(keep)] = Sk.T @ V, Sk.T @ AV
             T.zero_()
             T[: len(keep), : len(keep)] = torch.diag(theta[keep])
@@ -341,6 +347,7 @@ def _lanczos(
             V[j] = nxt
 
 
+@with_analysis_threads
 def eigs(
     problem_or_operator: object,
     theta: object = None,

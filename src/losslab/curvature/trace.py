@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import positive_int, seed_int
+from .._threads import with_analysis_threads
 from .operator import CurvatureOperator, as_operator
 
 __all__ = ["TraceEstimate", "frobenius_norm", "hutchinson", "hutchpp"]
@@ -47,8 +48,9 @@ class TraceEstimate:
     seed: int
 
 
-def _rademacher(p: int, s: int, gen: torch.Generator) -> torch.Tensor:
-    return (2 * torch.randint(0, 2, (p, s), generator=gen) - 1).to(F64)
+def _rademacher(p: int, s: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(p, s) ±1 entries in float64, drawn on the CPU generator ``gen`` (the same probes on every device), moved to ``device``."""
+    return (2 * torch.randint(0, 2, (p, s), generator=gen) - 1).to(F64).to(device)
 
 
 def _mm(op: CurvatureOperator, V: torch.Tensor) -> torch.Tensor:
@@ -60,6 +62,7 @@ def _mean_stderr(x: torch.Tensor) -> tuple[float, float]:
     return mean, float(x.std(correction=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
 
 
+@with_analysis_threads
 def hutchinson(problem_or_operator: object, theta: object = None, *, samples: int = 100, seed: int = 0) -> TraceEstimate:
     """tr(A) ≈ (1/s) Σ_i z_iᵀ A z_i with s Rademacher probes z_i (p,).
 
@@ -80,11 +83,12 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
-    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed))
+    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
     est, se = _mean_stderr((Z * _mm(op, Z)).sum(0))
     return TraceEstimate(est, se, s, s, "hutchinson", seed)
 
 
+@with_analysis_threads
 def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int = 99, seed: int = 0) -> TraceEstimate:
     """Hutch++: tr(A) ≈ tr(QᵀAQ) + Hutchinson on (I − QQᵀ)A(I − QQᵀ), Q = orth(A S).
 
@@ -108,13 +112,13 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     p = op.shape[0]
     gen = torch.Generator().manual_seed(seed)
     m = min(total // 3, p)
-    S = _rademacher(p, m, gen)
+    S = _rademacher(p, m, gen, op.device)
     Q, _ = torch.linalg.qr(_mm(op, S))
     head = float((Q * _mm(op, Q)).sum())
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
         return TraceEstimate(head, 0.0, 0, 2 * m, "hutch++", seed)
     g = total - 2 * m
-    G = _rademacher(p, g, gen)
+    G = _rademacher(p, g, gen, op.device)
     G = G - Q @ (Q.T @ G)
     tail, se = _mean_stderr((G * _mm(op, G)).sum(0))
     return TraceEstimate(head + tail, se, g, 2 * m + g, "hutch++", seed)
@@ -129,7 +133,7 @@ def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
-    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed))
+    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
     sq, se = _mean_stderr((_mm(op, Z) ** 2).sum(0))
     norm = math.sqrt(max(sq, 0.0))
     return TraceEstimate(norm, se / (2 * norm) if norm > 0 else 0.0, s, s, "frobenius", seed)

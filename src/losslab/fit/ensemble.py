@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
+from .._threads import with_analysis_threads
 from ..problem import Problem
 from .minibatches import batch_indices, minibatch_size
 
@@ -95,6 +96,7 @@ def _grads_and_losses(batched_loss, theta: torch.Tensor, *args) -> tuple[torch.T
     return grads, losses.detach()
 
 
+@with_analysis_threads
 def train_ensemble(
     problem: Problem,
     *,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
+from .._threads import with_analysis_threads
 from ..models.base import Params
 from ..problem import Problem
 from .minibatches import batch_indices, minibatch_size
@@ -93,6 +94,7 @@ def _progress(enabled: bool, steps: int):
     return bar()
 
 
+@with_analysis_threads
 def train(
     problem: Problem,
     *,
