@@ -3,14 +3,14 @@
 For each problem it times, on the same K points Θ (K, p):
 
 * ``Problem.loss_batch``: ``torch.func.vmap`` per memory-budget chunk (the generic path);
-* ``fast batched``: :mod:`losslab.landscape.fast`'s one ``baddbmm`` per layer per chunk;
-* ``fast per-point``: its loop of ``addmm`` + in-place activation per point, no autograd;
+* ``layers``: :mod:`losslab.landscape.fast`'s K-point kernel, one product per layer per chunk;
+* ``layers per point``: its loop of ``addmm`` + in-place activation per point, no autograd;
 * a loop of ``Problem.loss`` under ``torch.no_grad()``;
 * a loop of an ``nn.Module`` forward with the weights copied in (what per-point tools do);
 
 and prints ms/point, the ratio to the slowest-path baseline (the module loop), and GFLOP/s of
 the model's matrix products. It also checks that the fast paths agree with ``loss_batch``.
-Run by hand: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/landscape_eval_scratch.py [--quick]``.
+Run by hand: ``flock /tmp/losslab-bench.lock python benchmarks/landscape_eval_scratch.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from _timing import median_seconds
 
 from losslab import Problem
-from losslab.landscape import backend, fast
+from losslab.landscape import backend, evaluate_points
 from losslab.models import MLP, TwoLayer
 
 
@@ -66,16 +66,16 @@ def bench(name: str, problem: Problem, points: int, repeats: int) -> None:
                 problem.loss(t)
 
     ref = problem.loss_batch(Theta)
-    for how in ("batched matmul", "per-point"):
-        got = fast.loss_batch(problem, Theta, how)
+    for how in ("layers", "layers per point"):
+        got = evaluate_points(problem, Theta, implementation=how)
         err = float(((got - ref).abs() / ref.abs()).max())
         assert err < (1e-5 if problem.dtype == torch.float32 else 1e-12), (how, err)
     times = {
         "nn.Module loop": median_seconds(module_loop, repeats),
         "Problem.loss loop": median_seconds(loss_loop, repeats),
         "Problem.loss_batch": median_seconds(lambda: problem.loss_batch(Theta), repeats),
-        "fast batched": median_seconds(lambda: fast.loss_batch(problem, Theta, "batched matmul"), repeats),
-        "fast per-point": median_seconds(lambda: fast.loss_batch(problem, Theta, "per-point"), repeats),
+        "layers": median_seconds(lambda: evaluate_points(problem, Theta, implementation="layers"), repeats),
+        "layers per point": median_seconds(lambda: evaluate_points(problem, Theta, implementation="layers per point"), repeats),
     }
     base = times["nn.Module loop"]
     flops = flops_per_point(problem) * points

@@ -1,4 +1,4 @@
-"""Batched evaluation: every path equals Problem.loss_batch / Problem.loss; chunking changes nothing."""
+"""Batched evaluation: every implementation equals Problem.loss_batch / Problem.loss; chunking changes nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from losslab import LosslabError, Problem
 from losslab.landscape import backend, combine, evaluate_combinations, evaluate_points, fast
-from losslab.models import MLP, Polynomial, TwoLayer
+from losslab.models import MLP, Polynomial, TwoLayer, layers
 
 DT = torch.float64
 NETWORK_CASES = [
@@ -39,36 +39,47 @@ def test_evaluate_points_equals_loss(case):
 
 
 @pytest.mark.parametrize("name", NETWORK_CASES)
-@pytest.mark.parametrize("how", ["batched matmul", "per-point"])
-def test_fast_paths_equal_loss_batch(make_case, monkeypatch, name, how):
+@pytest.mark.parametrize("how", ["layers", "layers per point", "per point"])
+def test_implementations_equal_loss_batch(make_case, monkeypatch, name, how):
     monkeypatch.setattr(fast, "BATCH_ACTIVATIONS", 200)  # several chunks
     case = make_case(name)
     full = case.problem(l2=0.05)
     groups = full.groups
     problems = [full, full.restrict(groups[:1], at=case.params(1)), full.restrict(groups[-2:], at=case.params(1))]
     for prob in problems:
-        assert fast.layers(prob) is not None
+        assert fast.layer_spec(prob) is not None
         for dtype, tol in ((DT, 1e-12), (torch.float32, 1e-6)):
             p = prob.to(dtype)
             Theta = points(p, 23)
-            got = fast.loss_batch(p, Theta, how)
+            got = evaluate_points(p, Theta, implementation=how)
             assert got.dtype == dtype and got.shape == (23,)
             assert rel_err(got, p.loss_batch(Theta)) <= tol, (prob.groups, dtype)
 
 
 def test_backend_is_chosen_by_size(make_case, monkeypatch):
-    assert backend(make_case("two-layer-tanh").problem()) == "batched matmul"
-    assert backend(make_case("mlp-relu").problem()) == "batched matmul"
-    assert backend(make_case("poly-2d-deg2").problem()) == "loss_batch"
-    assert backend(make_case("torch-module").problem()) == "loss_batch"
-    assert backend(make_case("linearized-two-layer").problem()) == "loss_batch"
+    assert backend(make_case("two-layer-tanh").problem()) == "layers"
+    assert backend(make_case("mlp-relu").problem()) == "layers"
+    assert backend(make_case("torch-module").problem()) == "layers"
+    assert backend(make_case("poly-2d-deg2").problem()) == "vmap"
+    assert backend(make_case("linearized-two-layer").problem()) == "vmap"
     X = torch.rand(300, 1, dtype=DT)
-    assert backend(Problem(TwoLayer(1, 1000), X, X[:, 0])) == "per-point"
+    assert backend(Problem(TwoLayer(1, 1000), X, X[:, 0])) == "layers per point"
     monkeypatch.setattr(fast, "PER_POINT_MIN_ACTIVATIONS", 10)
     prob = make_case("mlp-relu").problem()
-    assert backend(prob) == "per-point"
+    assert backend(prob) == "layers per point"
     Theta = points(prob, 5)
     assert rel_err(evaluate_points(prob, Theta), prob.loss_batch(Theta)) <= 1e-12
+
+
+def test_explicit_implementations_are_validated(make_case):
+    poly = make_case("poly-2d-deg2").problem()
+    assert backend(poly, "vmap") == "vmap" and backend(poly, "per point") == "per point"
+    with pytest.raises(LosslabError, match=r"unknown implementation 'fast': expected one of 'auto', 'layers'"):
+        backend(poly, "fast")
+    with pytest.raises(LosslabError, match=r"expected a model that declares a layer spec .* for implementation='layers', got Polynomial"):
+        evaluate_points(poly, points(poly, 2), implementation="layers")
+    Theta = points(poly, 6)
+    assert rel_err(evaluate_points(poly, Theta, implementation="per point"), poly.loss_batch(Theta)) <= 1e-12
 
 
 def test_combine_is_the_elementwise_formula():
@@ -101,23 +112,18 @@ def test_evaluate_points_bad_shape(make_case):
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
-@pytest.mark.parametrize("how", ["batched matmul", "per-point"])
-def test_fast_paths_with_a_sigmoid_link(loss, how):
+@pytest.mark.parametrize("how", ["layers", "layers per point"])
+def test_layer_kernels_with_a_sigmoid_link(loss, how):
     g = torch.Generator().manual_seed(2)
     X = torch.rand(15, 2, generator=g, dtype=DT) * 2 - 1
     y = (X[:, 0] > 0).to(DT)
     prob = Problem(MLP([2, 4, 3, 1], "tanh", out_activation="sigmoid"), X, y, loss, l2=0.01)
     Theta = 3 * points(prob, 9)  # large logits: bce must use the logit, not log σ
-    assert rel_err(fast.loss_batch(prob, Theta, how), prob.loss_batch(Theta)) <= 1e-12
+    assert rel_err(evaluate_points(prob, Theta, implementation=how), prob.loss_batch(Theta)) <= 1e-12
 
 
 @pytest.mark.parametrize("d_in", [1, 3, 6])
-@pytest.mark.parametrize("broadcast_max_in", [0, 4])
-@pytest.mark.parametrize("numpy_tanh", [True, False])
-def test_batched_first_layer_and_tanh_kernels(monkeypatch, d_in, broadcast_max_in, numpy_tanh):
-    """addcmul (narrow input) or baddbmm first layer, NumPy or torch tanh: all equal loss_batch."""
-    monkeypatch.setattr(fast, "BROADCAST_MAX_IN", broadcast_max_in)
-    monkeypatch.setattr(fast, "_LEGACY", not numpy_tanh)
+def test_layer_kernels_for_any_input_width(d_in):
     g = torch.Generator().manual_seed(3)
     X = torch.rand(31, d_in, generator=g, dtype=DT) * 2 - 1
     y = torch.sin(3 * X.sum(1))
@@ -126,8 +132,8 @@ def test_batched_first_layer_and_tanh_kernels(monkeypatch, d_in, broadcast_max_i
             prob = Problem(model, X, y, l2=0.01).to(dtype)
             Theta = points(prob, 19)
             want = prob.loss_batch(Theta)
-            for how in ("batched matmul", "per-point"):
-                assert rel_err(fast.loss_batch(prob, Theta, how), want) <= tol, (model, dtype, how)
+            for how in ("layers", "layers per point"):
+                assert rel_err(evaluate_points(prob, Theta, implementation=how), want) <= tol, (model, dtype, how)
 
 
 def test_numpy_tanh_matches_torch_tanh():
@@ -135,10 +141,10 @@ def test_numpy_tanh_matches_torch_tanh():
     x = torch.cat([torch.randn(1000, dtype=DT) * s for s in (1e-30, 1e-3, 1, 10, 1e3)] + [special])
     for dtype, ulps in ((DT, 2), (torch.float32, 2)):
         h = x.to(dtype).clone()
-        fast._tanh_(h)
+        layers._tanh_(h)
         want = torch.tanh(x.to(dtype))
         assert torch.equal(h[-4:], want[-4:])
         assert bool(((h - want).abs() <= ulps * torch.finfo(dtype).eps * want.abs()).all())
     nan = torch.tensor([float("nan")])
-    fast._tanh_(nan)
+    layers._tanh_(nan)
     assert bool(nan.isnan().all())

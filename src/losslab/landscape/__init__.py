@@ -25,12 +25,13 @@ from .directions import (
     random_direction,
 )
 from .discrete import DEFAULT_RTOL, DiscreteConvexity, discrete_convexity
-from .evaluate import backend, combine, evaluate_combinations, evaluate_points
+from .evaluate import IMPLEMENTATIONS, backend, combine, evaluate_combinations, evaluate_points
 from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
 from .slices import METHODS, LineSlice, PlaneSlice, line, line_coordinates, load_slice, plane, plane_coordinates
 
 __all__ = [
     "DEFAULT_RTOL",
+    "IMPLEMENTATIONS",
     "METHODS",
     "DiscreteConvexity",
     "EigenDirections",

@@ -11,39 +11,82 @@ Each point is computed directly from its coordinates (no walking: no point is re
 adding steps to the previous one), so every point of a slice is exactly reproducible by
 :func:`combine` from the slice's stored coordinates and vectors.
 
-The evaluation path is chosen per problem by :func:`backend`: TwoLayer and MLP models use the
-pure-tensor forwards of :mod:`losslab.landscape.fast` (a batched pass for small problems —
-``addcmul`` first layer for narrow inputs, ``baddbmm`` otherwise — and a per-point loop without
-autograd for large ones, both with NumPy's SIMD tanh); every other model uses
-:meth:`Problem.loss_batch` (one ``torch.func.vmap`` call per memory-budget chunk).
+The evaluation path is an explicit ``implementation=`` (:data:`IMPLEMENTATIONS`):
+
+* ``"layers"`` / ``"layers per point"``: the K-point kernels of :mod:`losslab.landscape.fast`, for
+  models that declare a layer spec (TwoLayer, MLP, a Module wrapping an ``nn.Sequential`` of
+  ``nn.Linear`` and elementwise activations);
+* ``"vmap"``: :meth:`Problem.loss_batch`, one ``torch.func.vmap`` call per memory-budget chunk
+  (any model vmap can batch);
+* ``"per point"``: one forward per point without autograd (any model);
+* ``"auto"`` (default): the layer kernels when the model has a spec — ``"layers per point"``
+  from n_b × widest layer ≥ ``fast.PER_POINT_MIN_ACTIVATIONS`` — else ``"vmap"`` when vmap can
+  batch the model, else ``"per point"`` (measured in benchmarks/landscape_plane.py and
+  benchmarks/landscape_eval_scratch.py; :func:`backend` reports the choice).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._checks import shape
+from .._checks import LosslabError, choice, shape
 from ..problem import Problem
 from . import fast
 
-__all__ = ["backend", "combine", "evaluate_combinations", "evaluate_points"]
+__all__ = ["IMPLEMENTATIONS", "backend", "combine", "evaluate_combinations", "evaluate_points"]
+
+IMPLEMENTATIONS = ("auto", "layers", "layers per point", "vmap", "per point")
 
 
-def backend(problem: Problem) -> str:
-    """The evaluation path :func:`evaluate_points` takes for ``problem``.
+def backend(problem: Problem, implementation: str = "auto") -> str:
+    """The path :func:`evaluate_points` takes for ``problem``: ``implementation`` resolved (never ``"auto"``).
 
-    ``"batched matmul"`` or ``"per-point"`` (the pure-tensor forwards of
-    :mod:`losslab.landscape.fast`, for TwoLayer and MLP models) or ``"loss_batch"`` (any model).
+    Raises:
+        LosslabError: an unknown implementation, ``"layers"``/``"layers per point"`` for a model without a
+            layer spec, or ``"vmap"`` for a model vmap cannot batch.
     """
-    return fast.path(problem) or "loss_batch"
+    implementation = choice("implementation", implementation, IMPLEMENTATIONS)
+    spec = fast.layer_spec(problem)
+    if implementation == "auto":
+        if spec is not None:
+            big = fast.per_point_activations(problem, spec) >= fast.PER_POINT_MIN_ACTIVATIONS
+            return "layers per point" if big else "layers"
+        return "vmap" if problem._batched else "per point"
+    if implementation.startswith("layers") and spec is None:
+        raise LosslabError(
+            f"expected a model that declares a layer spec (TwoLayer, MLP, Module of an nn.Sequential of nn.Linear and activations) "
+            f"with one tensor of inputs for implementation={implementation!r}, got {problem.model.describe()}; "
+            "use implementation='auto', 'vmap' or 'per point'"
+        )
+    if implementation == "vmap" and not problem._batched:
+        raise LosslabError(
+            f"expected a model torch.func.vmap can batch for implementation='vmap', got {problem.model.describe()} "
+            f"({problem.batching_note}); use implementation='auto' or 'per point'"
+        )
+    return implementation
 
 
-def evaluate_points(problem: Problem, Theta: torch.Tensor) -> torch.Tensor:
+def _per_point(problem: Problem, Theta: torch.Tensor) -> torch.Tensor:
+    """One forward per point (batches outer, so a DataLoader is read once), without autograd."""
+    total = None
+    with torch.no_grad():
+        for i, (b, w) in enumerate(problem._weights()):
+            part = torch.stack([problem._point_term(t, b, w, i == 0) for t in Theta])
+            total = part if total is None else total + part
+    return total
+
+
+def evaluate_points(problem: Problem, Theta: torch.Tensor, *, implementation: str = "auto") -> torch.Tensor:
     """L(θ_k) for each row θ_k of Θ (K, p): a tensor (K,) in ``problem.dtype``, without autograd.
 
     Args:
         problem: the problem (its free groups are the p coordinates).
         Theta: (K, p) points.
+        implementation: one of :data:`IMPLEMENTATIONS` (see :func:`backend`); all give the same
+            numbers to rounding.
+
+    Raises:
+        LosslabError: Θ of the wrong shape, or an implementation the model cannot take (:func:`backend`).
 
     Example:
         >>> from losslab.models import Polynomial
@@ -54,11 +97,13 @@ def evaluate_points(problem: Problem, Theta: torch.Tensor) -> torch.Tensor:
     """
     Theta = torch.as_tensor(Theta)
     shape("Theta", Theta, (None, problem.n_params))
-    Theta = Theta.to(problem.dtype)
-    path = fast.path(problem)
-    if path is not None:
-        return fast.loss_batch(problem, Theta, path)
-    return problem.loss_batch(Theta)
+    how = backend(problem, implementation)
+    Theta = Theta.to(device=problem.device, dtype=problem.dtype)
+    if not len(Theta):
+        return Theta.new_zeros(0)
+    if how.startswith("layers"):
+        return fast.loss_batch(problem, Theta, how)
+    return problem.loss_batch(Theta) if how == "vmap" else _per_point(problem, Theta)
 
 
 def combine(coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,7 +129,9 @@ def _points_per_chunk(problem: Problem) -> int:
     return max(1, min(problem.chunk_size(), problem.memory_budget // max(2 * per_point, 1)))
 
 
-def evaluate_combinations(problem: Problem, coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+def evaluate_combinations(
+    problem: Problem, coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor | None = None, *, implementation: str = "auto"
+) -> torch.Tensor:
     """L at each point of :func:`combine` ``(coords, vectors, base)``: a tensor (K,).
 
     The points are built and evaluated in chunks (at most the problem's memory budget), all
@@ -95,10 +142,12 @@ def evaluate_combinations(problem: Problem, coords: torch.Tensor, vectors: torch
         coords: (K, m) coefficients.
         vectors: (m, p) vectors, e.g. the two directions of a plane.
         base: (p,) offset (the centre of a plane), or None.
+        implementation: how the points are evaluated (see :func:`evaluate_points`).
     """
+    implementation = backend(problem, implementation)
     coords = coords.to(problem.dtype)
     vectors = vectors.to(problem.dtype)
     base = None if base is None else base.to(problem.dtype)
     size = _points_per_chunk(problem)
-    out = [evaluate_points(problem, combine(chunk, vectors, base)) for chunk in coords.split(size)]
+    out = [evaluate_points(problem, combine(chunk, vectors, base), implementation=implementation) for chunk in coords.split(size)]
     return torch.cat(out) if out else coords.new_zeros(0)

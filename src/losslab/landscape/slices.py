@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
+from .._threads import with_analysis_threads
 from ..problem import Problem
 from .directions import _gaussian, as_direction, filter_normalized
 from .evaluate import combine, evaluate_combinations
@@ -207,7 +208,10 @@ def line_coordinates(steps: int, extend: tuple[float, float] = (0.0, 0.0)) -> to
     return torch.tensor(left + middle + right, dtype=torch.float64)
 
 
-def line(problem: Problem, a: object, b: object, *, steps: int = 51, extend: object = (0.0, 0.0)) -> LineSlice:
+@with_analysis_threads
+def line(
+    problem: Problem, a: object, b: object, *, steps: int = 51, extend: object = (0.0, 0.0), implementation: str = "auto"
+) -> LineSlice:
     """The loss on the line through ``a`` and ``b``: L((1 − t)·a + t·b) (Goodfellow et al. 2015).
 
     Args:
@@ -216,6 +220,7 @@ def line(problem: Problem, a: object, b: object, *, steps: int = 51, extend: obj
         steps: number of points (>= 2; one more per extended side).
         extend: how far to go beyond the ends, (before a, after b) in units of ‖b − a‖, or one
             number for both; t runs over [−extend[0], 1 + extend[1]] (see :func:`line_coordinates`).
+        implementation: how the points are evaluated (see :func:`~losslab.landscape.evaluate.evaluate_points`).
 
     Returns:
         A :class:`LineSlice`. Its points at t = 0 and t = 1 are a and b bit for bit, since
@@ -235,7 +240,7 @@ def line(problem: Problem, a: object, b: object, *, steps: int = 51, extend: obj
     if torch.equal(a, b):
         raise LosslabError("expected two different points a and b, got a == b (a line needs a non-zero direction b − a)")
     t = line_coordinates(steps, extend).to(device=problem.device, dtype=problem.dtype)
-    losses = evaluate_combinations(problem, torch.stack([1 - t, t], dim=1), torch.stack([a, b]))
+    losses = evaluate_combinations(problem, torch.stack([1 - t, t], dim=1), torch.stack([a, b]), implementation=implementation)
     return LineSlice(t, losses, a.clone(), b.clone(), problem.describe())
 
 
@@ -245,6 +250,7 @@ def plane_coordinates(steps: int, span: float, dtype: torch.dtype = torch.float6
     return (span * ((2 * i - (steps - 1)) / (steps - 1))).to(dtype)
 
 
+@with_analysis_threads
 def plane(
     problem: Problem,
     center: object,
@@ -255,6 +261,7 @@ def plane(
     span: float = 1.0,
     seed: int | None = None,
     method: str = "auto",
+    implementation: str = "auto",
 ) -> PlaneSlice:
     """The loss on the plane L(center + α·d1 + β·d2), α, β on ``span·linspace(−1, 1, steps)``.
 
@@ -270,6 +277,7 @@ def plane(
         method: ``"grid"`` evaluates every point; ``"exact quadratic"`` computes the plane from
             L, ∇L and two HVPs at the centre, exact when the model is affine in the sliced groups
             with mse and no link (else an error); ``"auto"`` uses it exactly then.
+        implementation: how grid points are evaluated (see :func:`~losslab.landscape.evaluate.evaluate_points`).
 
     Returns:
         A :class:`PlaneSlice` with ``losses[i, j] = L(center + alphas[i]·d1 + betas[j]·d2)``.
@@ -308,5 +316,6 @@ def plane(
         return PlaneSlice(losses=losses, method="exact quadratic", coefficients=coef, **base)
     A, B = torch.meshgrid(alphas, betas, indexing="ij")
     coords = torch.stack([A.reshape(-1), B.reshape(-1)], dim=1)
-    losses = evaluate_combinations(problem, coords, torch.stack([d1, d2]), center).reshape(steps, steps)
+    losses = evaluate_combinations(problem, coords, torch.stack([d1, d2]), center, implementation=implementation)
+    losses = losses.reshape(steps, steps)
     return PlaneSlice(losses=losses, method="grid", **base)

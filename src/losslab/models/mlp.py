@@ -14,6 +14,7 @@ import torch
 from .._checks import LosslabError, choice
 from .activations import ACTIVATIONS, get_activation
 from .base import Model, Params
+from .layers import Layer, forward
 from .two_layer import hidden_unit_symmetries
 
 
@@ -61,15 +62,14 @@ class MLP(Model):
             params[f"b{i}"] = self._draw(g, self.shapes[f"b{i}"], std, dtype)
         return params
 
+    def layers(self) -> tuple[Layer, ...]:
+        """The spec (W_l, b_l, σ) per layer, the last with ``out_activation`` (a sigmoid is the link, not a layer's)."""
+        hidden = None if self.activation == "identity" else self.activation
+        out = self.out_activation if self.out_activation in ("relu", "tanh") else None
+        return tuple(Layer(f"W{i}", f"b{i}", hidden if i < self.depth - 1 else out) for i in range(self.depth))
+
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:
-        h = X
-        for i in range(self.depth):
-            h = h @ params[f"W{i}"].T + params[f"b{i}"]
-            if i < self.depth - 1:
-                h = self._sigma(h)
-        if self.out_activation in ("relu", "tanh"):
-            h = ACTIVATIONS[self.out_activation](h)
-        return h[..., 0] if self.widths[-1] == 1 else h
+        return forward(self.layers(), params, X)
 
     def affine_reason(self) -> str:
         last = self.depth - 1

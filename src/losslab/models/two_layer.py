@@ -13,6 +13,7 @@ import torch
 from .._checks import positive_int
 from .activations import ODD, POSITIVELY_HOMOGENEOUS, get_activation
 from .base import Model, Params
+from .layers import Layer, forward
 
 
 def hidden_unit_symmetries(
@@ -96,9 +97,13 @@ class TwoLayer(Model):
         """The learned features σ(XWᵀ + b): shape (n, width)."""
         return self._sigma(X @ params["W"].T + params["b"])
 
+    def layers(self) -> tuple[Layer, ...]:
+        """The spec: (W, b, σ), then (v, c or None, no activation); v is one output unit."""
+        hidden = None if self.activation == "identity" else self.activation
+        return (Layer("W", "b", hidden), Layer("v", "c" if self.out_bias else None, None))
+
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:
-        out = self.hidden(params, X) @ params["v"]
-        return out + params["c"] if self.out_bias else out
+        return forward(self.layers(), params, X)
 
     def affine_reason(self) -> str:
         why = "f = v·σ(Wx + b) (+ c) is linear in v (and c) with W, b fixed"
