@@ -34,9 +34,12 @@ def losslab_operator(net: nn.Module, dl):
 
 
 def losslab_top(net, dl, k: int, tol: float) -> np.ndarray:
+    from losslab import Problem
     from losslab.curvature import eigs
+    from losslab.models import Module
 
-    return eigs(losslab_operator(net, dl), k=k, tol=tol, seed=0).values.numpy()[::-1]
+    problem = Problem(Module(net), dl, loss="cross_entropy")  # end to end, as a user calls it (thread policy included)
+    return eigs(problem, problem.default_theta(), k=k, tol=tol, seed=0).values.numpy()[::-1]
 
 
 def curvlinops_operator(net: nn.Module, dl):

@@ -105,10 +105,11 @@ def _bash_commands(text: str) -> list[str]:
     """Every ``losslab`` command of the README's bash blocks (the quick start's ``... && losslab demo`` included)."""
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            line = line.split("  #")[0].strip()
-            if ("losslab " in line and not line.startswith("python3 -m venv")) or line.endswith("&& losslab demo"):
-                out.append(line[line.index("losslab "):])
+        for raw in block.splitlines():
+            line = raw.split(" && ")[-1] if raw.startswith("python3 -m venv") else raw
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "losslab":
+                out.append(shlex.join(words))
     return out
 
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import LosslabError, as_tensor
+from .models.module_io import map_tensors
+from .models.module_io import tensors_of as tensors
 
 __all__ = ["DEFAULT_CACHE_BYTES", "Batch", "Batches", "Inputs", "map_tensors"]
 
@@ -51,22 +53,6 @@ class Batch:
     inputs: Inputs
     y: torch.Tensor
     size: int
-
-
-def map_tensors(inputs: Inputs, fn) -> Inputs:
-    """``fn`` applied to every tensor of a tensor / tuple / dict of inputs (structure kept)."""
-    if isinstance(inputs, torch.Tensor):
-        return fn(inputs)
-    if isinstance(inputs, tuple):
-        return tuple(fn(t) for t in inputs)
-    return {k: fn(t) for k, t in inputs.items()}
-
-
-def tensors(inputs: Inputs) -> list[torch.Tensor]:
-    """The tensors of an input structure, in order."""
-    if isinstance(inputs, torch.Tensor):
-        return [inputs]
-    return list(inputs) if isinstance(inputs, tuple) else list(inputs.values())
 
 
 def signature(inputs: Inputs) -> object:
