@@ -150,7 +150,7 @@ def check_convexity(
             budget and a third of the training steps).
         progress: called with a line saying what the search is doing (for progress displays).
         threads: torch intra-op threads while the analysis runs: ``"auto"`` (one thread for a CPU
-            problem whose forward on one batch is small, n_b·P < 2²⁶, else torch's current setting;
+            problem whose forward on one batch is small, n_b·P < 2²⁴, else torch's current setting;
             see :mod:`losslab._threads`), an int, or None (torch's current setting). The caller's
             ``torch.get_num_threads()`` is restored on return, also after an exception. It changes
             the speed, not the evidence: on the digits MLP of issue #9 the report is identical with

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
-from .._threads import with_analysis_threads
 from ..problem import Problem
 from .directions import _gaussian, as_direction, filter_normalized
 from .evaluate import combine, evaluate_combinations
@@ -208,7 +207,6 @@ def line_coordinates(steps: int, extend: tuple[float, float] = (0.0, 0.0)) -> to
     return torch.tensor(left + middle + right, dtype=torch.float64)
 
 
-@with_analysis_threads
 def line(
     problem: Problem, a: object, b: object, *, steps: int = 51, extend: object = (0.0, 0.0), implementation: str = "auto"
 ) -> LineSlice:
@@ -250,7 +248,6 @@ def plane_coordinates(steps: int, span: float, dtype: torch.dtype = torch.float6
     return (span * ((2 * i - (steps - 1)) / (steps - 1))).to(dtype)
 
 
-@with_analysis_threads
 def plane(
     problem: Problem,
     center: object,
