@@ -132,7 +132,7 @@ def test_landscape_centre_is_the_given_weights_with_the_modules_own_loss(files):
 
 
 def test_pt_data_with_a_dict_of_inputs_and_safetensors_weights(tmp_path):
-    safetensors = pytest.importorskip("safetensors.torch")
+    import safetensors.torch as safetensors  # a dependency of losslab
     (tmp_path / "two.py").write_text(textwrap.dedent(TWO_INPUTS))
     code: dict = {}
     exec(TWO_INPUTS, code)  # the same source the CLI imports, to build the reference
