@@ -109,7 +109,8 @@ def validate(problem, data: Batches) -> None:
     model, loss = problem.model, problem.loss_fn
     if loss.name == "cross_entropy" and model.link is not None:
         raise LosslabError(f"cross_entropy expects a model that outputs logits, got {model.describe()} with a {model.link} output")
-    params = problem.unflatten(problem.default_theta(0))
+    theta = problem.default_theta(0)
+    params = problem.unflatten(theta)
     prepared: list[Batch] | None = [] if data.cached is not None else None
     problem._out_ndim = 1
     largest, first_out = 0, None
@@ -142,7 +143,7 @@ def validate(problem, data: Batches) -> None:
     _check_probabilities(problem, lo, hi, data.n)
     _check_deterministic(problem, params, first, data)
     _check_float64(problem, first)
-    _probe_vmap(problem, first)
+    _probe_vmap(problem, first, theta)
 
 
 def _check_probabilities(problem, lo: float, hi: float, n: int) -> None:
@@ -184,13 +185,10 @@ def _check_float64(problem, batch: Batch) -> None:
     check(small)
 
 
-def _probe_vmap(problem, batch: Batch) -> None:
+def _probe_vmap(problem, batch: Batch, theta: torch.Tensor) -> None:
     small = Batch(map_tensors(batch.inputs, lambda t: t[:4]), batch.y[:4], min(4, batch.size))
-    theta = problem.default_theta(0)
     try:
         with torch.no_grad():
             torch.func.vmap(lambda t: problem._point_term(t, small, None, False))(torch.stack([theta, theta]))
     except Exception as err:  # vmap has no batching rule for something in the forward
-        problem._batched = False
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        problem.batching_note = f"points evaluated one at a time (torch.func.vmap cannot batch this model: {reason})"
+        problem.stop_batching(err)

@@ -332,9 +332,7 @@ class Problem:
 
     def minibatch_loss(self, theta: torch.Tensor, batch: Batch) -> torch.Tensor:
         """ℓ_b(θ) + l2·‖θ_all‖² on one prepared batch (an SGD step's loss)."""
-        params = self.unflatten(theta)
-        term = self.batch_loss(params, batch)
-        return term + self.penalty(params) if self.l2 else term
+        return self._point_term(theta, batch, None, True)
 
     def output(self, theta: torch.Tensor, X: object = None) -> torch.Tensor:
         """The model output f(θ, X) (default: the training inputs, all batches concatenated)."""
@@ -379,13 +377,17 @@ class Problem:
                     try:
                         part = torch.cat([fn(chunk) for chunk in Theta.split(size)])
                     except RuntimeError as err:  # e.g. an in-place update of a held (unbatched) tensor by a batched one
-                        self._batched = False
-                        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-                        self.batching_note = f"points evaluated one at a time (torch.func.vmap cannot batch this model: {reason})"
+                        self.stop_batching(err)
                 if part is None:
                     part = torch.stack([self._point_term(t, b, w, i == 0) for t in Theta])
                 total = part if total is None else total + part
         return total
+
+    def stop_batching(self, err: Exception) -> None:
+        """Evaluate points one at a time from now on, saying why in :attr:`batching_note` (and so in describe())."""
+        self._batched = False
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        self.batching_note = f"points evaluated one at a time (torch.func.vmap cannot batch this model: {reason})"
 
     def _accumulate(self, fn) -> torch.Tensor:
         """Σ_b fn(b, n_b/n, first) over the batches (the L2 term goes with the first batch only)."""
