@@ -124,8 +124,8 @@ def bench_top(net, dl, X, y, k: int, target: float, rounds: int) -> None:
         print(f"| {name} | {chosen[name][0]:g} | {chosen[name][1]:.1e} | {med:.2f} | {med / fastest_peer:.2f} |", flush=True)
 
 
-TRACE_LADDER = [30, 60, 99, 150, 240, 360, 600, 900, 1500]  # products (Hutch++ totals; PyHessian: probes)
-PYHESSIAN_TRACE_LADDER = [100, 300, 1000, 3000]
+TRACE_LADDER = [30, 42, 48, 60, 78, 96, 150, 240]  # products (Hutch++ needs a multiple of 3, XTrace of 2; PyHessian: probes)
+PYHESSIAN_TRACE_LADDER = [100, 300, 1000]  # plain Hutchinson: ~4,000 probes for 1e-2 here (see the results); timed at 1,000 if unmet
 DENSITY_LADDER = [(1, 10), (1, 20), (2, 20), (2, 40), (4, 40), (8, 40), (8, 80), (16, 80)]  # (probes, steps)
 DENSE_CACHE = "/tmp/curv_dense.pt"
 
@@ -176,6 +176,8 @@ def bench_stochastic(task: str, net, dl, X, y, target: float, seeds: int, rounds
             if rms <= target:
                 chosen[name] = (setting, rms)
                 break
+        else:  # timed at its last setting anyway, marked: its time at equal accuracy is more than this
+            chosen[name] = (setting, rms)
     times = {name: [] for name in chosen}
     errs = {name: [] for name in chosen}
     for r in range(rounds):
@@ -184,18 +186,17 @@ def bench_stochastic(task: str, net, dl, X, y, target: float, seeds: int, rounds
             t, out = timed(lambda: fns[name](net, dl, chosen[name][0], 100 + r))
             times[name].append(t)
             errs[name].append(_trace_error(out, exact) if task == "trace" else _density_error(out, lam))
-    peers = [statistics.median(times[n]) for n in chosen if not n.startswith("losslab")]
+    met = {n for n in chosen if chosen[n][1] <= target}
+    peers = [statistics.median(times[n]) for n in met if not n.startswith("losslab")]
     fastest_peer = min(peers) if peers else float("nan")
     what = "products" if task == "trace" else "(probes, steps)"
     print(f"| library | {task} setting: {what} | RMS error, tuned | RMS error, timed runs | end to end (median s) | × fastest peer |")
     print("|---|---|---|---|---|---|")
     for name in fns:
-        if name not in chosen:
-            print(f"| {name} | – | target {target:g} not met on the ladder | – | – | – |")
-            continue
         med = statistics.median(times[name])
         timed_rms = float(np.sqrt(np.mean(np.square(errs[name]))))
-        print(f"| {name} | {chosen[name][0]} | {chosen[name][1]:.1e} | {timed_rms:.1e} | {med:.2f} | {med / fastest_peer:.2f} |",
+        unmet = "" if name in met else f" (target {target:g} not met: time at equal accuracy is more)"
+        print(f"| {name} | {chosen[name][0]} | {chosen[name][1]:.1e}{unmet} | {timed_rms:.1e} | {med:.2f} | {med / fastest_peer:.2f} |",
               flush=True)
 
 

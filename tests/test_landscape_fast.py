@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from losslab import LosslabError, Problem
-from losslab.landscape import backend, evaluate_points, fast, plane
+from losslab.landscape import backend, combine, evaluate_combinations, evaluate_points, fast, line, plane
 from losslab.models import MLP, Module, TwoLayer
 from losslab.models.layers import Layer, sequential_layers
 
@@ -227,3 +227,37 @@ def test_a_subclass_that_overrides_logit_loses_the_spec():
     assert backend(prob) == "vmap"
     Theta = prob.init(0) + torch.randn(5, prob.n_params, generator=g(1), dtype=DT)
     assert rel_err(evaluate_points(prob, Theta), torch.stack([prob.loss(t) for t in Theta])) <= 1e-12
+
+
+@pytest.mark.parametrize("make", [frozen_mse, sigmoid_bce, nested_cross_entropy])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_combinations_share_the_first_layer_and_equal_the_combined_points(make, dtype):
+    """A plane's points through fast.loss_combinations (first layer as Z_base + Σ c_j Z_j) equal the same points one by one."""
+    _, probs = problems(make, dtype)
+    first_fixed = probs[0].restrict(probs[0].groups[1:], at=probs[0].default_theta() + 0.2)  # first free group held fixed
+    for prob in [*probs, first_fixed]:
+        center = prob.default_theta()
+        V = torch.randn(2, prob.n_params, generator=g(9), dtype=DT).to(dtype)
+        coords = torch.randn(23, 2, generator=g(10), dtype=DT).to(dtype)
+        want = evaluate_points(prob, combine(coords, V, center), implementation="vmap")
+        got = evaluate_combinations(prob, coords, V, center, implementation="layers")
+        assert got.shape == (23,) and got.dtype == dtype
+        assert rel_err(got, want) <= TOL[dtype], prob.groups
+        assert rel_err(evaluate_combinations(prob, coords, V, None, implementation="layers"),
+                       evaluate_points(prob, combine(coords, V), implementation="vmap")) <= TOL[dtype]
+        s = line(prob, center, center + V[0], steps=7)
+        on_line = combine(torch.stack([1 - s.t, s.t], dim=1), torch.stack([s.a, s.b]))
+        assert rel_err(s.losses, evaluate_points(prob, on_line, implementation="vmap")) <= TOL[dtype]
+
+
+def test_combinations_over_a_dataloader_in_chunks_equal_one_tensor(monkeypatch):
+    monkeypatch.setattr(fast, "BATCH_ACTIVATIONS", 64)  # many chunks of a few points
+    monkeypatch.setattr(fast, "MERGE_ACTIVATIONS", 40)  # batches not merged
+    net, loss = frozen_mse()
+    X, y = data(loss)
+    one = Problem(Module(net.to(DT)), X, y, loss, l2=0.02)
+    many = Problem(Module(net.to(DT)), loader(X, y, 7), loss=loss, l2=0.02)
+    coords = torch.randn(31, 2, generator=g(11), dtype=DT)
+    V = torch.randn(2, one.n_params, generator=g(12), dtype=DT)
+    want = one.loss_batch(combine(coords, V, one.default_theta()))
+    assert rel_err(evaluate_combinations(many, coords, V, one.default_theta(), implementation="layers"), want) <= 1e-12

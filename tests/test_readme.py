@@ -83,7 +83,7 @@ def test_your_own_model_section_says_what_it_claims(readme_run):
         assert float(torch.linalg.norm(hv - value * vector)) <= 10 * float(bound) + 1e-4 * abs(float(value))
     assert ns["digits_density"].moment(0) == pytest.approx(1.0, abs=1e-6)
     trace = ns["digits_trace"]
-    assert trace.method == "hutch++" and 0 < trace.stderr < abs(trace.estimate)
+    assert trace.method == "xtrace" and trace.matvecs == 24 and 0 < trace.stderr < abs(trace.estimate)
 
 
 def test_your_own_model_commands_run_on_the_files_the_readme_wrote(readme_run):

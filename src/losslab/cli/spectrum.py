@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .._checks import positive_int
-from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, hutchpp, nonlinearity_curvature, spectral_density
+from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, nonlinearity_curvature, spectral_density, xtrace
 from ..problem import Problem
 from ..report import spectrum_png
 from .app import app
@@ -59,8 +59,8 @@ def spectrum(
         k = min(k, problem.n_params)
         top = eigs(H, k=k, which="largest", seed=seed)
         bottom = eigs(H, k=k, which="smallest", seed=seed)
-        status.update("trace (Hutch++) and density (stochastic Lanczos quadrature)…")
-        trace = hutchpp(H, samples=max(3, 3 * probes), seed=seed)
+        status.update("trace (XTrace) and density (stochastic Lanczos quadrature)…")
+        trace = xtrace(H, samples=max(4, 3 * probes), seed=seed)
         density = spectral_density(H, probes=probes, steps=min(40, problem.n_params), seed=seed)
         status.update("the nonlinearity term H − GGN…")
         D = nonlinearity_curvature(problem, theta)
@@ -105,7 +105,7 @@ def spectrum(
         for r in rows:
             table.add_row(end, f"{r['value']:.6g}", f"{r['bound']:.2g}", f"{r['gap_bound']:.2g}", "yes" if r["converged"] else "no")
     out.print(table)
-    out.print(f"trace ≈ {trace.estimate:.6g} ± {trace.stderr:.2g} (Hutch++)", highlight=False)
+    out.print(f"trace ≈ {trace.estimate:.6g} ± {trace.stderr:.2g} (XTrace)", highlight=False)
     nl = summary["nonlinearity_term"]
     rel = f" = {nl['relative_to_hessian']:.3g} of ‖H‖_F" if nl["relative_to_hessian"] is not None else ""
     out.print(f"H − GGN (curvature from the model being nonlinear in its parameters): ‖·‖_F ≈ {nl['frobenius_norm']:.4g}{rel}",

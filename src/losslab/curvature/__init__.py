@@ -19,7 +19,7 @@ from .operator import (
     loss_output,
     nonlinearity_curvature,
 )
-from .trace import TraceEstimate, frobenius_norm, hutchinson, hutchpp
+from .trace import TraceEstimate, frobenius_norm, hutchinson, hutchpp, xtrace
 
 __all__ = [
     "KINDS",
@@ -43,4 +43,5 @@ __all__ = [
     "loss_output",
     "nonlinearity_curvature",
     "spectral_density",
+    "xtrace",
 ]

@@ -135,7 +135,9 @@ def evaluate_combinations(
     """L at each point of :func:`combine` ``(coords, vectors, base)``: a tensor (K,).
 
     The points are built and evaluated in chunks (at most the problem's memory budget), all
-    in ``problem.dtype``.
+    in ``problem.dtype``. With ``"layers"`` the first layer's pre-activation is not rebuilt per
+    point but combined from those of base and vectors (:func:`~losslab.landscape.fast.loss_combinations`),
+    equal to the per-point value to rounding.
 
     Args:
         problem: the problem.
@@ -148,6 +150,9 @@ def evaluate_combinations(
     coords = coords.to(problem.dtype)
     vectors = vectors.to(problem.dtype)
     base = None if base is None else base.to(problem.dtype)
+    if implementation == "layers" and len(coords):  # the first layer's pre-activation shared by all points (fast.loss_combinations)
+        base = torch.zeros(problem.n_params, dtype=problem.dtype, device=problem.device) if base is None else base
+        return fast.loss_combinations(problem, coords.to(problem.device), vectors.to(problem.device), base.to(problem.device))
     size = _points_per_chunk(problem)
     out = [evaluate_points(problem, combine(chunk, vectors, base), implementation=implementation) for chunk in coords.split(size)]
     return torch.cat(out) if out else coords.new_zeros(0)

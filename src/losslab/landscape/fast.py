@@ -19,6 +19,12 @@ DataLoader of small batches runs as fast as one tensor), each weighted rows/n, a
 :meth:`Problem.loss`, so the kernels agree with :meth:`Problem.loss_batch` to rounding (tests:
 1e-12 relative in float64, 1e-6 in float32). Frozen parameters of a wrapped module enter as
 held constants, like the groups a restricted problem holds fixed.
+
+Points that are combinations θ_k = base + Σ_j c_kj·v_j (a plane, a line: :func:`loss_combinations`)
+skip the first layer's per-point weights: its pre-activation is affine in θ, so
+z_1(θ_k) = Z_base + Σ_j c_kj·Z_j with Z_base = W_base xᵀ + b_base and Z_j = W_{v_j} xᵀ + b_{v_j}, each
+computed once per batch, and the K points' pre-activations are one matrix product [1, c_k] · [Z_base; Z_j]
+(inner dimension m + 1 instead of d_in, no per-point bias copy, no per-point first-layer weights).
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from collections.abc import Iterator
 
 import torch
 
-from ..models.layers import Layer, forward
+from ..models.layers import IN_PLACE, Layer, forward
 from ..problem import Problem
 
-__all__ = ["BATCH_ACTIVATIONS", "MERGE_ACTIVATIONS", "PER_POINT_MIN_ACTIVATIONS", "layer_spec", "loss_batch", "per_point_activations"]
+__all__ = [
+    "BATCH_ACTIVATIONS", "MERGE_ACTIVATIONS", "PER_POINT_MIN_ACTIVATIONS", "layer_spec", "loss_batch", "loss_combinations",
+    "per_point_activations",
+]
 
 # Measured with benchmarks/landscape_eval_scratch.py and landscape_kernels.py on a 2-core x86 machine (float32):
 # batching wins ~3× at n × width = 2^15, the two are even around 2^17–2^18, and the per-point loop wins from
@@ -159,3 +168,92 @@ def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: str) -> to
             fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in problem.fixed.values())
             total = total + problem.l2 * (Theta.square().sum(dim=1) + fixed)
     return total
+
+
+def loss_combinations(problem: Problem, coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """L at θ_k = base + Σ_j coords[k, j]·vectors[j] → (K,), by the ``"layers"`` kernel with the first layer shared.
+
+    coords (K, m), vectors (m, p), base (p,), all in the problem's dtype and on its device; the
+    model must have a :func:`layer_spec`. Equal to :func:`loss_batch` of the combined points to
+    rounding (the first layer's pre-activation is summed as Z_base + Σ_j c_j·Z_j rather than from
+    the combined weights).
+    """
+    spec = layer_spec(problem)
+    if spec is None:
+        raise ValueError(f"no layer spec for {problem.model.describe()}")  # callers check first
+    if not len(coords):
+        return coords.new_zeros(0)
+    first, rest = spec[0], spec[1:]
+    where, shapes = problem.slices(), problem.model.shapes
+    consts = _held(problem, base.dtype, base.device)
+    first_groups = [g for g in (first.weight, first.bias) if g is not None]
+
+    def first_params(vec: torch.Tensor, with_held: bool) -> dict[str, torch.Tensor]:
+        out = {}
+        for g in first_groups:
+            if g in where:
+                out[g] = vec[where[g]].view(shapes[g])
+            else:  # held: part of the base point only
+                out[g] = consts[g] if with_held else torch.zeros_like(consts[g])
+        return out
+
+    generators = [first_params(base, True)] + [first_params(v, False) for v in vectors]
+    rest_groups = [g for layer in rest for g in (layer.weight, layer.bias) if g is not None and g in where]
+    later = {}  # the later layers' groups at every point: base + coords · vectors, on those columns only (K, *shape)
+    if rest_groups:
+        columns = torch.cat([torch.arange(where[g].start, where[g].stop, device=base.device) for g in rest_groups])
+        sub = base[columns] + coords @ vectors[:, columns]
+        pieces = sub.split([where[g].stop - where[g].start for g in rest_groups], dim=1)
+        later = {g: piece.reshape(len(coords), *shapes[g]) for g, piece in zip(rest_groups, pieces)}
+    widest = _widest(problem, spec)
+    size = max(1, min(problem.chunk_size(), BATCH_ACTIVATIONS // max(per_point_activations(problem, spec), 1)))
+    total = None
+    with torch.no_grad():
+        for x, y, weight in _merged(problem, widest):
+            n = x.shape[0]
+            Z = torch.stack([_first_preactivation(x, gp, first) for gp in generators]).reshape(len(generators), -1)  # (1 + m, h_1·n)
+            buffer = Z.new_empty(min(size, len(coords)), Z.shape[1])  # reused by every chunk: fresh pages cost as much as the sums
+            outs, start = [], 0
+            for chunk in coords.split(size):
+                K = len(chunk)
+                h = _combined(chunk, Z, buffer[:K]).view(K, -1, n)  # (K, h_1, n), features first
+                if first.activation is not None:
+                    h = IN_PLACE[first.activation](h)
+                params = {g: v.expand(K, *v.shape) for g, v in consts.items() if g not in first_groups}
+                params |= {g: piece[start : start + K] for g, piece in later.items()}
+                start += K
+                outs.append(forward(rest, params, h, points=True, inplace=True) if rest else _points_output(h).clone())
+            part = _data_loss(problem, torch.cat(outs), y, True)
+            part = part if weight is None else part * weight
+            total = part if total is None else total + part
+        if problem.l2:
+            fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in problem.fixed.values())
+            sq = torch.cat([(base + c @ vectors).square().sum(dim=1) for c in coords.split(size)])
+            total = total + problem.l2 * (sq + fixed)
+    return total
+
+
+def _first_preactivation(x: torch.Tensor, params: dict[str, torch.Tensor], layer: Layer) -> torch.Tensor:
+    """x Wᵀ + b of the first layer at one generator, features first: (h_1, n)."""
+    W = params[layer.weight]
+    b = params[layer.bias] if layer.bias is not None else None
+    z = x @ (W if W.ndim == 1 else W.T)
+    z = z if b is None else z + b
+    return z.unsqueeze(0) if z.ndim == 1 else z.T
+
+
+def _combined(coords: torch.Tensor, Z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Z[0] + Σ_j coords[:, j]·Z[1 + j] → ``out`` (K, F): fused multiply-adds, row by row of Z.
+
+    Not ``torch.mm([1, coords], Z)``: with an inner dimension of 2–3, the BLAS product was 1.2–3× slower
+    on a 2-core x86 machine (K = 64–1681 points, F = 1,600–8,192).
+    """
+    torch.addcmul(Z[0], coords[:, :1], Z[1], out=out)
+    for j in range(1, coords.shape[1]):
+        out.addcmul_(coords[:, j : j + 1], Z[1 + j])
+    return out
+
+
+def _points_output(h: torch.Tensor) -> torch.Tensor:
+    """(K, out, n) → (K, n) or (K, n, out), as :func:`forward` with ``points`` returns."""
+    return h[:, 0] if h.shape[1] == 1 else h.transpose(1, 2)
