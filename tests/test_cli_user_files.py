@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from losslab import Problem
 from losslab.cli import app
 from losslab.convexity import chord_gap
+from losslab.fit import train
 from losslab.landscape import load_slice
 from losslab.models import Module
 
@@ -261,3 +262,29 @@ def test_a_refused_checkpoint_is_one_line_from_the_real_command(files):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: expected --weights {d}/whole.pt to load with torch.load(weights_only=True)")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--at", "init"], "expected --at weights or trained with --model-file, got --at init"),
+        (["--directions", "pca", "--at", "weights"], "expected --at trained with --directions pca"),
+        (["--dims", "1", "--at", "trained"], "expected no --at with --dims 1"),
+    ],
+)
+def test_landscape_points_a_model_file_cannot_have_are_one_line(files, extra, message):
+    folder = files[0]
+    result = invoke("landscape", *user_args(folder, "--steps", "3", "--out", str(folder / "x"), *extra))
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_a_pca_plane_is_centred_at_the_trained_point_and_says_so(files):
+    folder, net, X, y = files
+    summary = run_json("landscape", *user_args(folder, "--steps", "3", "--directions", "pca", "--train-steps", "20",
+                                               "--out", str(folder / "p")))
+    assert summary["at"] == "trained"
+    saved = load_slice(folder / "p" / "landscape.npz")
+    problem = Problem(Module(net), X, y, loss="cross_entropy")
+    trained = train(problem, optimizer="adam", lr=1e-2, steps=20, seed=0, theta0=problem.default_theta()).theta
+    torch.testing.assert_close(torch.as_tensor(saved.center), trained, rtol=1e-12, atol=1e-12)
+    assert not torch.equal(torch.as_tensor(saved.center), problem.default_theta())

@@ -63,17 +63,36 @@ def test_xtrace_stderr_tracks_its_error():
     assert 0.5 < float(z.std()) < 2.0
 
 
-def test_xtrace_is_exact_with_a_full_sketch_or_a_low_rank_operator():
+def test_xtrace_is_exact_with_a_full_sketch():
     A = _decaying(12)
     full = xtrace(MatrixOperator(A), samples=30, seed=0)  # ⌊30/2⌋ ≥ p
     assert math.isclose(full.estimate, float(torch.trace(A)), rel_tol=1e-12) and full.stderr == 0.0
-    U = torch.randn(50, 3, generator=gen(0), dtype=torch.float64)
-    low = U @ torch.diag(torch.tensor([4.0, -2.0, 1.0], dtype=torch.float64)) @ U.T  # rank 3 < m
-    got = xtrace(MatrixOperator(low), samples=16, seed=0)
-    assert math.isclose(got.estimate, float(torch.trace(low)), rel_tol=1e-10) and got.stderr == 0.0
-    assert got.matvecs == 8 + 3
-    zero = xtrace(MatrixOperator(torch.zeros(5, 5, dtype=torch.float64)), samples=4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_xtrace_of_a_low_rank_operator_falls_back_to_hutchpp_and_is_right(seed):
+    """A rank-r sketch (r < m): R is singular, so the estimate is tr on the r-column basis plus fresh probes on the rest."""
+    d = torch.zeros(50, dtype=torch.float64)
+    d[:5] = 100.0  # rank 5, m = 12
+    got = xtrace(MatrixOperator(torch.diag(d)), samples=24, seed=seed)
+    assert math.isclose(got.estimate, 500.0, rel_tol=1e-10) and got.stderr < 1e-9
+    assert got.matvecs == 12 + 5 + 7
+    U = torch.randn(50, 3, generator=gen(seed), dtype=torch.float64)
+    low = U @ torch.diag(torch.tensor([4.0, -2.0, 1.0], dtype=torch.float64)) @ U.T
+    got = xtrace(MatrixOperator(low), samples=16, seed=seed)
+    assert math.isclose(got.estimate, float(torch.trace(low)), rel_tol=1e-10)
+    zero = xtrace(MatrixOperator(torch.zeros(5, 5, dtype=torch.float64)), samples=4, seed=seed)
     assert zero.estimate == 0.0 and zero.stderr == 0.0
+
+
+def test_xtrace_keeps_a_small_tail_in_float32():
+    """Five large eigenvalues and a long tail of small ones (1e-3 × 1,995 ≈ 2 of the trace 502): the tail is estimated, not dropped."""
+    d = torch.full((2000,), 1e-3)
+    d[:5] = 100.0
+    est = [xtrace(MatrixOperator(torch.diag(d)), samples=24, seed=s) for s in range(5)]
+    for e in est:
+        assert abs(e.estimate - float(d.double().sum())) < 6 * e.stderr + 1e-3
+    assert abs(sum(e.estimate for e in est) / 5 - float(d.double().sum())) < 0.5
 
 
 def test_xtrace_of_a_hessian_matches_the_dense_trace():

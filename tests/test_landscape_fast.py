@@ -261,3 +261,40 @@ def test_combinations_over_a_dataloader_in_chunks_equal_one_tensor(monkeypatch):
     V = torch.randn(2, one.n_params, generator=g(12), dtype=DT)
     want = one.loss_batch(combine(coords, V, one.default_theta()))
     assert rel_err(evaluate_combinations(many, coords, V, one.default_theta(), implementation="layers"), want) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    ("coords", "vectors", "base", "match"),
+    [
+        (torch.zeros(4, 2), torch.zeros(2, 8), "center", r"expected vectors of shape \(\*, 7\), got shape \(2, 8\)"),
+        (torch.zeros(4, 2), torch.zeros(2, 7), torch.zeros(9), r"expected base of shape \(7,\), got shape \(9,\)"),
+        (torch.zeros(4, 3), torch.zeros(2, 7), "center", r"expected coords of shape \(\*, 2\), got shape \(4, 3\)"),
+        (torch.zeros(4), torch.zeros(2, 7), "center", r"expected coords of shape \(\*, 2\), got shape \(4,\)"),
+        (torch.full((4, 2), float("nan")), torch.zeros(2, 7), "center", "expected coords to be finite"),
+        (torch.zeros(4, 2, dtype=torch.complex64), torch.zeros(2, 7), "center", "expected coords to hold real numbers"),
+    ],
+)
+@pytest.mark.parametrize("how", ["layers", "vmap", "per point"])
+def test_combinations_of_the_wrong_shape_are_one_line_on_every_path(coords, vectors, base, match, how):
+    net = nn.Sequential(nn.Linear(1, 2), nn.Tanh(), nn.Linear(2, 1)).to(DT)
+    prob = Problem(Module(net), torch.linspace(-1, 1, 6, dtype=DT)[:, None], torch.zeros(6, dtype=DT))
+    assert prob.n_params == 7
+    base = prob.default_theta() if isinstance(base, str) else base
+    with pytest.raises(LosslabError, match=match):
+        evaluate_combinations(prob, coords, vectors, base, implementation=how)
+
+
+def test_combinations_take_arrays_and_no_points():
+    net = nn.Sequential(nn.Linear(1, 2), nn.Tanh(), nn.Linear(2, 1)).to(DT)
+    prob = Problem(Module(net), torch.linspace(-1, 1, 6, dtype=DT)[:, None], torch.zeros(6, dtype=DT))
+    V = torch.randn(2, 7, generator=g(13), dtype=DT)
+    got = evaluate_combinations(prob, [[0.5, -0.25]], V.numpy(), None)
+    assert torch.allclose(got, prob.loss_batch(combine(torch.tensor([[0.5, -0.25]], dtype=DT), V)), rtol=1e-12)
+    assert evaluate_combinations(prob, torch.zeros(0, 2), V, None).shape == (0,)
+
+
+def test_a_plane_of_parallel_directions_is_refused():
+    _, [prob, _] = problems(frozen_mse, DT)
+    d = torch.randn(prob.n_params, generator=g(14), dtype=DT)
+    with pytest.raises(LosslabError, match="expected two independent directions d1 and d2, got parallel ones"):
+        plane(prob, prob.default_theta(), d, -2 * d, steps=3)

@@ -135,3 +135,81 @@ def test_bce_logits_that_happen_to_lie_in_zero_one_are_accepted_when_declared():
     ref = nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
     torch.testing.assert_close(problem.loss(problem.default_theta()), ref, rtol=1e-14, atol=0)
     assert check_convexity(problem).verdict == "convex"
+
+
+class _Shrinking:
+    """Re-iterable, but yields one batch fewer from its third pass on (the data changed under losslab)."""
+
+    def __init__(self):
+        self.passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        parts = [(X[:6], Y[:6]), (X[6:], Y[6:])]
+        return iter(parts if self.passes <= 2 else parts[:1])
+
+
+class _OneShotBehindAWrapper:
+    """``__iter__`` returns the same stored generator every time: the second pass is empty."""
+
+    def __init__(self):
+        self.it = iter([(X[:6], Y[:6]), (X[6:], Y[6:])])
+
+    def __iter__(self):
+        return self.it
+
+
+def test_a_streamed_source_that_yields_fewer_batches_later_is_refused_not_averaged_over_the_old_n():
+    with pytest.raises(LosslabError, match=r"expected every pass over the data to yield the 2 batches / 12 rows of the first pass, got 1"):
+        problem = Problem(Module(_linear()), _Shrinking(), cache_bytes=0)  # its build reads the source three times
+        problem.loss(problem.default_theta())
+
+
+def test_a_one_shot_source_behind_a_re_iterable_wrapper_is_one_line():
+    with pytest.raises(LosslabError, match="yield the 2 batches / 12 rows of the first pass, got nothing"):
+        Problem(Module(_linear()), _OneShotBehindAWrapper())
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse"])
+def test_data_without_ordinary_storage_is_refused(kind):
+    bad = X.to("meta") if kind == "meta" else X.to_sparse()
+    with pytest.raises(LosslabError, match=f"got a {'meta tensor' if kind == 'meta' else 'sparse_coo tensor'}"):
+        Problem(Module(_linear()), bad, Y)
+    with pytest.raises(LosslabError, match=f"got a {'meta tensor' if kind == 'meta' else 'sparse_coo tensor'}"):
+        Problem(Module(_linear()), [(bad, Y)])
+
+
+def test_theta_of_the_wrong_shape_or_kind_is_one_line_and_another_dtype_is_cast():
+    problem = Problem(Module(_linear()), X, Y)
+    theta = problem.default_theta()
+    for bad, match in ((theta[:2], r"expected theta of shape \(3,\)"), (theta.numpy(), "expected theta as a real torch tensor"),
+                       (theta.to(torch.complex128), "got dtype torch.complex128")):
+        with pytest.raises(LosslabError, match=match):
+            problem.loss(bad)
+        with pytest.raises(LosslabError, match=match):
+            problem.grad(bad)
+    with pytest.raises(LosslabError, match=r"expected v of shape \(3,\)"):
+        problem.hvp(theta, theta[:2])
+    single = problem.to(torch.float32)
+    assert single.loss(theta).dtype == torch.float32  # float64 θ on a float32 problem: evaluated in float32
+    assert torch.allclose(single.loss(theta).double(), problem.loss(theta), rtol=1e-6)
+
+
+def test_a_restriction_at_a_point_with_nan_in_the_held_groups_is_refused():
+    problem = Problem(Module(_linear()), X, Y)
+    with pytest.raises(LosslabError, match=r"got NaN/inf in \['bias'\]"):
+        problem.restrict(["weight"], at={"weight": torch.ones(1, 2, dtype=DT), "bias": torch.tensor([math.nan], dtype=DT)})
+
+
+def test_check_convexity_with_a_point_in_place_of_the_groups_says_so():
+    problem = Problem(Module(_linear()), X, Y)
+    with pytest.raises(LosslabError, match=r"expected groups as names among .*pass the point as at="):
+        check_convexity(problem, problem.default_theta())
+    assert check_convexity(problem, iter(["weight"]), budget=30, train_steps=0).groups == ("weight",)  # an iterator of names
+
+
+def test_integer_labels_with_a_regression_loss_suggest_cross_entropy():
+    torch.manual_seed(0)
+    net = nn.Linear(2, 3).double()
+    with pytest.raises(LosslabError, match=r"got integer labels of shape \(12,\); for class labels use loss='cross_entropy'"):
+        Problem(Module(net), X, torch.arange(12) % 3, loss="mse")

@@ -62,6 +62,9 @@ def as_tensor(name: str, value: object, *, dtype: torch.dtype | None = None) -> 
     given; integer inputs stay integer unless ``dtype`` is given.
     """
     if isinstance(value, torch.Tensor):
+        if value.is_meta or value.layout != torch.strided:
+            kind = "a meta tensor (no data)" if value.is_meta else f"a {str(value.layout).removeprefix('torch.')} tensor"
+            raise LosslabError(f"expected {name} as a dense tensor with data, got {kind}; pass real data (sparse: .to_dense())")
         out = value.detach()
     else:
         try:

@@ -53,6 +53,8 @@ def check_device(model, data: Batches | None, device: object, dtype: torch.dtype
         return dev
     params = model.default_params(dtype=dtype)
     model_dev = next(iter(params.values())).device
+    if model_dev.type == "meta":
+        raise LosslabError("expected a module with real weights, got one on the 'meta' device; load its weights first")
     if data is not None and data.cached is not None and data.origin.startswith("tensors"):
         data_devs = {t.device for b in data.cached[:1] for t in [*tensors(b.inputs), b.y]}
         if data_devs != {model_dev}:
@@ -61,8 +63,6 @@ def check_device(model, data: Batches | None, device: object, dtype: torch.dtype
                 f"expected the data and the model on one device, got the model on {model_dev} and the data on {got}; "
                 f"pass Problem(..., device='{model_dev}') (or 'cpu') to move both there"
             )
-    if model_dev.type == "meta":
-        raise LosslabError("expected a module with real weights, got one on the 'meta' device; load its weights first")
     return model_dev
 
 
@@ -164,12 +164,13 @@ def _check_deterministic(problem, params, batch: Batch, data: Batches) -> None:
     if not torch.equal(a, b) and not (math.isnan(float(a)) and math.isnan(float(b))):
         raise LosslabError(
             f"expected a deterministic loss, got two evaluations at one θ that differ ({float(a):.6g} vs {float(b):.6g}): "
-            "the forward is random (dropout active with training=True, or a random op); losslab analyses a function of θ: "
-            "use mode='eval', pass training=self.training to F.dropout, or remove the random op"
+            "the forward is random (dropout active with training=True, or a random op) or changes state (a buffer updated in "
+            "forward); losslab analyses a function of θ: use mode='eval', pass training=self.training to F.dropout, or remove "
+            "the random op or the update"
         )
     if data.source is not None:  # a loader: its first batch must come back the same on a second pass
         one = data.first() if data.cached is None else data.cached[0]
-        two = Batches(None, data.source, 0, 0, "", data.target_key).first()
+        two = data.source_first()
         if not all(torch.equal(s, t) for s, t in zip([*tensors(one.inputs), one.y], [*tensors(two.inputs), two.y])):
             raise LosslabError(
                 "expected a loader that yields the same batches on every pass, got a different first batch on a second pass: "

@@ -66,14 +66,22 @@ def signature(inputs: Inputs) -> object:
 
 def _as_inputs(value: object, where: str) -> Inputs:
     if isinstance(value, torch.Tensor):
-        return value.detach()
+        return _dense(value, f"the inputs of {where}")
     if isinstance(value, (tuple, list)) and value and all(isinstance(t, torch.Tensor) for t in value):
-        return tuple(t.detach() for t in value)
+        return tuple(_dense(t, f"the inputs of {where}") for t in value)
     if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in value.items()):
-        return {k: t.detach() for k, t in value.items()}
+        return {k: _dense(t, f"input {k!r} of {where}") for k, t in value.items()}
     raise LosslabError(
         f"expected the inputs of {where} to be a tensor, a tuple of tensors or a dict of tensors, got {_kind(value)}"
     )
+
+
+def _dense(t: torch.Tensor, what: str) -> torch.Tensor:
+    """``t`` detached, or a LosslabError for a tensor without ordinary data (meta, sparse)."""
+    if t.is_meta or t.layout != torch.strided:
+        kind = "a meta tensor (no data)" if t.is_meta else f"a {str(t.layout).removeprefix('torch.')} tensor"
+        raise LosslabError(f"expected {what} as dense tensors with data, got {kind}; pass real data (sparse: .to_dense())")
+    return t.detach()
 
 
 def _kind(value: object) -> str:
@@ -106,7 +114,7 @@ def parse_batch(raw: object, index: int, target_key: str) -> Batch:
         )
     if not isinstance(y, torch.Tensor):
         raise LosslabError(f"expected the targets of {where} to be a tensor, got {_kind(y)}")
-    y = y.detach()
+    y = _dense(y, f"the targets of {where}")
     if y.ndim == 0 or y.shape[0] == 0:
         raise LosslabError(f"expected the targets of {where} to have a leading batch dimension ≥ 1, got shape {tuple(y.shape)}")
     size = y.shape[0]
@@ -213,12 +221,37 @@ class Batches:
         if self.cached is not None:
             yield from self.cached
             return
+        rows, count = 0, 0
         for index, raw in enumerate(self.source):
-            yield parse_batch(raw, index, self.target_key)
+            batch = parse_batch(raw, index, self.target_key)
+            rows, count = rows + batch.size, count + 1
+            if rows > self.n or count > self.count:
+                raise self._changed(f"more than {self.count} batches / {self.n} rows")
+            yield batch
+        if (rows, count) != (self.n, self.count):
+            raise self._changed(f"{count} batches / {rows} rows")
+
+    def _changed(self, got: str) -> LosslabError:
+        return LosslabError(
+            f"expected every pass over the data to yield the {self.count} batches / {self.n} rows of the first pass, got {got}; "
+            f"the source ({self.source.__class__.__name__}) must be re-iterable with the same batches (a DataLoader over a fixed "
+            "dataset, or a list), not a one-shot iterator behind a wrapper"
+        )
+
+    def source_first(self) -> Batch:
+        """The source's first batch, read afresh (not from the cache)."""
+        try:
+            raw = next(iter(self.source))
+        except StopIteration:
+            raise self._changed("nothing") from None
+        return parse_batch(raw, 0, self.target_key)
 
     def first(self) -> Batch:
         """The first batch (as stored)."""
-        return next(iter(self))
+        try:
+            return next(iter(self))
+        except StopIteration:
+            raise self._changed("nothing") from None
 
     def transformed(self, fn) -> Batches:
         """A copy whose cached batches are ``fn(batch)`` (e.g. moved to a device); streamed ones are left to :meth:`on`."""

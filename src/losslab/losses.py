@@ -89,9 +89,15 @@ def check_targets(loss: Loss, output_shape: tuple[int, ...], y: torch.Tensor, dt
         if int(y.min()) < 0 or int(y.max()) >= k:
             raise LosslabError(f"cross_entropy expects labels in [0, {k}), got labels in [{int(y.min())}, {int(y.max())}]")
         return y
+    labels = not y.dtype.is_floating_point and y.ndim == 1 and len(output_shape) == 2 and output_shape[1] > 1
     y = y.to(dtype)
     if y.shape != torch.Size(output_shape) and y.ndim == 2 and y.shape[1] == 1 and len(output_shape) == 1:
         y = y[:, 0]
+    if labels:  # integer class labels against k outputs: the loss is the likely mistake
+        raise LosslabError(
+            f"expected y of shape {tuple(output_shape)} for {loss.name}, got integer labels of shape {tuple(y.shape)}; "
+            f"for class labels use loss='cross_entropy' (--loss cross_entropy)"
+        )
     shape("y", y, output_shape)
     if loss.name == "bce" and (float(y.min()) < 0 or float(y.max()) > 1):
         raise LosslabError(f"bce expects targets y in [0, 1], got values in [{float(y.min()):g}, {float(y.max()):g}]")

@@ -29,6 +29,9 @@ __all__ = ["Problem"]
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 
 
+_INTEGERS = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
 class Problem:
     """A model, data, a loss and an L2 weight, as L: R^p → R on a flat vector θ.
 
@@ -211,10 +214,25 @@ class Problem:
         return torch.cat([params[g].reshape(-1).to(device=self.device, dtype=self.dtype) for g in self.free])
 
     def unflatten(self, theta: torch.Tensor) -> Params:
-        """The full parameter dict: free groups read from θ (p,), fixed groups as held."""
+        """The full parameter dict: free groups read from θ (p,), fixed groups as held.
+
+        θ of another floating dtype or device is cast (differentiably); one of another shape, or not
+        a real tensor, raises a LosslabError.
+        """
+        theta = self._point(theta, "theta")
         params = {g: theta[s].reshape(self.model.shapes[g]) for g, s in self.slices().items()}
         params.update({g: v.to(theta.dtype) for g, v in self.fixed.items()})
         return params
+
+    def _point(self, theta: object, name: str) -> torch.Tensor:
+        if not isinstance(theta, torch.Tensor) or not (theta.is_floating_point() or theta.dtype in _INTEGERS):
+            got = f"dtype {theta.dtype}" if isinstance(theta, torch.Tensor) else type(theta).__name__
+            raise LosslabError(f"expected {name} as a real torch tensor of shape ({self.n_params},), got {got}; "
+                               "use problem.as_theta(value) to convert an array, list or params dict")
+        if tuple(theta.shape) != (self.n_params,):
+            raise LosslabError(f"expected {name} of shape ({self.n_params},) (the free groups {list(self.free)}), got shape "
+                               f"{tuple(theta.shape)}")
+        return theta if theta.dtype == self.dtype and theta.device == self.device else theta.to(self.device, self.dtype)
 
     def init(self, seed: int = 0) -> torch.Tensor:
         """θ from ``model.init(seed=seed)`` (free groups only)."""
@@ -256,6 +274,9 @@ class Problem:
         else:
             at_params = self.unflatten(self.as_theta(at, "at"))
         held = {g: at_params[g].detach().to(device=self.device, dtype=self.dtype).clone() for g in self.model.groups if g not in groups}
+        bad = [g for g, v in held.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            raise LosslabError(f"expected finite values for the groups held fixed, got NaN/inf in {bad}; pass a finite point as at=")
         return self._copy(free=tuple(g for g in self.model.groups if g in groups), fixed=held)
 
     def full(self) -> Problem:
@@ -399,10 +420,13 @@ class Problem:
 
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
         """∇L(θ), shape (p,), accumulated batch by batch."""
+        theta = self._point(theta, "theta")
         return self._accumulate(lambda b, w, first: torch.func.grad(lambda t: self._point_term(t, b, w, first))(theta))
 
     def hvp(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """∇²L(θ)·v, shape (p,): forward-over-reverse, ``jvp(grad(L), θ, v)``, batch by batch."""
+
+        theta, v = self._point(theta, "theta"), self._point(v, "v")
 
         def part(b, w, first):
             return torch.func.jvp(torch.func.grad(lambda t: self._point_term(t, b, w, first)), (theta,), (v,))[1]

@@ -184,6 +184,11 @@ def resolve_at(problem: Problem, at: str | None) -> str:
     choice("--at", at, ("init", "trained", "weights"))
     if at == "weights" and not isinstance(problem.model, Module):
         raise LosslabError("expected --at init or trained for a built-in model, got --at weights (only --model-file has its own weights)")
+    if at == "init" and isinstance(problem.model, Module):
+        raise LosslabError(
+            "expected --at weights or trained with --model-file, got --at init: the point is your module's weights (--at weights, "
+            "the default: as build() returns them, or as loaded by --weights) or where Adam goes from them (--at trained)"
+        )
     return at
 
 

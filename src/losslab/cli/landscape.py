@@ -51,8 +51,20 @@ def landscape(
         raise LosslabError(f"expected --dims 1 or 2, got --dims {dims}")
     choice("--directions", directions, DIRECTIONS)
     check_writable(out_dir)
-    at = resolve_at(problem, at)
-    needs_training = dims == 1 or at == "trained" or directions == "pca"
+    if dims == 1 and at is not None:
+        raise LosslabError(
+            f"expected no --at with --dims 1 (the line always runs from the starting point to the trained point), got --at {at}"
+        )
+    if directions == "pca" and dims == 2 and at not in (None, "trained"):
+        raise LosslabError(
+            f"expected --at trained with --directions pca (PCA directions come from a training run and the plane is centred at its "
+            f"end), got --at {at}; use --directions filter, random or eigen for a plane around another point"
+        )
+    if directions == "pca" and dims == 2 and train_steps < 2:
+        raise LosslabError(f"expected --train-steps >= 2 with --directions pca (two directions need a trajectory that moves in two), "
+                           f"got --train-steps {train_steps}")
+    at = "trained" if directions == "pca" and dims == 2 else resolve_at(problem, at)
+    needs_training = dims == 1 or at == "trained"
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
     files = {}
     with err_console.status("evaluating the slice…"):

@@ -82,9 +82,12 @@ def spectrum(
         "smallest": _eig_rows(bottom),
         "trace": {"estimate": trace.estimate, "stderr": trace.stderr, "method": trace.method},
         "hessian_frobenius_norm": h_norm.estimate,
+        "hessian_frobenius_norm_stderr": h_norm.stderr,
         "ggn_frobenius_norm": g_norm.estimate,
+        "ggn_frobenius_norm_stderr": g_norm.stderr,
         "nonlinearity_term": {
             "frobenius_norm": d_norm.estimate,
+            "frobenius_norm_stderr": d_norm.stderr,
             "relative_to_hessian": d_norm.estimate / h_norm.estimate if h_norm.estimate else None,
             "extreme_eigenvalues": _eig_rows(d_extreme),
         },
@@ -108,6 +111,8 @@ def spectrum(
     out.print(f"trace ≈ {trace.estimate:.6g} ± {trace.stderr:.2g} (XTrace)", highlight=False)
     nl = summary["nonlinearity_term"]
     rel = f" = {nl['relative_to_hessian']:.3g} of ‖H‖_F" if nl["relative_to_hessian"] is not None else ""
-    out.print(f"H − GGN (curvature from the model being nonlinear in its parameters): ‖·‖_F ≈ {nl['frobenius_norm']:.4g}{rel}",
-              highlight=False)
+    out.print(f"‖H‖_F ≈ {h_norm.estimate:.4g} ± {h_norm.stderr:.2g}, ‖GGN‖_F ≈ {g_norm.estimate:.4g} ± {g_norm.stderr:.2g} "
+              f"({d_norm.probes} probes each; more with --probes)", highlight=False)
+    out.print(f"H − GGN (curvature from the model being nonlinear in its parameters): ‖·‖_F ≈ {nl['frobenius_norm']:.4g} "
+              f"± {d_norm.stderr:.2g}{rel}", highlight=False)
     out.print("wrote " + ", ".join(summary["files"].values()), highlight=False)

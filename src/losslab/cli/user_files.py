@@ -110,12 +110,14 @@ def load_model_file(spec: str) -> torch.nn.Module:
 
 def _read_torch(option: str, path: Path) -> object:
     """``torch.load(path, weights_only=True, map_location="cpu")``, with its refusals as one line."""
+    allowed = ".pt (torch.save) or .safetensors" if option == "--weights" else ".pt (torch.save), .safetensors or .npz"
+    if path.suffix == ".npz":
+        raise LosslabError(f"expected {option} {path} as {allowed}, got a NumPy .npz; save the state dict with torch.save or safetensors")
     if not zipfile.is_zipfile(path):
         with path.open("rb") as f:
             head = f.read(2)
         if not head.startswith(b"\x80"):  # neither torch's zip format nor a legacy pickle
-            raise LosslabError(f"expected {option} {path} to be a file written by torch.save, got something else; "
-                               "use .pt (torch.save), .safetensors or .npz")
+            raise LosslabError(f"expected {option} {path} to be a file written by torch.save, got something else; use {allowed}")
     try:
         with warnings.catch_warnings():  # a legacy pickle's UserWarning: the refusal below says it in one line
             warnings.simplefilter("ignore")
@@ -123,7 +125,7 @@ def _read_torch(option: str, path: Path) -> object:
     except Exception as err:  # UnpicklingError for anything beyond tensors, dicts, lists and numbers
         text = str(err)
         found = re.search(r"GLOBAL (\S+)", text) or re.search(r"Unsupported global: (\S+)", text)
-        what = f" (it needs {found.group(1).rstrip(',.')})" if found else f" ({_short(err)[:160]})"
+        what = f" (it needs {found.group(1).rstrip(',.')})" if found else ""
         raise LosslabError(
             f"expected {option} {path} to load with torch.load(weights_only=True) (tensors, dicts, lists, numbers), "
             f"got a checkpoint that needs arbitrary unpickling{what}; save tensors only, e.g. torch.save(model.state_dict(), path), "

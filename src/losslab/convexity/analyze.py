@@ -170,6 +170,11 @@ def check_convexity(
         >>> check_convexity(prob, budget=600, train_steps=0).verdict
         'non-convex'
     """
+    if groups is not None and not isinstance(groups, (str, torch.Tensor)):
+        groups = list(groups)
+    if isinstance(groups, torch.Tensor) or (isinstance(groups, list) and any(not isinstance(g, str) for g in groups)):
+        raise LosslabError(f"expected groups as names among {list(problem.free)} (or None for all), got {type(groups).__name__}; "
+                           "pass the point as at=θ")
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
     seed = seed_int("seed", seed)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import LosslabError, choice, shape
+from .._checks import LosslabError, as_tensor, choice, shape
 from ..problem import Problem
 from . import fast
 
@@ -123,6 +123,21 @@ def combine(coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor | No
     return out
 
 
+def _checked(problem: Problem, coords: object, vectors: object, base: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """coords (K, m), vectors (m, p) and base (p,) or None, as finite tensors in the problem's dtype, or a LosslabError."""
+    vectors = as_tensor("vectors", vectors, dtype=problem.dtype)
+    shape("vectors", vectors, (None, problem.n_params))
+    if isinstance(coords, torch.Tensor) and coords.ndim == 2 and coords.shape[0] == 0:
+        coords = coords.to(problem.dtype)
+    else:
+        coords = as_tensor("coords", coords, dtype=problem.dtype)
+    shape("coords", coords, (None, vectors.shape[0]))
+    if base is not None:
+        base = as_tensor("base", base, dtype=problem.dtype)
+        shape("base", base, (problem.n_params,))
+    return coords, vectors, base
+
+
 def _points_per_chunk(problem: Problem) -> int:
     """How many points to materialise at once: the loss chunk, capped by the memory budget for Θ."""
     per_point = problem.n_params * torch.finfo(problem.dtype).bits // 8
@@ -141,15 +156,17 @@ def evaluate_combinations(
 
     Args:
         problem: the problem.
-        coords: (K, m) coefficients.
+        coords: (K, m) coefficients (K may be 0).
         vectors: (m, p) vectors, e.g. the two directions of a plane.
         base: (p,) offset (the centre of a plane), or None.
         implementation: how the points are evaluated (see :func:`evaluate_points`).
+
+    Raises:
+        LosslabError: arrays of the wrong shape, non-finite values, or an implementation the model
+            cannot take (:func:`backend`).
     """
     implementation = backend(problem, implementation)
-    coords = coords.to(problem.dtype)
-    vectors = vectors.to(problem.dtype)
-    base = None if base is None else base.to(problem.dtype)
+    coords, vectors, base = _checked(problem, coords, vectors, base)
     if implementation == "layers" and len(coords):  # the first layer's pre-activation shared by all points (fast.loss_combinations)
         base = torch.zeros(problem.n_params, dtype=problem.dtype, device=problem.device) if base is None else base
         return fast.loss_combinations(problem, coords.to(problem.device), vectors.to(problem.device), base.to(problem.device))

@@ -298,6 +298,10 @@ def plane(
         drawn = _gaussian(problem, torch.Generator().manual_seed(seed), 2)
     d1 = filter_normalized(problem, center, drawn[0]) if d1 is None else as_direction(problem, d1, "d1")
     d2 = filter_normalized(problem, center, drawn[1]) if d2 is None else as_direction(problem, d2, "d2")
+    cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))
+    if abs(cosine) > 1 - 1e-9:
+        raise LosslabError(f"expected two independent directions d1 and d2, got parallel ones (cosine {cosine:.12g}): the plane is a line; "
+                           "pass another d2, or use line()")
     reason = exact_quadratic_reason(problem)
     if method == "exact quadratic" and reason is not None:
         raise LosslabError(

@@ -12,6 +12,7 @@ import copy
 from collections.abc import Iterable
 
 import torch
+import torch.nn.utils.parametrize
 
 from .._checks import LosslabError, choice, float_dtype, positive_int, seed_int
 from .base import Model, Params
@@ -147,6 +148,7 @@ class Module(Model):
                     f"expected a module whose last operation is a sigmoid for link='sigmoid', got {type(nn_module).__name__} "
                     f"without one found{f' ({note})' if note else ''}; pass link=None or link='auto'"
                 )
+        self._aliases = _aliases(self._forward)
         proven: tuple[frozenset[str], ...] = ()
         hooked = _hooked(module)
         if hooked:
@@ -190,7 +192,9 @@ class Module(Model):
         if ref is None:
             raise LosslabError(f"expected params as a dict of floating tensors with groups {list(self.groups)}, got {list(params)}")
         args, kwargs = call_args(inputs)
-        out = torch.func.functional_call(self._forward, {**params, **self._held(ref.dtype, ref.device)}, args, kwargs)
+        full = {**params, **self._held(ref.dtype, ref.device)}
+        full |= {alias: full[name] for alias, name in self._aliases.items() if name in full}
+        out = torch.func.functional_call(self._forward, full, args, kwargs, tie_weights=False)
         z = select_output(out, None if self._stripped else self.output)
         return z[..., 0] if z.ndim == 2 and z.shape[-1] == 1 else z
 
@@ -199,9 +203,18 @@ class Module(Model):
 
         Given for a plain ``nn.Sequential`` of ``nn.Linear`` and activation modules (after a final
         sigmoid link is stripped) with no output selector; the names are the module's parameter names
-        (frozen ones are among the held constants, :meth:`held`).
+        (frozen ones are among the held constants, :meth:`held`). None when the module's forward is
+        not just its layers: forward hooks or pre-hooks (``spectral_norm`` is one), parametrizations,
+        an instance-level ``forward``, or a parameter shared between layers (tied weights).
         """
-        return sequential_layers(self._forward) if self.output is None and not self._stripped else None
+        if self.output is not None or self._stripped or _hooked(self._forward):
+            return None
+        if any(torch.nn.utils.parametrize.is_parametrized(m) for m in self._forward.modules()):
+            return None
+        spec = sequential_layers(self._forward)
+        names = set(self.shapes) | set(self.frozen) | {n for n, _ in self._forward.named_buffers()}
+        named = [g for layer in spec or () for g in (layer.weight, layer.bias) if g is not None]
+        return spec if spec is not None and set(named) <= names and len(set(named)) == len(named) else None
 
     def held(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
         """Buffers and frozen parameters, as the forward holds them for parameters of ``dtype`` on ``device``."""
@@ -358,6 +371,29 @@ def _declared(sets: object, shapes: dict[str, tuple[int, ...]], frozen: tuple[st
         if frozenset(names) not in out:
             out.append(frozenset(names))
     return tuple(out)
+
+
+def _aliases(module: torch.nn.Module) -> dict[str, str]:
+    """{name: first name} for tensors that another module holds too (tied weights), one entry per other holder.
+
+    ``functional_call`` is called with ``tie_weights=False`` and every holder's name (its own tying
+    leaves vmap's batched tensors in the module); a module reached under two names (the same layer used
+    twice) is one attribute and needs no alias.
+    """
+    first: dict[int, str] = {}
+    slots: set[tuple[int, str]] = set()
+    out = {}
+    for name, value in [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]:
+        owner, _, attr = name.rpartition(".")
+        slot = (id(module.get_submodule(owner)), attr)
+        if slot in slots:
+            continue  # the same module's attribute under another path
+        slots.add(slot)
+        if id(value) in first:
+            out[name] = first[id(value)]
+        else:
+            first[id(value)] = name
+    return out
 
 
 def _hooked(module: torch.nn.Module) -> str:
