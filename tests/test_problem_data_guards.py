@@ -213,3 +213,25 @@ def test_integer_labels_with_a_regression_loss_suggest_cross_entropy():
     net = nn.Linear(2, 3).double()
     with pytest.raises(LosslabError, match=r"got integer labels of shape \(12,\); for class labels use loss='cross_entropy'"):
         Problem(Module(net), X, torch.arange(12) % 3, loss="mse")
+
+
+class _Widening:
+    """Re-iterable; once ``wide`` is set, every batch has one more input column."""
+
+    wide = False
+
+    def __iter__(self):
+        Xs = torch.cat([X, X[:, :1]], 1) if self.wide else X
+        return iter([(Xs[:6], Y[:6]), (Xs[6:], Y[6:])])
+
+
+def test_a_streamed_source_whose_batches_change_shape_later_is_one_line_and_keeps_vmap():
+    source = _Widening()
+    problem = Problem(Module(_linear()), source, cache_bytes=0)
+    theta = problem.default_theta()
+    source.wide = True
+    with pytest.raises(LosslabError, match=r"got batch 0 with shapes and dtypes"):
+        problem.loss_batch(theta[None].repeat(2, 1))
+    with pytest.raises(LosslabError, match=r"got batch 0 with shapes and dtypes"):
+        problem.grad(theta)
+    assert problem._batched  # not switched to one point at a time by the refusal

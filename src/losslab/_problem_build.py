@@ -134,7 +134,7 @@ def validate(problem, data: Batches) -> None:
         largest = max(largest, raw.size)
         if prepared is not None:
             prepared.append(Batch(inputs, y, raw.size))
-    problem.data = Batches(prepared, data.source, data.n, data.count, data.origin, data.target_key)
+    problem.data = Batches(prepared, data.source, data.n, data.count, data.origin, data.target_key, data.signature)
     first = next(problem.batches())
     rows = min(2, first.size)  # two rows: BatchNorm in train mode cannot run on one
     example = map_tensors(first.inputs, lambda t: t[:rows])

@@ -150,7 +150,9 @@ class Batches:
     user's device, original dtypes); :meth:`on` casts and moves them.
     """
 
-    def __init__(self, cached: list[Batch] | None, source: Iterable | None, n: int, count: int, origin: str, target_key: str):
+    def __init__(self, cached: list[Batch] | None, source: Iterable | None, n: int, count: int, origin: str, target_key: str,
+                 signature: tuple | None = None):
+        self.signature = signature  # shapes and dtypes of every batch, from the first pass (a streamed source is checked on each)
         self.cached = cached
         self.source = source
         self.n = n
@@ -215,7 +217,7 @@ class Batches:
         if count == 0:
             raise LosslabError(f"expected data with at least one batch, got {type(data).__name__} that yields nothing")
         origin = f"{type(data).__name__} of {count} batch{'es' if count > 1 else ''}" + ("" if cached is not None else ", streamed")
-        return cls(cached, data, n, count, origin, target_key)
+        return cls(cached, data, n, count, origin, target_key, first)
 
     def __iter__(self) -> Iterator[Batch]:
         if self.cached is not None:
@@ -227,6 +229,9 @@ class Batches:
             rows, count = rows + batch.size, count + 1
             if rows > self.n or count > self.count:
                 raise self._changed(f"more than {self.count} batches / {self.n} rows")
+            sig = (signature(batch.inputs), tuple(batch.y.shape[1:]))
+            if self.signature is not None and sig != self.signature:
+                raise self._changed(f"batch {index} with shapes and dtypes {sig} instead of {self.signature}")
             yield batch
         if (rows, count) != (self.n, self.count):
             raise self._changed(f"{count} batches / {rows} rows")
@@ -256,4 +261,4 @@ class Batches:
     def transformed(self, fn) -> Batches:
         """A copy whose cached batches are ``fn(batch)`` (e.g. moved to a device); streamed ones are left to :meth:`on`."""
         cached = None if self.cached is None else [fn(b) for b in self.cached]
-        return Batches(cached, self.source, self.n, self.count, self.origin, self.target_key)
+        return Batches(cached, self.source, self.n, self.count, self.origin, self.target_key, self.signature)

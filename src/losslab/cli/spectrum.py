@@ -60,7 +60,7 @@ def spectrum(
         top = eigs(H, k=k, which="largest", seed=seed)
         bottom = eigs(H, k=k, which="smallest", seed=seed)
         status.update("trace (XTrace) and density (stochastic Lanczos quadrature)…")
-        trace = xtrace(H, samples=max(4, 3 * probes), seed=seed)
+        trace = xtrace(H, samples=max(16, 3 * probes), seed=seed)
         density = spectral_density(H, probes=probes, steps=min(40, problem.n_params), seed=seed)
         status.update("the nonlinearity term H − GGN…")
         D = nonlinearity_curvature(problem, theta)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import positive_int, seed_int
+from .._checks import LosslabError, positive_int, seed_int
 from .._threads import with_analysis_threads
 from .operator import CurvatureOperator, as_operator
 
@@ -143,22 +143,24 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
 
     and the estimate is (1/m) Σ t_i, unbiased like Hutch++ and with a smaller error at the same
     number of products. When ⌊s/2⌋ ≥ p the sketch spans everything and the result is exact (stderr
-    0). When AΩ is numerically rank-deficient (its singular values below m·ε of the largest, ε of
-    the operator's dtype: a low-rank A, whose range the sketch then holds), R⁻¹ is not usable and
+    0). When AΩ is numerically rank-deficient (a singular value below √ε of the largest, ε of the
+    operator's dtype: a low-rank A, or probes that miss part of its range), R⁻¹ is not usable and
     the estimate is Hutch++'s: tr(QᵀAQ) on the r-column basis plus Hutchinson with max(2, m − r)
     fresh probes on the deflated rest (≈ 0 for an exactly low-rank A, with its own stderr).
 
     Args:
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or a symmetric operator.
         theta: the point (p,) with a Problem.
-        samples: s ≥ 4, the budget of operator products; 2⌊s/2⌋ are used.
+        samples: s ≥ 16 (or ≥ 2p, exact), the budget of operator products; 2⌊s/2⌋ are used.
         seed: seeds Ω.
 
     Returns:
         A :class:`TraceEstimate` (``method="xtrace"``, ``probes`` = m) whose ``stderr`` is the
         standard deviation of the t_i over √m (the paper's error estimate). The t_i share one
-        sketch and are not independent, so it can understate the error: over 30 seeds on a digits
-        MLP's Hessian the errors were 1.2–1.5 of it (RMS of error/stderr); Hutch++'s was 1.06.
+        sketch and are not independent, so it understates the error: over 30 seeds on a digits
+        MLP's Hessian the errors were 1.2–1.8 of it (RMS of error/stderr; Hutch++'s 1.06), and
+        more with a sketch of nearly p columns on a flat spectrum. Below 8 probes it was useless
+        (4–28×), hence the minimum budget.
 
     Example:
         >>> from losslab.curvature import MatrixOperator
@@ -167,9 +169,14 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         1.0
     """
     op = as_operator(problem_or_operator, theta)
-    total = positive_int("samples", samples, minimum=4)
-    seed = seed_int("seed", seed)
+    total = positive_int("samples", samples)
     p = op.shape[0]
+    if total < min(16, 2 * p):
+        raise LosslabError(
+            f"expected samples >= 16 for XTrace (its error estimate needs 8 probes or more), got samples={total}; "
+            "use hutchpp or hutchinson for a smaller budget"
+        )
+    seed = seed_int("seed", seed)
     m = min(total // 2, p)
     gen = torch.Generator().manual_seed(seed)
     Omega = _rademacher(p, m, gen, op.device)
@@ -178,7 +185,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         Q, _ = torch.linalg.qr(Y)
         return TraceEstimate(float((Q * _mm(op, Q)).sum()), 0.0, 0, 2 * p, "xtrace", seed)
     U, sv, _ = torch.linalg.svd(Y, full_matrices=False)
-    rank = int((sv > sv[0] * m * torch.finfo(op.dtype).eps).sum()) if float(sv[0]) > 0 else 0
+    rank = int((sv > sv[0] * torch.finfo(op.dtype).eps ** 0.5).sum()) if float(sv[0]) > 0 else 0
     if rank < m:  # AΩ (numerically) rank-deficient: R⁻¹ is not usable; Hutch++ on the rank-r sketch, fresh probes for the rest
         Q = U[:, :rank]
         head = float((Q * _mm(op, Q)).sum()) if rank else 0.0

@@ -27,6 +27,7 @@ The evaluation path is an explicit ``implementation=`` (:data:`IMPLEMENTATIONS`)
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .._checks import LosslabError, as_tensor, choice, shape
@@ -95,10 +96,13 @@ def evaluate_points(problem: Problem, Theta: torch.Tensor, *, implementation: st
         >>> evaluate_points(prob, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)).tolist()
         [0.0, 0.425]
     """
-    Theta = torch.as_tensor(Theta)
+    if isinstance(Theta, torch.Tensor) and Theta.ndim == 2 and Theta.shape[0] == 0 and Theta.dtype.is_floating_point:
+        Theta = Theta.to(problem.dtype)
+    else:
+        Theta = as_tensor("Theta", Theta, dtype=problem.dtype)
     shape("Theta", Theta, (None, problem.n_params))
     how = backend(problem, implementation)
-    Theta = Theta.to(device=problem.device, dtype=problem.dtype)
+    Theta = Theta.to(device=problem.device)
     if not len(Theta):
         return Theta.new_zeros(0)
     if how.startswith("layers"):
@@ -127,8 +131,10 @@ def _checked(problem: Problem, coords: object, vectors: object, base: object) ->
     """coords (K, m), vectors (m, p) and base (p,) or None, as finite tensors in the problem's dtype, or a LosslabError."""
     vectors = as_tensor("vectors", vectors, dtype=problem.dtype)
     shape("vectors", vectors, (None, problem.n_params))
-    if isinstance(coords, torch.Tensor) and coords.ndim == 2 and coords.shape[0] == 0:
+    if isinstance(coords, torch.Tensor) and coords.ndim == 2 and coords.shape[0] == 0 and coords.dtype.is_floating_point:
         coords = coords.to(problem.dtype)
+    elif not isinstance(coords, torch.Tensor) and np.ndim(coords) == 2 and np.shape(coords)[0] == 0:
+        coords = torch.zeros(np.shape(coords), dtype=problem.dtype)
     else:
         coords = as_tensor("coords", coords, dtype=problem.dtype)
     shape("coords", coords, (None, vectors.shape[0]))
