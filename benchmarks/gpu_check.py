@@ -116,18 +116,25 @@ class TokenNet(torch.nn.Module):
         return self.head(torch.relu(self.norm(self.lin(self.embed(ids).mean(1)))))
 
 
+def problem_cache(net: torch.nn.Module, loader: DataLoader, default: torch.dtype):
+    """problem(device, dtype=default): one cross-entropy Problem of ``net`` over ``loader`` per (device, dtype), built once."""
+    problems = {}
+
+    def problem(device: torch.device, dtype: torch.dtype = default) -> Problem:
+        key = (device.type, dtype)
+        if key not in problems:
+            problems[key] = Problem(Module(net), loader, loss="cross_entropy", device=device).to(dtype)
+        return problems[key]
+
+    return problem
+
+
 def check_mlp(dev: torch.device, *, n: int, hidden: tuple[int, ...], batches: int, steps: int, budget: int) -> None:
     d, classes = 64, 10
     X, y = digits_like(n, d, classes)
     net = mlp(d, hidden, classes)
     loader = DataLoader(TensorDataset(X, y), batch_size=math.ceil(n / batches))
-    problems = {}
-
-    def problem(device: torch.device, dtype=torch.float64) -> Problem:
-        key = (device.type, dtype)
-        if key not in problems:
-            problems[key] = Problem(Module(net), loader, loss="cross_entropy", device=device).to(dtype)
-        return problems[key]
+    problem = problem_cache(net, loader, torch.float64)
 
     cpu = problem(torch.device("cpu"))
     print(f"MLP: {cpu.describe()}")
@@ -254,13 +261,7 @@ def check_large(dev: torch.device, *, n: int = 8192, batches: int = 8) -> None:
     loader = DataLoader(TensorDataset(X, y), batch_size=n // batches)
     net = cnn()
     cpu = torch.device("cpu")
-    problems = {}
-
-    def problem(device: torch.device, dtype=torch.float32) -> Problem:
-        key = (device.type, dtype)
-        if key not in problems:
-            problems[key] = Problem(Module(net), loader, loss="cross_entropy", device=device).to(dtype)
-        return problems[key]
+    problem = problem_cache(net, loader, torch.float32)
 
     built, t_dev = timed(lambda: problem(dev), dev)
     print(f"CNN: {built.describe()}")

@@ -55,6 +55,14 @@ def nonnegative_float(name: str, value: object) -> float:
     return finite_float(name, value, nonnegative=True)
 
 
+def dense(name: str, value: torch.Tensor) -> torch.Tensor:
+    """``value`` detached, or a LosslabError for a tensor without ordinary data (meta, sparse)."""
+    if value.is_meta or value.layout != torch.strided:
+        kind = "a meta tensor (no data)" if value.is_meta else f"a {str(value.layout).removeprefix('torch.')} tensor"
+        raise LosslabError(f"expected {name} as a dense tensor with data, got {kind}; pass real data (sparse: .to_dense())")
+    return value.detach()
+
+
 def as_tensor(name: str, value: object, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Convert a tensor, NumPy array or nested list to a tensor; reject NaN/inf and empty data.
 
@@ -62,10 +70,7 @@ def as_tensor(name: str, value: object, *, dtype: torch.dtype | None = None) -> 
     given; integer inputs stay integer unless ``dtype`` is given.
     """
     if isinstance(value, torch.Tensor):
-        if value.is_meta or value.layout != torch.strided:
-            kind = "a meta tensor (no data)" if value.is_meta else f"a {str(value.layout).removeprefix('torch.')} tensor"
-            raise LosslabError(f"expected {name} as a dense tensor with data, got {kind}; pass real data (sparse: .to_dense())")
-        out = value.detach()
+        out = dense(name, value)
     else:
         try:
             out = torch.as_tensor(np.asarray(value))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import LosslabError, as_tensor
+from ._checks import LosslabError, as_tensor, dense
 from .models.module_io import map_tensors
 from .models.module_io import tensors_of as tensors
 
@@ -66,22 +66,14 @@ def signature(inputs: Inputs) -> object:
 
 def _as_inputs(value: object, where: str) -> Inputs:
     if isinstance(value, torch.Tensor):
-        return _dense(value, f"the inputs of {where}")
+        return dense(f"the inputs of {where}", value)
     if isinstance(value, (tuple, list)) and value and all(isinstance(t, torch.Tensor) for t in value):
-        return tuple(_dense(t, f"the inputs of {where}") for t in value)
+        return tuple(dense(f"the inputs of {where}", t) for t in value)
     if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in value.items()):
-        return {k: _dense(t, f"input {k!r} of {where}") for k, t in value.items()}
+        return {k: dense(f"input {k!r} of {where}", t) for k, t in value.items()}
     raise LosslabError(
         f"expected the inputs of {where} to be a tensor, a tuple of tensors or a dict of tensors, got {_kind(value)}"
     )
-
-
-def _dense(t: torch.Tensor, what: str) -> torch.Tensor:
-    """``t`` detached, or a LosslabError for a tensor without ordinary data (meta, sparse)."""
-    if t.is_meta or t.layout != torch.strided:
-        kind = "a meta tensor (no data)" if t.is_meta else f"a {str(t.layout).removeprefix('torch.')} tensor"
-        raise LosslabError(f"expected {what} as dense tensors with data, got {kind}; pass real data (sparse: .to_dense())")
-    return t.detach()
 
 
 def _kind(value: object) -> str:
@@ -114,7 +106,7 @@ def parse_batch(raw: object, index: int, target_key: str) -> Batch:
         )
     if not isinstance(y, torch.Tensor):
         raise LosslabError(f"expected the targets of {where} to be a tensor, got {_kind(y)}")
-    y = _dense(y, f"the targets of {where}")
+    y = dense(f"the targets of {where}", y)
     if y.ndim == 0 or y.shape[0] == 0:
         raise LosslabError(f"expected the targets of {where} to have a leading batch dimension ≥ 1, got shape {tuple(y.shape)}")
     size = y.shape[0]

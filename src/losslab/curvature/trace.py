@@ -63,6 +63,13 @@ def _mm(op: CurvatureOperator, V: torch.Tensor) -> torch.Tensor:
     return op.matmat(V.to(op.dtype)).to(F64)
 
 
+def _deflated_hutchinson(op: CurvatureOperator, Q: torch.Tensor, g: int, gen: torch.Generator) -> tuple[float, float]:
+    """Hutchinson on (I − QQᵀ)A(I − QQᵀ) with g fresh Rademacher probes: (mean, stderr). Hutch++'s second part."""
+    G = _rademacher(op.shape[0], g, gen, op.device)
+    G = G - Q @ (Q.T @ G)
+    return _mean_stderr((G * _mm(op, G)).sum(0))
+
+
 def _mean_stderr(x: torch.Tensor) -> tuple[float, float]:
     mean = float(x.mean())
     return mean, float(x.std(correction=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
@@ -124,9 +131,7 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
         return TraceEstimate(head, 0.0, 0, 2 * m, "hutch++", seed)
     g = total - 2 * m
-    G = _rademacher(p, g, gen, op.device)
-    G = G - Q @ (Q.T @ G)
-    tail, se = _mean_stderr((G * _mm(op, G)).sum(0))
+    tail, se = _deflated_hutchinson(op, Q, g, gen)
     return TraceEstimate(head + tail, se, g, 2 * m + g, "hutch++", seed)
 
 
@@ -189,10 +194,9 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
     if rank < m:  # AΩ (numerically) rank-deficient: R⁻¹ is not usable; Hutch++ on the rank-r sketch, fresh probes for the rest
         Q = U[:, :rank]
         head = float((Q * _mm(op, Q)).sum()) if rank else 0.0
-        G = _rademacher(p, max(2, m - rank), gen, op.device)
-        G = G - Q @ (Q.T @ G)
-        tail, se = _mean_stderr((G * _mm(op, G)).sum(0))
-        return TraceEstimate(head + tail, se, G.shape[1], m + rank + G.shape[1], "xtrace", seed)
+        g = max(2, m - rank)
+        tail, se = _deflated_hutchinson(op, Q, g, gen)
+        return TraceEstimate(head + tail, se, g, m + rank + g, "xtrace", seed)
     Q, R = torch.linalg.qr(Y)
     Z = _mm(op, Q)
     T = Q.T @ Z  # QᵀAQ (m, m)

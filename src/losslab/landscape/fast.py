@@ -33,7 +33,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..models.layers import IN_PLACE, Layer, forward
+from ..models.layers import IN_PLACE, Layer, _affine, forward
 from ..problem import Problem
 
 __all__ = [
@@ -165,8 +165,7 @@ def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: str) -> to
             part = part if weight is None else part * weight
             total = part if total is None else total + part
         if problem.l2:
-            fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in problem.fixed.values())
-            total = total + problem.l2 * (Theta.square().sum(dim=1) + fixed)
+            total = total + _penalty(problem, Theta.square().sum(dim=1))
     return total
 
 
@@ -222,23 +221,25 @@ def loss_combinations(problem: Problem, coords: torch.Tensor, vectors: torch.Ten
                 params = {g: v.expand(K, *v.shape) for g, v in consts.items() if g not in first_groups}
                 params |= {g: piece[start : start + K] for g, piece in later.items()}
                 start += K
-                outs.append(forward(rest, params, h, points=True, inplace=True) if rest else _points_output(h).clone())
+                z = forward(rest, params, h, points=True, inplace=True)  # no layers left: a view of the buffer, copied
+                outs.append(z if rest else z.clone())
             part = _data_loss(problem, torch.cat(outs), y, True)
             part = part if weight is None else part * weight
             total = part if total is None else total + part
         if problem.l2:
-            fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in problem.fixed.values())
-            sq = torch.cat([(base + c @ vectors).square().sum(dim=1) for c in coords.split(size)])
-            total = total + problem.l2 * (sq + fixed)
+            total = total + _penalty(problem, torch.cat([(base + c @ vectors).square().sum(dim=1) for c in coords.split(size)]))
     return total
 
 
+def _penalty(problem: Problem, squares: torch.Tensor) -> torch.Tensor:
+    """l2·(‖θ_k‖² + ‖fixed groups‖²) for each point, given ‖θ_k‖² (K,): the L2 term of :meth:`Problem.loss`."""
+    fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in problem.fixed.values())
+    return problem.l2 * (squares + fixed)
+
+
 def _first_preactivation(x: torch.Tensor, params: dict[str, torch.Tensor], layer: Layer) -> torch.Tensor:
-    """x Wᵀ + b of the first layer at one generator, features first: (h_1, n)."""
-    W = params[layer.weight]
-    b = params[layer.bias] if layer.bias is not None else None
-    z = x @ (W if W.ndim == 1 else W.T)
-    z = z if b is None else z + b
+    """x Wᵀ + b of the first layer at one generator (the one-point map of the layers module), features first: (h_1, n)."""
+    z = _affine(x, params[layer.weight], params[layer.bias] if layer.bias is not None else None, inplace=False)
     return z.unsqueeze(0) if z.ndim == 1 else z.T
 
 
@@ -252,8 +253,3 @@ def _combined(coords: torch.Tensor, Z: torch.Tensor, out: torch.Tensor) -> torch
     for j in range(1, coords.shape[1]):
         out.addcmul_(coords[:, j : j + 1], Z[1 + j])
     return out
-
-
-def _points_output(h: torch.Tensor) -> torch.Tensor:
-    """(K, out, n) → (K, n) or (K, n, out), as :func:`forward` with ``points`` returns."""
-    return h[:, 0] if h.shape[1] == 1 else h.transpose(1, 2)
