@@ -96,10 +96,7 @@ def evaluate_points(problem: Problem, Theta: torch.Tensor, *, implementation: st
         >>> evaluate_points(prob, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)).tolist()
         [0.0, 0.425]
     """
-    if isinstance(Theta, torch.Tensor) and Theta.ndim == 2 and Theta.shape[0] == 0 and Theta.dtype.is_floating_point:
-        Theta = Theta.to(problem.dtype)
-    else:
-        Theta = as_tensor("Theta", Theta, dtype=problem.dtype)
+    Theta = _points("Theta", Theta, problem.dtype)
     shape("Theta", Theta, (None, problem.n_params))
     how = backend(problem, implementation)
     Theta = Theta.to(device=problem.device)
@@ -127,16 +124,19 @@ def combine(coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor | No
     return out
 
 
+def _points(name: str, value: object, dtype: torch.dtype) -> torch.Tensor:
+    """Rows of points as a finite real tensor in ``dtype`` (:func:`~losslab._checks.as_tensor`); a 2-D array with no rows is allowed."""
+    empty = np.ndim(value) == 2 and np.shape(value)[0] == 0
+    if empty and (not isinstance(value, torch.Tensor) or (value.is_floating_point() and not value.is_meta)):
+        return torch.zeros(tuple(np.shape(value)), dtype=dtype)
+    return as_tensor(name, value, dtype=dtype)
+
+
 def _checked(problem: Problem, coords: object, vectors: object, base: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """coords (K, m), vectors (m, p) and base (p,) or None, as finite tensors in the problem's dtype, or a LosslabError."""
     vectors = as_tensor("vectors", vectors, dtype=problem.dtype)
     shape("vectors", vectors, (None, problem.n_params))
-    if isinstance(coords, torch.Tensor) and coords.ndim == 2 and coords.shape[0] == 0 and coords.dtype.is_floating_point:
-        coords = coords.to(problem.dtype)
-    elif not isinstance(coords, torch.Tensor) and np.ndim(coords) == 2 and np.shape(coords)[0] == 0:
-        coords = torch.zeros(np.shape(coords), dtype=problem.dtype)
-    else:
-        coords = as_tensor("coords", coords, dtype=problem.dtype)
+    coords = _points("coords", coords, problem.dtype)
     shape("coords", coords, (None, vectors.shape[0]))
     if base is not None:
         base = as_tensor("base", base, dtype=problem.dtype)
