@@ -26,3 +26,10 @@ def relclose(a, b, rtol: float) -> bool:
     """|a − b| ≤ rtol·(1e-3 + |b|) elementwise, in float64."""
     a, b = torch.as_tensor(a, dtype=DT), torch.as_tensor(b, dtype=DT)
     return bool(((a - b).abs() <= rtol * (1e-3 + b.abs())).all())
+
+
+def rounding_bound(A: torch.Tensor) -> float:
+    """c·ε·‖A‖₂·p: the largest rounding floor a trace estimate of the dense symmetric A may report (losslab.tolerances)."""
+    from losslab.tolerances import ROUNDING_C
+
+    return ROUNDING_C * torch.finfo(A.dtype).eps * float(torch.linalg.matrix_norm(A, 2)) * A.shape[0]

@@ -12,7 +12,7 @@ from losslab.curvature import HessianOperator, MatrixOperator, hutchpp, xtrace
 from losslab.curvature.trace import _rademacher
 from losslab.models import TwoLayer
 
-from _helpers import gen
+from _helpers import gen, rounding_bound
 
 
 def _decaying(p: int, seed: int = 0, rate: float = 0.85) -> torch.Tensor:
@@ -66,7 +66,7 @@ def test_xtrace_stderr_tracks_its_error():
 def test_xtrace_is_exact_with_a_full_sketch():
     A = _decaying(12)
     full = xtrace(MatrixOperator(A), samples=30, seed=0)  # ⌊30/2⌋ ≥ p
-    assert math.isclose(full.estimate, float(torch.trace(A)), rel_tol=1e-12) and full.stderr == 0.0
+    assert math.isclose(full.estimate, float(torch.trace(A)), rel_tol=1e-12) and 0 < full.stderr <= rounding_bound(A)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -127,5 +127,6 @@ def test_probes_that_miss_part_of_a_coordinate_aligned_range_never_give_a_confid
 def test_a_budget_below_eight_probes_is_refused_unless_it_covers_the_operator():
     with pytest.raises(LosslabError, match="expected samples >= 16 for XTrace"):
         xtrace(MatrixOperator(torch.eye(100, dtype=torch.float64)), samples=8)
-    small = xtrace(MatrixOperator(torch.diag(torch.arange(1.0, 4.0, dtype=torch.float64))), samples=6)
-    assert small.estimate == pytest.approx(6.0, rel=1e-12) and small.stderr == 0.0
+    D = torch.diag(torch.arange(1.0, 4.0, dtype=torch.float64))
+    small = xtrace(MatrixOperator(D), samples=6)
+    assert small.estimate == pytest.approx(6.0, rel=1e-12) and 0 < small.stderr <= rounding_bound(D)

@@ -107,3 +107,15 @@ def float_dtype(value: object) -> torch.dtype:
     if not isinstance(value, (str, torch.dtype)) or value not in table:
         raise LosslabError(f"expected dtype float32 or float64, got {value!r}")
     return table[value]  # type: ignore[index]
+
+
+def finite_result(what: str, theta: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value``, or a LosslabError saying ``what`` went NaN/inf at θ and θ's scale (an analysis never returns NaN)."""
+    if not bool(torch.isfinite(value).all()):
+        t = theta.detach().to(torch.float64)
+        raise LosslabError(
+            f"expected a finite {what}, got {int((~torch.isfinite(value)).sum())} NaN/inf entries at θ with "
+            f"‖θ‖ = {float(t.norm()):.3g}, max |θ_i| = {float(t.abs().max()):.3g}: the model or loss overflows there "
+            "(e.g. exp of a large logit); evaluate at a smaller θ, or use float64 (problem.to(torch.float64))"
+        )
+    return value

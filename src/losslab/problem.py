@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from ._checks import LosslabError, as_tensor, float_dtype, nonnegative_float, positive_int, shape
+from ._checks import LosslabError, as_tensor, finite_result, float_dtype, nonnegative_float, positive_int, shape
 from ._problem_build import check_device, validate
 from .batches import DEFAULT_CACHE_BYTES, Batch, Batches, map_tensors, tensors
 from .losses import Loss, get_loss
@@ -421,7 +421,8 @@ class Problem:
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
         """∇L(θ), shape (p,), accumulated batch by batch."""
         theta = self._point(theta, "theta")
-        return self._accumulate(lambda b, w, first: torch.func.grad(lambda t: self._point_term(t, b, w, first))(theta))
+        grad = self._accumulate(lambda b, w, first: torch.func.grad(lambda t: self._point_term(t, b, w, first))(theta))
+        return finite_result("gradient", theta, grad)
 
     def hvp(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """∇²L(θ)·v, shape (p,): forward-over-reverse, ``jvp(grad(L), θ, v)``, batch by batch."""
@@ -431,7 +432,7 @@ class Problem:
         def part(b, w, first):
             return torch.func.jvp(torch.func.grad(lambda t: self._point_term(t, b, w, first)), (theta,), (v,))[1]
 
-        return self._accumulate(part)
+        return finite_result("Hessian-vector product", theta, self._accumulate(part))
 
     def describe(self) -> str:
         """One line: model, loss, data, device, parameters analysed, how points are batched."""

@@ -111,6 +111,8 @@ def landscape(
         "discrete_convexity": {
             "second_differences_checked": convexity.checked,
             "negative_beyond_rounding": convexity.violations,
+            "nonfinite_points": convexity.nonfinite,
+            "clean": convexity.clean,
             "most_negative": convexity.most_negative,
             "at": list(convexity.most_negative_at) if convexity.most_negative_at else None,
             "confirmed_in_float64": convexity.confirmed_in_float64,
@@ -128,4 +130,6 @@ def landscape(
     count = dc["negative_beyond_rounding"]
     verdict = "none" if count == 0 else f"{count} (most negative {dc['most_negative']:.3g})"
     out.print(f"negative second differences beyond rounding: {verdict} of {dc['second_differences_checked']}", highlight=False)
+    if dc["nonfinite_points"]:
+        out.print(f"[red]{dc['nonfinite_points']} points have a non-finite loss (overflow): the slice is not clean[/red]")
     out.print("wrote " + ", ".join(files.values()), highlight=False)

@@ -53,10 +53,12 @@ class SearchLog:
     hvps: int
     best_relative_gap: float
     best_where: str
+    nonfinite_chords: int = 0
 
     def to_dict(self) -> dict:
         return {
             "chords": self.chords,
+            "nonfinite_chords": self.nonfinite_chords,
             "by_strategy": dict(self.by_strategy),
             "centers": list(self.centers),
             "scales": list(self.scales),
@@ -104,10 +106,14 @@ class ConvexityReport:
                 f"(rounding bound {w.bound:.2g}); witness.verify(problem) re-checks it in float64."
             )
         s = self.search
+        overflow = (
+            f" {s.nonfinite_chords} of the chords had a non-finite loss (the model or loss overflows there) and say nothing."
+            if s.nonfinite_chords else ""
+        )
         return (
             f"no violation found in {where}: {s.chords} chords ({', '.join(f'{k}: {v}' for k, v in s.by_strategy.items())}) "
             f"around {len(s.centers)} points at scales {min(s.scales):g}–{max(s.scales):g}; the largest relative gap seen was "
-            f"{s.best_relative_gap:.2g}. This is not a proof of convexity."
+            f"{s.best_relative_gap:.2g}.{overflow} This is not a proof of convexity."
         )
 
     def to_dict(self) -> dict:
@@ -156,6 +162,15 @@ def check_convexity(
             the speed, not the evidence: on the digits MLP of issue #9 the report is identical with
             1 and 2 threads (a thread count can change the last bits of a large parallel sum, and so
             which chord is found first; every witness is still certified in float64).
+
+    Tolerances (all relative, :mod:`losslab.tolerances`): a chord is re-checked in float64 when its
+    gap exceeds ``chord_screen`` (1e-10 float64, 64·ε float32) of the losses it is the difference
+    of; it certifies when the float64 gap exceeds the witness bound, relative to those losses and to
+    the float32/float64 discrepancy measured at its three points (:mod:`losslab.convexity.witness`);
+    search radii are max(‖θ‖, 1) times 1e-4 … 1 (the one absolute number: the unit of θ, so a θ much
+    smaller than 1 is searched at radii larger than itself). So the verdict does not change when
+    the loss is rescaled.
+    Chords with a non-finite loss are counted (``search.nonfinite_chords``) and never evidence.
 
     Returns:
         A :class:`ConvexityReport`; ``report.verdict`` is ``"convex"`` only with ``report.proof``,
@@ -234,7 +249,7 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
         scales = tuple(s for s in SCALES if s in scales_used)
         return SearchLog(
             search.tried, dict(search.by_strategy), tuple(visited), scales, LAMBDAS,
-            tuple(curvature), hvps, search.best_relative_gap, search.best_source,
+            tuple(curvature), hvps, search.best_relative_gap, search.best_source, search.nonfinite,
         )
 
     def visit(name: str) -> None:

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import torch
 
 from ..problem import Problem
+from ..tolerances import tolerances
 from .witness import ChordWitness, chord_gap
 
 __all__ = ["LAMBDAS", "SCALES", "ChordSearch", "random_pairs", "symmetric_pairs"]
 
 SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 LAMBDAS = (0.25, 0.5, 0.75)
-SCREEN = 1e-10  # relative gap above which a chord is re-checked in float64 (raised to 64 ulps in float32)
 
 
 def _radius(center: torch.Tensor) -> float:
@@ -70,6 +70,7 @@ class ChordSearch:
     by_strategy: Counter = field(default_factory=Counter)
     best_relative_gap: float = float("-inf")
     best_source: str = ""
+    nonfinite: int = 0  # chords with a NaN/inf loss at an end or the midpoint: not evidence either way
 
     @property
     def remaining(self) -> int:
@@ -90,13 +91,14 @@ class ChordSearch:
         gap = lm - lam[:, None] * la - (1 - lam)[:, None] * lb
         scale = lm.abs() + lam[:, None] * la.abs() + (1 - lam)[:, None] * lb.abs()
         rel = torch.nan_to_num(gap / scale.clamp_min(torch.finfo(A.dtype).tiny), nan=float("-inf"), posinf=float("-inf"))
+        self.nonfinite += int((~(torch.isfinite(lm) & torch.isfinite(la) & torch.isfinite(lb))).sum())
         self.tried += keep * len(lams)
         self.by_strategy[strategy] += keep * len(lams)
         best = float(rel.max())
         if best > self.best_relative_gap:
             self.best_relative_gap, self.best_source = best, f"{strategy} {where}"
         flat = rel.reshape(-1)
-        screen = max(SCREEN, 64 * torch.finfo(A.dtype).eps)
+        screen = tolerances(A.dtype).chord_screen  # re-check in float64 above this relative gap
         for idx in flat.argsort(descending=True)[:4].tolist():
             if flat[idx] <= screen:
                 break

@@ -27,13 +27,14 @@ __all__ = ["smallest_eigenpair"]
 
 
 def smallest_eigenpair(
-    problem: Problem, theta: torch.Tensor, *, seed: int = 0, tol: float = 1e-8, max_products: int | None = None
+    problem: Problem, theta: torch.Tensor, *, seed: int = 0, tol: float | None = None, max_products: int | None = None
 ) -> tuple[float, torch.Tensor, int]:
     """(λ_min, unit eigenvector (p,) in float64 on θ's device, number of HVPs) of ∇²L(θ).
 
     HVPs (:class:`~losslab.curvature.HessianOperator`: double backward through one cached graph)
     run in ``problem.dtype``; the Lanczos vectors are float64. Stops when the Ritz pair's residual
-    ‖Hy − λy‖ ≤ ``tol``·‖H‖ (``criterion="residual"``: some eigenvalue lies within it), or after
+    ‖Hy − λy‖ ≤ ``tol``·‖H‖ (``criterion="residual"``: some eigenvalue lies within it; default
+    :data:`~losslab.tolerances.TOLERANCES`' ``eig_residual`` of the problem's dtype), or after
     ``max_products`` HVPs (default ``eigs``'s) with the best pair so far. For p ≤ 30 the matrix
     is assembled from p HVPs and diagonalised densely. NaN if the products are not finite.
     """

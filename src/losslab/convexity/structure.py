@@ -24,6 +24,7 @@ import torch
 
 from .._checks import LosslabError
 from ..problem import Problem
+from ..tolerances import AFFINE_DEFECT
 
 __all__ = ["Proof", "prove_convex"]
 
@@ -113,14 +114,14 @@ def prove_convex(problem: Problem) -> Proof | None:
         statement += f"; the penalty {problem.l2:g}·‖θ‖² is convex and sums of convex functions are convex"
     check = affine_defect(problem)
     declared = [d for d in getattr(model, "declared_affine_sets", ()) if frozenset(groups) <= d]
-    if declared and not check <= 1e-9 and not any(frozenset(groups) <= s for s in getattr(model, "proven_affine_sets", ())):
+    if declared and not check <= AFFINE_DEFECT and not any(frozenset(groups) <= s for s in getattr(model, "proven_affine_sets", ())):
         raise LosslabError(
             f"expected the declared affine_sets to hold, got the output nonlinear in {names} (relative defect {check:.3g} on "
             f"the data); remove {sorted(declared[0])} from Module(..., affine_sets=...): the output is not affine in it"
         )
-    if not check <= 1e-9 and hasattr(model, "proven_affine_sets"):
+    if not check <= AFFINE_DEFECT and hasattr(model, "proven_affine_sets"):
         return None  # the traced graph missed something (a custom autograd op, a hook): no proof, the search decides
-    if not check <= 1e-9:  # also refuses NaN
+    if not check <= AFFINE_DEFECT:  # also refuses NaN
         raise RuntimeError(
             f"{model.describe()} declares its logit affine in {names}, but it is not (relative defect {check:.3g} "
             "on the data): the model's affine_sets declaration is wrong — please report this bug"

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 import torch
 
 from ..problem import Problem
+from ..tolerances import WITNESS_FLOOR
 
 __all__ = ["ChordWitness", "Verification", "chord_gap"]
 
 SAFETY = 1000.0
-RELATIVE_FLOOR = 1e-12
+RELATIVE_FLOOR = WITNESS_FLOOR
 ABSOLUTE_FLOOR = 2.0**-960
 
 

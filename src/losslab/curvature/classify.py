@@ -16,7 +16,12 @@ The evidence here is ‖∇L(θ)‖ and the two extreme Hessian eigenvalues from
   Lanczos from a random start finds with probability 1 in exact arithmetic but cannot prove;
 * δ, the curvature indistinguishable from zero, is ``eig_tol`` times the Hessian's norm.
 
-Kinds: ``"not a critical point"`` (‖∇L‖ > grad_tol), ``"saddle"``, ``"minimum"``,
+Critical means: in every group G, ‖∇_G L‖ ≤ grad_tol · s_G, with s_G the gradient's
+Cauchy–Schwarz scale ‖J_G‖_F·‖∂L/∂f‖ (:mod:`losslab.curvature.criticality`). Both tolerances are
+relative, so the kind does not change when y, the loss or the parameters are rescaled; their
+defaults and floors are the dtype's row of :data:`losslab.tolerances.TOLERANCES`.
+
+Kinds: ``"not a critical point"`` (some ρ_G > grad_tol), ``"saddle"``, ``"minimum"``,
 ``"maximum"`` (strict), ``"degenerate"`` (semidefinite with zero curvature within δ: the
 second-order test cannot decide), ``"inconclusive"`` (bounds straddle ±δ, or Lanczos did not
 converge) — never more confident than the evidence.
@@ -31,6 +36,8 @@ import torch
 from .._checks import LosslabError, finite_float
 from .._threads import with_analysis_threads
 from ..problem import Problem
+from ..tolerances import smallest_usable, tolerances
+from .criticality import gradient_ratios, worst_ratio
 from .eigs import EigenResult, eigs
 from .operator import HessianOperator
 
@@ -46,11 +53,13 @@ class CriticalPointResult:
     Attributes:
         kind: one of :data:`KINDS`.
         reason: one sentence with the numbers behind ``kind``.
-        grad_norm: ‖∇L(θ)‖₂.
-        grad_tol: the gradient norm below which θ counts as critical.
+        grad_norm: ‖∇L(θ)‖₂ (in the loss's units per parameter unit; for information).
+        grad_tol: the relative tolerance: θ is critical when every ρ_G ≤ grad_tol.
+        grad_ratio: max over groups of ρ_G = ‖∇_G L‖ / s_G (dimensionless, between 0 and about 1).
         min_eig, min_bound: the smallest Ritz value and its residual bound.
         max_eig, max_bound: the largest Ritz value and its residual bound.
         zero_tol: δ, curvature within ±δ is treated as zero (``eig_tol`` × max |eigenvalue|).
+        grad_group: the group attaining ``grad_ratio``.
         converged: whether Lanczos met its tolerance for both extreme pairs.
         eigen: the :class:`~losslab.curvature.EigenResult` (vectors: directions of extreme curvature).
     """
@@ -66,6 +75,8 @@ class CriticalPointResult:
     zero_tol: float
     converged: bool
     eigen: EigenResult
+    grad_ratio: float = 0.0
+    grad_group: str = ""
 
 
 def _decide(lo: float, blo: float, hi: float, bhi: float, delta: float, converged: bool) -> tuple[str, str]:
@@ -105,9 +116,11 @@ def classify(
     Args:
         problem: a :class:`~losslab.Problem` (restricted, to classify in some groups only).
         theta: the point, shape (p,) (or a params dict).
-        grad_tol: θ is critical when ‖∇L(θ)‖₂ ≤ grad_tol; default 1e-6 in float64, 1e-3 in float32.
+        grad_tol: relative: θ is critical when ‖∇_G L‖ ≤ grad_tol · s_G in every group G (module
+            docstring); default 1e-6 in float64, 1e-3 in float32.
         eig_tol: relative zero band: |curvature| ≤ eig_tol · max(|λ_min|, |λ_max|) counts as
-            zero; default 1e-6 in float64, 1e-3 in float32.
+            zero; default 1e-6 in float64, 1e-3 in float32; at least the rounding floor c·ε
+            (3.6e-15 float64, 1.9e-6 float32).
         tol, max_iter, seed: passed to :func:`~losslab.curvature.eigs` (which="both", k=2,
             ``criterion="residual"``: every sign decision uses the rigorous residual bounds, so
             they are driven below tol·‖H‖ rather than only the estimated gap bounds).
@@ -126,10 +139,18 @@ def classify(
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
     theta = problem.as_theta(theta)
-    single = problem.dtype == torch.float32
-    grad_tol = (1e-3 if single else 1e-6) if grad_tol is None else finite_float("grad_tol", grad_tol, nonnegative=True)
-    eig_tol = (1e-3 if single else 1e-6) if eig_tol is None else finite_float("eig_tol", eig_tol, nonnegative=True)
-    grad_norm = float(torch.linalg.vector_norm(problem.grad(theta).detach().to(torch.float64)))
+    table = tolerances(problem.dtype)
+    grad_tol = table.grad if grad_tol is None else finite_float("grad_tol", grad_tol, nonnegative=True)
+    eig_tol = table.zero_curvature if eig_tol is None else finite_float("eig_tol", eig_tol, nonnegative=True)
+    if eig_tol < table.rounding:
+        raise LosslabError(
+            f"expected eig_tol >= {smallest_usable(table.rounding):.2g} (the rounding floor of {problem.dtype} products relative "
+            f"to ‖H‖₂), got eig_tol={eig_tol:g}: curvature that small cannot be told from zero; "
+            f"pass eig_tol >= {smallest_usable(table.rounding):.2g}"
+        )
+    grad = problem.grad(theta).detach()
+    grad_norm = float(torch.linalg.vector_norm(grad.to(torch.float64)))
+    ratio, group = worst_ratio(gradient_ratios(problem, theta, grad, torch.Generator().manual_seed(seed)))
     p = problem.n_params
     # criterion="residual": the signs are decided on the rigorous residual bounds, so make those small
     res = eigs(HessianOperator(problem, theta), k=min(2, p), which="both", tol=tol, criterion="residual", max_iter=max_iter, seed=seed)
@@ -137,9 +158,10 @@ def classify(
     blo, bhi = float(res.bounds[0]), float(res.bounds[-1])
     delta = eig_tol * max(abs(lo), abs(hi))
     converged = res.all_converged
-    if grad_norm > grad_tol:
-        kind, reason = "not a critical point", f"‖∇L‖ = {grad_norm:.3g} > grad_tol = {grad_tol:.3g}"
+    if not ratio <= grad_tol:
+        kind = "not a critical point"
+        reason = f"‖∇_{group} L‖ is {ratio:.3g} of its scale (> grad_tol = {grad_tol:.3g}; ‖∇L‖ = {grad_norm:.3g})"
     else:
         kind, reason = _decide(lo, blo, hi, bhi, delta, converged)
-        reason = f"‖∇L‖ = {grad_norm:.3g} ≤ {grad_tol:.3g}; {reason}"
-    return CriticalPointResult(kind, reason, grad_norm, grad_tol, lo, blo, hi, bhi, delta, converged, res)
+        reason = f"‖∇_G L‖ ≤ {ratio:.3g} of its scale in every group (≤ grad_tol = {grad_tol:.3g}); {reason}"
+    return CriticalPointResult(kind, reason, grad_norm, grad_tol, lo, blo, hi, bhi, delta, converged, res, ratio, group)

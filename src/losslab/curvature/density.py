@@ -121,7 +121,7 @@ def spectral_density(
         theta: the point (p,) with a Problem.
         probes: Rademacher start vectors (≥ 1); the error of moments falls like 1/√(probes·p).
         steps: Lanczos steps per probe (capped at p); products = probes × steps at most.
-        sigma: Gaussian kernel width; default 1 % of the node range (ρ resolves features wider
+        sigma: Gaussian kernel width; default 1 % of the node range, 1e-3·|λ| when all nodes are one value λ (ρ resolves features wider
             than σ; choose it larger than the gaps you do not want to see).
         grid: points t where the density is evaluated (1-D); default ``points`` points spanning
             the nodes ± 5σ.
@@ -157,7 +157,7 @@ def spectral_density(
     mask = torch.arange(steps) < lengths[:, None]
     lo, hi = float(nodes[mask].min()), float(nodes[mask].max())
     if sigma is None:
-        sigma = 0.01 * (hi - lo) if hi > lo else 1e-3 * max(abs(hi), 1.0)
+        sigma = 0.01 * (hi - lo) if hi > lo else (1e-3 * abs(hi) if hi else 1.0)  # relative to the spectrum's scale
     sigma = finite_float("sigma", sigma, positive=True)
     if grid is None:
         grid = torch.linspace(lo - 5 * sigma, hi + 5 * sigma, points, dtype=F64)

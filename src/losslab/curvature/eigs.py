@@ -75,6 +75,7 @@ import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..tolerances import rounding_floor, smallest_usable, tolerances
 from .operator import CurvatureOperator, as_operator
 
 __all__ = ["CRITERIA", "WHICH", "EigenResult", "eigs"]
@@ -94,11 +95,14 @@ class EigenResult:
         values: Ritz values (Rayleigh quotients), ascending, shape (k,), float64.
         vectors: unit Ritz vectors, shape (p, k), float64; column i goes with ``values[i]``.
         bounds: ‖A y_i − θ_i y_i‖, shape (k,): rigorous — some eigenvalue of A lies within
-            ``bounds[i]`` of ``values[i]`` (up to the rounding of the products themselves).
+            ``bounds[i]`` of ``values[i]``. Never below the products' rounding floor c·ε·‖A‖₂
+            (:mod:`losslab.tolerances`; ε of the operator's dtype, ‖A‖₂ by ``norm_estimate``), which
+            covers the difference between the operator as evaluated and the exact one (Weyl).
         gap_bounds: shape (k,), ≤ ``bounds``: the Kato–Temple bound r_i²/δ_i with the gap δ_i
             *estimated* from the other Ritz values (module docstring): the eigenvalue that
             ``values[i]`` approximates lies within ``gap_bounds[i]`` of it whenever no other
             eigenvalue of A lies within δ_i of ``values[i]`` — true unless Lanczos missed one.
+            Never below the rounding floor either.
         converged: shape (k,) bool: with ``criterion="gap"``, ``gap_bounds <= tol · norm_estimate``
             and ``bounds <= √tol · norm_estimate``; with ``"residual"``, ``bounds <= tol · norm_estimate``.
         matvecs: operator–vector products used.
@@ -224,10 +228,11 @@ def _reaches(alpha: float, spread: float, values: torch.Tensor, k: int, which: s
     return top or (k >= 2 and bottom)
 
 
-def _result(values, vectors, bounds, gap_bounds, tol, scale, matvecs, which, method, criterion) -> EigenResult:
+def _result(values, vectors, bounds, gap_bounds, tol, scale, matvecs, which, method, criterion, dtype) -> EigenResult:
     values, vectors, bounds, gap_bounds = (t.cpu() for t in (values, vectors, bounds, gap_bounds))  # results live on the CPU
     order = torch.argsort(values)
-    bounds, gap_bounds = bounds[order], gap_bounds[order]
+    floor = rounding_floor(dtype, scale)  # the products' own rounding: no bound below it (losslab.tolerances)
+    bounds, gap_bounds = bounds[order].clamp_min(floor), gap_bounds[order].clamp_min(floor)
     return EigenResult(
         values=values[order],
         vectors=vectors[:, order].contiguous(),
@@ -252,7 +257,7 @@ def _dense(op: CurvatureOperator, k: int, which: str, tol: float, criterion: str
     res = torch.linalg.vector_norm(AS - S * rq, dim=0)
     idx = _wanted(p, k, which)
     scale = float(rq.abs().max())
-    return _result(rq[idx], S[:, idx], res[idx], _gap_bounds(rq, res, idx), tol, scale, p, which, "dense", criterion)
+    return _result(rq[idx], S[:, idx], res[idx], _gap_bounds(rq, res, idx), tol, scale, p, which, "dense", criterion, op.dtype)
 
 
 def _lanczos(
@@ -272,17 +277,13 @@ def _lanczos(
     verified = None  # the wanted Ritz values when they last converged, before a fresh-direction check
 
     def finish(rq, Y, res, idx):  # Y: the wanted vectors only
-        return _result(rq[idx], Y, res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion)
+        return _result(rq[idx], Y, res[idx], _gap_bounds(rq, res, idx), tol, scale, products, which, "lanczos", criterion, op.dtype)
 
     while True:
         AV[j] = _apply(op, V[j])
         products += 1
         w.copy_(AV[j])
-        size_w = float(torch.linalg.vector_norm(w))
-        if not math.isfinite(size_w):
-            raise LosslabError(
-                f"expected finite operator products, got NaN/inf in product {products}: the model or loss overflows at this θ"
-            )
+        size_w = float(torch.linalg.vector_norm(w))  # finite: the operator refuses non-finite products
         if products == 1:
             alpha = float(V[0] @ w)
             spread = math.sqrt(2.0 / (p + 2) * max(size_w**2 - alpha**2, 0.0))
@@ -375,7 +376,8 @@ def eigs(
             accuracy asked for: stop when every wanted pair has gap bound ≤ tol·‖A‖ and residual
             ≤ √tol·‖A‖; default 1e-10 for float64 operators, 100·eps (1.2e-5) for float32.
             With ``"residual"``: stop when every residual ‖Ay − θy‖ ≤ tol·‖A‖; default 1e-8 for
-            float64, 100·eps for float32.
+            float64, 100·eps for float32 (the defaults are :data:`losslab.tolerances.TOLERANCES`).
+            At least the rounding floor c·ε of the operator's dtype (3.6e-15 float64, 1.9e-6 float32).
         criterion: ``"gap"`` (default; eigenvalues to ~tol in about half the products) or
             ``"residual"`` (the rigorous bounds themselves ≤ tol·‖A‖). See the module docstring.
         max_iter: most operator products (default max(300, 10·max_basis)); pairs not converged
@@ -393,8 +395,8 @@ def eigs(
         An :class:`EigenResult` (values ascending).
 
     Raises:
-        LosslabError: k < 1 or k > p, an unknown ``which`` or ``criterion``, a bad θ, or
-            max_basis < k + 2.
+        LosslabError: k < 1 or k > p, an unknown ``which`` or ``criterion``, a bad θ,
+            max_basis < k + 2, or a tol below the rounding floor (the message names the smallest usable tol).
 
     Example:
         >>> from losslab.curvature import MatrixOperator
@@ -410,9 +412,19 @@ def eigs(
         raise LosslabError(f"expected k <= p = {p} (the operator's size), got k={k}")
     which = choice("which", which, WHICH)
     criterion = choice("criterion", criterion, CRITERIA)
-    eps = torch.finfo(op.dtype).eps
-    floor = 1e-10 if criterion == "gap" else 1e-8
-    tol = max(floor, 100 * eps) if tol is None else finite_float("tol", tol, positive=True)
+    table = tolerances(op.dtype)
+    if tol is None:
+        tol = table.eig_gap if criterion == "gap" else table.eig_residual
+    tol = finite_float("tol", tol, positive=True)
+    if tol < table.rounding:
+        usable = smallest_usable(table.rounding)
+        f64 = smallest_usable(tolerances(F64).rounding)
+        better = "" if op.dtype == F64 else f", or a float64 problem (problem.to(torch.float64)) for tol down to {f64:.2g}"
+        raise LosslabError(
+            f"expected tol >= {usable:.2g} (the rounding floor of {op.dtype} products, c·eps relative to ‖A‖₂), "
+            f"got tol={tol:g}: a {str(op.dtype).removeprefix('torch.')} operator cannot resolve eigenvalues that finely; "
+            f"pass tol >= {usable:.2g}{better}"
+        )
     seed = seed_int("seed", seed)
     if verify is not None and not isinstance(verify, bool):
         raise LosslabError(f"expected verify to be True, False or None, got verify={verify!r}")

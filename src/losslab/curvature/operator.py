@@ -77,7 +77,25 @@ class CurvatureOperator:
         """``_apply_rows`` with the products counted, for rows already checked (or built finite and
         of shape (m, p) in ``self.dtype`` by the caller, as Lanczos builds its basis vectors)."""
         self.products += V.shape[0]
-        return self._apply_rows(V)
+        out = self._apply_rows(V)
+        if not bool(torch.isfinite(out).all()):
+            raise LosslabError(self._nonfinite(out, V.shape[0]))
+        return out
+
+    def _nonfinite(self, out: torch.Tensor, m: int) -> str:
+        """One line: which product went non-finite, where (θ's scale), and what to do."""
+        bad = int((~torch.isfinite(out)).sum())
+        theta = getattr(self, "theta", None)
+        at = ""
+        if theta is not None:
+            t = theta.detach().to(torch.float64)
+            at = f" at θ with ‖θ‖ = {float(t.norm()):.3g}, max |θ_i| = {float(t.abs().max()):.3g}"
+        first = self.products - m + 1
+        return (
+            f"expected finite {type(self).__name__} products, got {bad} NaN/inf entries in product {first}"
+            f"{'' if m == 1 else f'–{self.products}'}{at}: the model or loss overflows there "
+            "(e.g. exp of a large logit); evaluate at a smaller θ, or use float64 (problem.to(torch.float64))"
+        )
 
     def matvec(self, v: object) -> torch.Tensor:
         """A v for v of shape (p,); returns shape (p,) in ``self.dtype``."""

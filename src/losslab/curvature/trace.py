@@ -24,6 +24,7 @@ import torch
 
 from .._checks import LosslabError, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..tolerances import rounding_floor
 from .operator import CurvatureOperator, as_operator
 
 __all__ = ["TraceEstimate", "frobenius_norm", "hutchinson", "hutchpp", "xtrace"]
@@ -39,7 +40,11 @@ class TraceEstimate:
         estimate: the estimate (tr A for the trace estimators, ‖A‖_F for :func:`frobenius_norm`).
         stderr: its standard error, from the spread of the Hutchinson samples (sample std /
             √probes; for Hutch++ conditional on the sketch Q; for XTrace the spread of its m
-            leave-one-out estimates / √m, the paper's error estimate; by the delta method for a norm).
+            leave-one-out estimates / √m, the paper's error estimate; by the delta method for a norm),
+            never below the rounding floor of the products: c·ε·‖A‖₂·p for a trace (each sample
+            zᵀAz with ‖z‖² = p is within c·ε·‖A‖₂·p of exact), c·ε·‖A‖₂·√p for ‖A‖_F, with c·ε from
+            :mod:`losslab.tolerances` for the operator's dtype and ‖A‖₂ estimated by the largest
+            ‖Az‖/‖z‖ among the products made (a lower bound).
         probes: random vectors averaged in the Hutchinson part.
         matvecs: operator–vector products used.
         method: ``"hutchinson"``, ``"hutch++"``, ``"xtrace"`` or ``"frobenius"``.
@@ -70,6 +75,12 @@ def _deflated_hutchinson(op: CurvatureOperator, Q: torch.Tensor, g: int, gen: to
     return _mean_stderr((G * _mm(op, G)).sum(0))
 
 
+def _floor(op: CurvatureOperator, Z: torch.Tensor, AZ: torch.Tensor, power: float = 1.0) -> float:
+    """c·ε·‖A‖₂·p^power: the rounding floor of a trace (power 1) or Frobenius norm (½), ‖A‖₂ ≥ max ‖Az‖/‖z‖ over the columns."""
+    norm = float((AZ.norm(dim=0) / Z.norm(dim=0).clamp_min(torch.finfo(F64).tiny)).max()) if Z.shape[1] else 0.0
+    return rounding_floor(op.dtype, norm) * op.shape[0] ** power
+
+
 def _mean_stderr(x: torch.Tensor) -> tuple[float, float]:
     mean = float(x.mean())
     return mean, float(x.std(correction=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
@@ -86,7 +97,7 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
         seed: seeds the probes.
 
     Returns:
-        A :class:`TraceEstimate`; exact (stderr 0) for a diagonal A.
+        A :class:`TraceEstimate`; exact for a diagonal A (stderr: the rounding floor only).
 
     Example:
         >>> from losslab.curvature import MatrixOperator
@@ -97,8 +108,9 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
     Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
-    est, se = _mean_stderr((Z * _mm(op, Z)).sum(0))
-    return TraceEstimate(est, se, s, s, "hutchinson", seed)
+    AZ = _mm(op, Z)
+    est, se = _mean_stderr((Z * AZ).sum(0))
+    return TraceEstimate(est, max(se, _floor(op, Z, AZ)), s, s, "hutchinson", seed)
 
 
 @with_analysis_threads
@@ -126,13 +138,15 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     gen = torch.Generator().manual_seed(seed)
     m = min(total // 3, p)
     S = _rademacher(p, m, gen, op.device)
-    Q, _ = torch.linalg.qr(_mm(op, S))
+    AS = _mm(op, S)
+    floor = _floor(op, S, AS)
+    Q, _ = torch.linalg.qr(AS)
     head = float((Q * _mm(op, Q)).sum())
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
-        return TraceEstimate(head, 0.0, 0, 2 * m, "hutch++", seed)
+        return TraceEstimate(head, floor, 0, 2 * m, "hutch++", seed)
     g = total - 2 * m
     tail, se = _deflated_hutchinson(op, Q, g, gen)
-    return TraceEstimate(head + tail, se, g, 2 * m + g, "hutch++", seed)
+    return TraceEstimate(head + tail, max(se, floor), g, 2 * m + g, "hutch++", seed)
 
 
 @with_analysis_threads
@@ -147,8 +161,8 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         t_i = tr(QᵀZ) − s_iᵀ(QᵀZ)s_i + u_iᵀ(y_i − Z c_i),   c_i = (I − s_i s_iᵀ)Qᵀω_i,  u_i = ω_i − Q c_i,
 
     and the estimate is (1/m) Σ t_i, unbiased like Hutch++ and with a smaller error at the same
-    number of products. When ⌊s/2⌋ ≥ p the sketch spans everything and the result is exact (stderr
-    0). When AΩ is numerically rank-deficient (a singular value below √ε of the largest, ε of the
+    number of products. When ⌊s/2⌋ ≥ p the sketch spans everything and the result is exact (stderr:
+    the rounding floor only). When AΩ is numerically rank-deficient (a singular value below √ε of the largest, ε of the
     operator's dtype: a low-rank A, or probes that miss part of its range), R⁻¹ is not usable and
     the estimate is Hutch++'s: tr(QᵀAQ) on the r-column basis plus Hutchinson with max(2, m − r)
     fresh probes on the deflated rest (≈ 0 for an exactly low-rank A, with its own stderr).
@@ -186,9 +200,10 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
     gen = torch.Generator().manual_seed(seed)
     Omega = _rademacher(p, m, gen, op.device)
     Y = _mm(op, Omega)
+    floor = _floor(op, Omega, Y)
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
         Q, _ = torch.linalg.qr(Y)
-        return TraceEstimate(float((Q * _mm(op, Q)).sum()), 0.0, 0, 2 * p, "xtrace", seed)
+        return TraceEstimate(float((Q * _mm(op, Q)).sum()), floor, 0, 2 * p, "xtrace", seed)
     U, sv, _ = torch.linalg.svd(Y, full_matrices=False)
     rank = int((sv > sv[0] * torch.finfo(op.dtype).eps ** 0.5).sum()) if float(sv[0]) > 0 else 0
     if rank < m:  # AΩ (numerically) rank-deficient: R⁻¹ is not usable; Hutch++ on the rank-r sketch, fresh probes for the rest
@@ -196,7 +211,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         head = float((Q * _mm(op, Q)).sum()) if rank else 0.0
         g = max(2, m - rank)
         tail, se = _deflated_hutchinson(op, Q, g, gen)
-        return TraceEstimate(head + tail, se, g, m + rank + g, "xtrace", seed)
+        return TraceEstimate(head + tail, max(se, floor), g, m + rank + g, "xtrace", seed)
     Q, R = torch.linalg.qr(Y)
     Z = _mm(op, Q)
     T = Q.T @ Z  # QᵀAQ (m, m)
@@ -207,7 +222,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
     U, V = Omega - Q @ C, Y - Z @ C  # (I − P_i) ω_i and A (I − P_i) ω_i, column by column
     t = torch.trace(T) - ((T @ S) * S).sum(0) + (U * V).sum(0)
     est, se = _mean_stderr(t)
-    return TraceEstimate(est, se, m, 2 * m, "xtrace", seed)
+    return TraceEstimate(est, max(se, floor), m, 2 * m, "xtrace", seed)
 
 
 def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples: int = 100, seed: int = 0) -> TraceEstimate:
@@ -220,6 +235,7 @@ def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
     Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
-    sq, se = _mean_stderr((_mm(op, Z) ** 2).sum(0))
+    AZ = _mm(op, Z)
+    sq, se = _mean_stderr((AZ**2).sum(0))
     norm = math.sqrt(max(sq, 0.0))
-    return TraceEstimate(norm, se / (2 * norm) if norm > 0 else 0.0, s, s, "frobenius", seed)
+    return TraceEstimate(norm, max(se / (2 * norm) if norm > 0 else 0.0, _floor(op, Z, AZ, 0.5)), s, s, "frobenius", seed)

@@ -26,6 +26,7 @@ from scipy.sparse.linalg import eigsh
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
 from ..curvature.operator import HessianOperator
 from ..problem import Problem
+from ..tolerances import tolerances
 
 __all__ = [
     "EigenDirections",
@@ -271,7 +272,7 @@ class EigenDirections:
 
 
 def eigenvector_directions(
-    problem: Problem, theta: object, k: int = 2, which: str = "largest", *, seed: int = 0, tol: float = 1e-10
+    problem: Problem, theta: object, k: int = 2, which: str = "largest", *, seed: int = 0, tol: float | None = None
 ) -> EigenDirections:
     """The k largest or smallest (algebraic) eigenpairs of ∇²L(θ), by Lanczos on HVPs.
 
@@ -286,7 +287,8 @@ def eigenvector_directions(
         k: number of eigenvectors, 1 ≤ k ≤ p.
         which: ``"largest"`` or ``"smallest"``.
         seed: seed of Lanczos' start vector.
-        tol: relative accuracy asked of ``eigsh``.
+        tol: relative accuracy asked of ``eigsh`` (default: the ``eig_gap`` tolerance of the problem's
+            dtype, :data:`losslab.tolerances.TOLERANCES`).
 
     Returns:
         An :class:`EigenDirections`; ``directions`` in ``problem.dtype``.
@@ -294,7 +296,7 @@ def eigenvector_directions(
     theta = problem.as_theta(theta)
     which = choice("which", which, ("largest", "smallest"))
     seed = seed_int("seed", seed)
-    tol = finite_float("tol", tol, positive=True)
+    tol = tolerances(problem.dtype).eig_gap if tol is None else finite_float("tol", tol, positive=True)
     p = problem.n_params
     k = positive_int("k", k)
     if k > p:

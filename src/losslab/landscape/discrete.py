@@ -25,7 +25,9 @@ bound that δ puts on D_i:
 
 (= (δ_{i−1} + 2δ_i + δ_{i+1})/h² on an even grid). So a slice of a problem the verdict engine
 proves convex shows no violation, while negative curvature much larger than rounding does.
-Non-finite losses give NaN differences, which are never counted as violations.
+Non-finite losses (an overflowing loss) give undefined differences: they are not counted as
+violations, but the points are counted in ``nonfinite`` and located by ``nonfinite_at``, and a
+slice with any is never ``clean``.
 
 The values alone cannot show every rounding error: in a residual that is small next to the
 outputs it is computed from (an interpolating fit in float32, seen through a slice much smaller
@@ -43,12 +45,13 @@ import torch
 
 from .._checks import LosslabError, finite_float
 from ..problem import Problem
+from ..tolerances import SLICE_RTOL
 from .evaluate import evaluate_combinations
 from .slices import LineSlice, PlaneSlice
 
 __all__ = ["DEFAULT_RTOL", "DiscreteConvexity", "discrete_convexity"]
 
-DEFAULT_RTOL = 64.0
+DEFAULT_RTOL = SLICE_RTOL  # losslab.tolerances
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +72,8 @@ class DiscreteConvexity:
         most_negative_at: the coordinates of its centre point, (t,) or (α, β) (None likewise).
         rtol: the tolerance factor used.
         confirmed_in_float64: whether the masks were confirmed by float64 re-evaluation (``problem`` given).
+        nonfinite: the number of grid points whose loss is NaN or ±inf.
+        nonfinite_at: their coordinates, shape (nonfinite, len(axes)), float64.
     """
 
     axes: tuple[str, ...]
@@ -83,11 +88,26 @@ class DiscreteConvexity:
     most_negative_at: tuple[float, ...] | None
     rtol: float
     confirmed_in_float64: bool = False
+    nonfinite: int = 0
+    nonfinite_at: torch.Tensor | None = None
 
     @property
     def violations(self) -> int:
         """The number of second differences below −tol, over all axes."""
         return sum(self.counts)
+
+    @property
+    def clean(self) -> bool:
+        """No violation and every loss finite: the only outcome that says "looks convex on this slice"."""
+        return self.violations == 0 and self.nonfinite == 0 and self.checked > 0
+
+    def summary(self) -> str:
+        """One line: violations, differences checked, and non-finite points with where the first is."""
+        out = f"{self.violations} of {self.checked} second differences negative beyond rounding"
+        if self.nonfinite:
+            first = ", ".join(f"{a}={float(c):.3g}" for a, c in zip(self.axes, self.nonfinite_at[0]))
+            out += f"; {self.nonfinite} points with a non-finite loss (first at {first}): not clean"
+        return out
 
     def locations(self) -> torch.Tensor:
         """Coordinates of every violation's centre point, shape (violations, len(axes)), axis by axis."""
@@ -202,6 +222,9 @@ def discrete_convexity(slice_: LineSlice | PlaneSlice, *, rtol: float = DEFAULT_
         axis, *where = torch.unravel_index(torch.tensor(idx), stacked.shape)
         worst_axis = axes[int(axis)]
         worst_at = tuple(float(c[int(i)]) for c, i in zip(coords, where))
+    bad = ~torch.isfinite(L)
+    grids = torch.meshgrid(*coords, indexing="ij")
+    nonfinite_at = torch.stack([g[bad] for g in grids], dim=1) if len(coords) > 1 else coords[0][bad][:, None]
     return DiscreteConvexity(
         axes=axes,
         coordinates=coords,
@@ -215,4 +238,6 @@ def discrete_convexity(slice_: LineSlice | PlaneSlice, *, rtol: float = DEFAULT_
         most_negative_at=worst_at,
         rtol=rtol,
         confirmed_in_float64=problem is not None,
+        nonfinite=int(bad.sum()),
+        nonfinite_at=nonfinite_at,
     )

@@ -1,0 +1,94 @@
+"""How close to critical θ is, in units that do not depend on the scale of y, the loss or the parameters.
+
+For a group G of parameters, the gradient of the data loss is ∇_G L = Σ_b J_{b,G}ᵀ R_b, with
+J_{b,G} the Jacobian of batch b's model outputs f (what the loss reads: logits or outputs) with
+respect to G, and R_b = ∂L/∂f the loss's gradient in its output on that batch (the batch's
+weight n_b/n included). By Cauchy–Schwarz,
+
+    ‖∇_G L‖ ≤ ‖J_G‖_F · ‖R‖_F,   ‖J_G‖_F² = Σ_b ‖J_{b,G}‖_F²,  ‖R‖_F² = Σ_b ‖R_b‖_F²,
+
+so the ratio ρ_G = ‖∇_G L‖ / s_G with the *scale* s_G = ‖J_G‖_F · R_ref (+ 2·l2·‖θ_G‖ with L2)
+is between 0 and about 1. R_ref = max(‖R(f)‖_F, ‖R(0)‖_F): the loss's output gradient at the
+current outputs and at the zero output (for mse, the residual of predicting 0, ‖2y/n‖; for
+cross-entropy, 1/k − onehot), so that an interpolating point (R(f) ≈ 0) is still measured
+against the scale of the targets. ρ_G is invariant when the loss is multiplied by a constant,
+when y and the output layer are scaled together, and when a group is rescaled and the model
+compensates (each of J_G, R and ∇_G L scales the same way), which an absolute ‖∇L‖ ≤ tol is
+not. ‖J_G‖_F² = E‖J_G z‖² for Rademacher z supported on G (Hutchinson 1989), estimated from a
+few forward-mode products (``torch.func.jvp``): an order of magnitude is all a tolerance needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..problem import Problem
+
+__all__ = ["gradient_ratios", "worst_ratio"]
+
+PROBES = 2  # Rademacher probes per group for ‖J_G‖_F² (relative std ≤ 1 per probe; the scale enters a tolerance only)
+
+
+def gradient_ratios(problem: Problem, theta: torch.Tensor, grad: torch.Tensor, gen: torch.Generator) -> dict[str, tuple[float, float]]:
+    """For each free group G: (‖∇_G L‖, s_G), the gradient's norm and its Cauchy–Schwarz scale (module docstring).
+
+    Args:
+        problem: the problem (restricted problems: their free groups only).
+        theta: the point (p,), in the problem's dtype and on its device.
+        grad: ∇L(θ) (p,), already computed.
+        gen: a CPU generator for the Rademacher probes.
+
+    Returns:
+        ``{group: (norm, scale)}`` in float64 Python floats; ρ_G = norm / scale (0/0 = 0: a group
+        that does not reach the output and has no L2 term has a zero gradient).
+    """
+    where = problem.slices()
+    p = problem.n_params
+    probes = {g: [] for g in where}
+    for g, sl in where.items():
+        for _ in range(PROBES):
+            z = torch.zeros(p, dtype=torch.float64)
+            z[sl] = (2 * torch.randint(0, 2, (sl.stop - sl.start,), generator=gen) - 1).to(torch.float64)
+            probes[g].append(z.to(device=theta.device, dtype=theta.dtype))
+    jac = dict.fromkeys(where, 0.0)
+    at_f = at_zero = 0.0
+    with torch.no_grad():
+        for batch, weight in problem._weights():
+            w = 1.0 if weight is None else weight
+
+            def outputs(t, batch=batch):
+                return problem.loss_input(problem.unflatten(t), batch.inputs)
+
+            for g in where:
+                for z in probes[g]:
+                    _, tangent = torch.func.jvp(outputs, (theta,), (z,))
+                    jac[g] += float(tangent.to(torch.float64).square().sum()) / PROBES
+            f = outputs(theta).detach()
+
+            def loss(out, batch=batch, w=w):
+                return w * problem.loss_fn(out, batch.y)
+
+            with torch.enable_grad():
+                at_f += float(torch.func.grad(loss)(f).to(torch.float64).square().sum())
+                at_zero += float(torch.func.grad(loss)(torch.zeros_like(f)).to(torch.float64).square().sum())
+    r_ref = math.sqrt(max(at_f, at_zero))
+    out = {}
+    for g, sl in where.items():
+        norm = float(grad[sl].to(torch.float64).norm())
+        scale = math.sqrt(jac[g]) * r_ref
+        if problem.l2:
+            scale += 2 * problem.l2 * float(theta[sl].to(torch.float64).norm())
+        out[g] = (norm, scale)
+    return out
+
+
+def worst_ratio(ratios: dict[str, tuple[float, float]]) -> tuple[float, str]:
+    """(max_G ρ_G, the group attaining it); ρ = norm/scale, 0 when both are 0, inf when only the scale is."""
+    worst, name = 0.0, next(iter(ratios), "")
+    for g, (norm, scale) in ratios.items():
+        rho = norm / scale if scale > 0 else (0.0 if norm == 0 else math.inf)
+        if rho > worst:
+            worst, name = rho, g
+    return worst, name
