@@ -14,8 +14,9 @@ cross-entropy, 1/k − onehot), so that an interpolating point (R(f) ≈ 0) is s
 against the scale of the targets. ρ_G is invariant when the loss is multiplied by a constant,
 when y and the output layer are scaled together, and when a group is rescaled and the model
 compensates (each of J_G, R and ∇_G L scales the same way), which an absolute ‖∇L‖ ≤ tol is
-not. ‖J_G‖_F² = E‖J_G z‖² for Rademacher z supported on G (Hutchinson 1989), estimated from a
-few forward-mode products (``torch.func.jvp``): an order of magnitude is all a tolerance needs.
+not. ‖J_G‖_F² = Σ_j ‖J e_j‖² exactly for a group of at most 8 parameters; for a larger group it is
+E‖J_G z‖² for Rademacher z supported on G (Hutchinson 1989), estimated from 8 forward-mode
+products (``torch.func.jvp``) per batch: within a factor of a few, which is all a tolerance needs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..problem import Problem
 
 __all__ = ["gradient_ratios", "worst_ratio"]
 
-PROBES = 2  # Rademacher probes per group for ‖J_G‖_F² (relative std ≤ 1 per probe; the scale enters a tolerance only)
+PROBES = 8  # per group and batch: the unit vectors of a group of ≤ 8 parameters (exact), else 8 Rademacher probes
 
 
 def gradient_ratios(problem: Problem, theta: torch.Tensor, grad: torch.Tensor, gen: torch.Generator) -> dict[str, tuple[float, float]]:
@@ -38,7 +39,7 @@ def gradient_ratios(problem: Problem, theta: torch.Tensor, grad: torch.Tensor, g
         problem: the problem (restricted problems: their free groups only).
         theta: the point (p,), in the problem's dtype and on its device.
         grad: ∇L(θ) (p,), already computed.
-        gen: a CPU generator for the Rademacher probes.
+        gen: a CPU generator for the Rademacher probes (groups of more than 8 parameters).
 
     Returns:
         ``{group: (norm, scale)}`` in float64 Python floats; ρ_G = norm / scale (0/0 = 0: a group
@@ -46,12 +47,17 @@ def gradient_ratios(problem: Problem, theta: torch.Tensor, grad: torch.Tensor, g
     """
     where = problem.slices()
     p = problem.n_params
-    probes = {g: [] for g in where}
-    for g, sl in where.items():
-        for _ in range(PROBES):
-            z = torch.zeros(p, dtype=torch.float64)
-            z[sl] = (2 * torch.randint(0, 2, (sl.stop - sl.start,), generator=gen) - 1).to(torch.float64)
-            probes[g].append(z.to(device=theta.device, dtype=theta.dtype))
+
+    def probes(sl: slice):  # one at a time: p numbers in memory, whatever the number of groups
+        size = sl.stop - sl.start
+        for k in range(min(size, PROBES)):
+            z = torch.zeros(p, dtype=theta.dtype)
+            if size <= PROBES:
+                z[sl.start + k] = 1.0  # ‖J_G‖_F² = Σ_j ‖J e_j‖², exactly
+            else:
+                z[sl] = (2 * torch.randint(0, 2, (size,), generator=gen) - 1).to(theta.dtype) / math.sqrt(PROBES)
+            yield z.to(theta.device)
+
     jac = dict.fromkeys(where, 0.0)
     at_f = at_zero = 0.0
     with torch.no_grad():
@@ -61,10 +67,10 @@ def gradient_ratios(problem: Problem, theta: torch.Tensor, grad: torch.Tensor, g
             def outputs(t, batch=batch):
                 return problem.loss_input(problem.unflatten(t), batch.inputs)
 
-            for g in where:
-                for z in probes[g]:
+            for g, sl in where.items():  # fresh probes per batch: Σ_b E‖J_b z‖² is still ‖J_G‖_F²
+                for z in probes(sl):
                     _, tangent = torch.func.jvp(outputs, (theta,), (z,))
-                    jac[g] += float(tangent.to(torch.float64).square().sum()) / PROBES
+                    jac[g] += float(tangent.to(torch.float64).square().sum())
             f = outputs(theta).detach()
 
             def loss(out, batch=batch, w=w):
