@@ -8,8 +8,8 @@ import pytest
 
 from losslab import LosslabError
 from losslab.experiments import run_experiment
-from losslab.report import html as report_html
 from losslab.report import MANIFEST, write_report
+from losslab.report import html as report_html
 from losslab.report import out_folder as report_out_folder
 
 EVIL = "<script>alert('x')</script>"  # the fake experiment's label (conftest.FAKE)
@@ -78,7 +78,7 @@ def test_a_failed_rename_puts_the_earlier_report_back(tmp_path, monkeypatch, fak
         return real_replace(src, dst)
 
     monkeypatch.setattr(report_out_folder.os, "replace", replace)
-    with pytest.raises(LosslabError, match="could not be replaced .disk trouble.; the earlier folder is unchanged"):
+    with pytest.raises(LosslabError, match=r"could not be replaced \(disk trouble\); the earlier folder is unchanged"):
         fake_report(tmp_path / "r", seed=7)
     assert json.loads((tmp_path / "r" / "results.json").read_text())["seed"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]

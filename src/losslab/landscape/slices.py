@@ -149,7 +149,10 @@ def load_slice(path: str | os.PathLike) -> LineSlice | PlaneSlice:
     a numeric dtype, agreeing shapes, finite points and coordinates, losses that are numbers); every
     problem found is one line of one LosslabError (:mod:`losslab.landscape.slice_files`).
     """
-    return PlaneSlice.load(path) if slice_kind(path) == "plane" else LineSlice.load(path)
+    kind = slice_kind(path)
+    if kind not in ("line", "plane"):
+        load_npz(path, None)  # raises: not a slice file
+    return PlaneSlice.load(path) if kind == "plane" else LineSlice.load(path)
 
 
 def _extend(extend: object) -> tuple[float, float]:
