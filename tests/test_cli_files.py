@@ -126,6 +126,26 @@ def test_a_killed_run_leaves_a_partial_folder_that_the_next_run_removes(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "out"]
 
 
+def test_a_run_killed_mid_swap_gets_its_earlier_folder_back(tmp_path):
+    """Killed after moving the earlier folder aside and before renaming the new one in: the next run restores it."""
+    write(tmp_path / "out", files=("old.txt",))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    aside = tmp_path / f".out.losslab-old-{dead}-xyz"
+    aside.mkdir()
+    (tmp_path / "out").rename(aside / "previous")
+    check_out_folder(tmp_path / "out", "landscape")
+    assert listing(tmp_path) == ["out", f"out/{MANIFEST}", "out/old.txt"]
+
+
+@pytest.mark.parametrize("given", [".", "..", "./"])
+def test_the_current_folder_or_one_above_it_is_refused(tmp_path, monkeypatch, given):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(LosslabError, match="which holds the current folder"):
+        check_out_folder(given, "landscape")
+    assert listing(tmp_path) == ["here"]
+
+
 def test_sigterm_unwinds_the_command_line_so_its_partial_folder_is_removed(tmp_path):
     """The CLI turns SIGTERM into SystemExit, so a terminated write cleans up after itself."""
     script = textwrap.dedent("""

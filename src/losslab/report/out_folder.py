@@ -94,13 +94,20 @@ def _alive(pid: int) -> bool:
 
 
 def _remove_stale(parent: Path, name: str) -> None:
-    """Remove partial folders of ``name`` left by runs that were killed (their process is gone)."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.(?:{_PARTIAL}|{_OLD})-(\d+)-[^/]+")
+    """Remove partial folders of ``name`` left by runs that were killed (their process is gone).
+
+    A run killed between moving the earlier folder aside and renaming the new one into place left
+    the earlier folder in ``.NAME.losslab-old-…/previous``: it is put back first.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.({_PARTIAL}|{_OLD})-(\d+)-[^/]+")
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
             match = pattern.fullmatch(entry.name)
-            if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-                shutil.rmtree(entry, ignore_errors=True)
+            if not match or int(match.group(2)) == os.getpid() or _alive(int(match.group(2))):
+                continue
+            if match.group(1) == _OLD and (entry / "previous").is_dir() and not (parent / name).exists():
+                os.replace(entry / "previous", parent / name)
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _quote(names: list[str], most: int = 5) -> str:
@@ -122,6 +129,9 @@ def check_out_folder(out: str | os.PathLike, kind: str) -> Path:
     real = Path(os.path.realpath(out))
     if not real.name:
         raise LosslabError(f"expected --out to be a folder losslab can create or replace, got {str(out)!r}; choose a new folder")
+    if real == Path.cwd() or real in Path.cwd().parents:
+        raise LosslabError(f"expected --out to be a folder beside or below the current one, got {str(out)!r}, which holds the "
+                           "current folder (--out is replaced whole); choose a new folder such as --out results")
     if out.exists() and not out.is_dir():
         raise LosslabError(f"expected --out to be a folder, got an existing file {out}; choose a new or empty folder")
     if not real.parent.is_dir():
