@@ -2,11 +2,14 @@
 
 Python blocks run in one namespace; a block fenced as ```python file=NAME is the file NAME (the
 user's own model file) and is written, not run; the ``losslab`` lines of the "Your own model"
-section run as commands on the files the Python blocks wrote.
+section run as commands on the files the Python blocks wrote. Every ```bash block runs fully in
+that folder, except the three of the quick start, which install packages, run the test suite or
+the full demo: their commands are checked (see ``test_every_bash_block_runs_fully_or_is_checked``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -101,26 +104,101 @@ def test_your_own_model_commands_run_on_the_files_the_readme_wrote(readme_run):
             assert "verdict: convex" in result.stdout and "eval mode" in result.stdout
 
 
-def _bash_commands(text: str) -> list[str]:
-    """Every ``losslab`` command of the README's bash blocks (the quick start's ``... && losslab demo`` included)."""
+def bash_blocks(text: str) -> list[tuple[str, str]]:
+    """Every ```bash block of the README: (the section it is in, its text)."""
+    blocks, title = [], "top"
+    for part in re.split(r"(```bash\n.*?```)", text, flags=re.S):
+        if part.startswith("```bash"):
+            blocks.append((title, part[len("```bash\n"):-3]))
+        else:
+            titles = re.findall(r"^## (.+)$", part, flags=re.M)
+            title = titles[-1] if titles else title
+    return blocks
+
+
+def commands(block: str) -> list[list[str]]:
+    """The block's commands as argument lists, one per line and per ``&&``, comments dropped."""
     out = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for raw in block.splitlines():
-            line = raw.split(" && ")[-1] if raw.startswith("python3 -m venv") else raw
-            words = shlex.split(line, comments=True)
-            if words and words[0] == "losslab":
-                out.append(shlex.join(words))
+    for line in block.splitlines():
+        for piece in line.split(" && "):
+            words = shlex.split(piece, comments=True)
+            if words:
+                out.append(words)
     return out
 
 
-def test_every_command_of_the_readme_runs(readme_run):
-    """The command blocks, as a user pastes them, in the folder the Python blocks wrote (the digits files)."""
+def why_checked_only(block: str) -> str | None:
+    """Why a block cannot run inside a test (then its commands are only checked), or None: it runs fully."""
+    words = [w for c in commands(block) for w in c[:2]]
+    if "pip" in words or "venv" in words:
+        return "installs packages"
+    if "pytest" in words:
+        return "runs the whole test suite"
+    if any(c[:2] == ["losslab", "demo"] and not {"--quick", "--only"} & set(c) for c in commands(block)):
+        return "runs the full demo (a minute or more)"
+    return None
+
+
+def check_accepted(words: list[str]) -> None:
+    """A command of a block that is not run: its arguments are accepted, as far as can be known without running it."""
+    import typer.main
+
+    from losslab.cli import app
+
+    root = Path(__file__).resolve().parents[1]
+    if words[0] == "losslab":  # parsed by the real command line (options, types), not run
+        group = typer.main.get_command(app)
+        assert words[1] in group.commands, words
+        with group.commands[words[1]].make_context(words[1], words[2:]):
+            pass
+    elif words[:2] == ["pip", "install"]:
+        optional = (root / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1].split("\n[")[0]
+        extras = re.findall(r"^([\w-]+) = \[", optional, flags=re.M)
+        it = iter(words[2:])
+        for word in it:
+            if word == "-e":
+                target = next(it)
+                assert target.split("[")[0] == ".", words
+                assert all(e in extras for e in re.findall(r"\[(.*)\]", target)[0].split(",")) if "[" in target else True, words
+            elif word == "--index-url":
+                assert re.fullmatch(r"https://download\.pytorch\.org/whl/(cpu|cu\d{3})", next(it)), words
+            else:  # the torch the README pins is the torch the tests run with
+                assert word == f"torch=={torch.__version__.split('+')[0]}", words
+    elif words[:3] == ["python3", "-m", "venv"] or words == [".", ".venv/bin/activate"]:
+        pass
+    elif words[0] in ("ruff", "pytest"):
+        assert importlib.util.find_spec(words[0]) is not None, words
+    else:
+        raise AssertionError(f"the README runs {shlex.join(words)!r}, which this test does not know how to check")
+
+
+def test_every_bash_block_runs_fully_or_is_checked(readme_run):
+    """Each ```bash block of the README, as a user pastes it.
+
+    Blocks that install packages (venv, pip), run the whole test suite or the full ``losslab demo``
+    are only checked: each ``losslab`` command is parsed by the real command line (unknown options,
+    wrong types fail), each ``pip install`` names the torch the tests run with, an existing extra
+    and PyTorch's own index. Every other block runs fully, line by line, in the folder the Python
+    blocks wrote (the digits files); the "Your own model" commands run in the test above, which
+    also checks their output.
+    """
     folder, _ = readme_run
     text = README.read_text(encoding="utf-8")
-    mine = set(ln for ln in section(text, "Your own model").splitlines() if ln.startswith("losslab "))
-    commands = [c for c in _bash_commands(text) if c not in mine]  # those run in the test above
-    assert "losslab demo" in commands and any(c.startswith("losslab spectrum --model-file") for c in commands)
-    for line in dict.fromkeys(commands):
-        args = shlex.split(line)[1:]
-        result = subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True, text=True, cwd=folder, timeout=600)
-        assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
+    blocks = bash_blocks(text)
+    checked = [(title, why_checked_only(b)) for title, b in blocks if why_checked_only(b)]
+    assert checked == [("Quick start", "installs packages")] * 3, checked  # the main job, choosing torch's build, the tests
+    for _, block in blocks:
+        if why_checked_only(block):
+            for words in commands(block):
+                check_accepted(words)
+    mine = {ln for ln in section(text, "Your own model").splitlines() if ln.startswith("losslab ")}
+    run = [(title, words) for title, b in blocks if not why_checked_only(b) for words in commands(b)]
+    assert {title for title, _ in run} == {"The report", "The command line", "Your own model"}
+    for title, words in run:
+        assert words[0] == "losslab", f"{title}: a block that runs fully holds {shlex.join(words)!r}: check it or run it here"
+        line = next((ln for ln in mine if shlex.split(ln) == words), None)
+        if line is not None:
+            continue  # run (and its output checked) by the test above
+        result = subprocess.run([sys.executable, "-m", "losslab.cli", *words[1:]], capture_output=True, text=True, cwd=folder,
+                                timeout=600)
+        assert result.returncode == 0, f"{shlex.join(words)}\n{result.stderr[-2000:]}"

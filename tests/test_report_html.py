@@ -8,8 +8,9 @@ import pytest
 
 from losslab import LosslabError
 from losslab.experiments import run_experiment
+from losslab.report import MANIFEST, write_report
 from losslab.report import html as report_html
-from losslab.report import write_report
+from losslab.report import out_folder as report_out_folder
 
 EVIL = "<script>alert('x')</script>"  # the fake experiment's label (conftest.FAKE)
 
@@ -28,7 +29,9 @@ def fake_report(fake_experiment):
 def test_report_folder_has_page_json_figures_and_plotly(tmp_path, fake_report):
     index = fake_report(tmp_path / "r")
     folder = index.parent
-    assert sorted(p.name for p in folder.iterdir()) == ["figures", "index.html", "plotly.min.js", "results.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["figures", "index.html", MANIFEST, "plotly.min.js", "results.json"]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["kind"] == "report" and manifest["files"] == ["figures/fake-line.png", "index.html", "plotly.min.js", "results.json"]
     assert [p.name for p in (folder / "figures").iterdir()] == ["fake-line.png"]
     assert (folder / "figures" / "fake-line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     payload = json.loads((folder / "results.json").read_text())
@@ -67,15 +70,15 @@ def test_a_failed_write_leaves_the_earlier_report_and_no_debris(tmp_path, monkey
 
 def test_a_failed_rename_puts_the_earlier_report_back(tmp_path, monkeypatch, fake_report):
     fake_report(tmp_path / "r", seed=0)
-    real_replace = report_html.os.replace
+    real_replace = report_out_folder.os.replace
 
     def replace(src, dst):
-        if ".r.tmp-" in str(src):  # the finished new report cannot be moved into place
-            raise OSError("disk trouble")
+        if ".r.losslab-partial-" in str(src):  # the finished new report cannot be moved into place
+            raise OSError(5, "disk trouble")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(report_html.os, "replace", replace)
-    with pytest.raises(OSError, match="disk trouble"):
+    monkeypatch.setattr(report_out_folder.os, "replace", replace)
+    with pytest.raises(LosslabError, match=r"could not be replaced \(disk trouble\); the earlier folder is unchanged"):
         fake_report(tmp_path / "r", seed=7)
     assert json.loads((tmp_path / "r" / "results.json").read_text())["seed"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
@@ -84,7 +87,7 @@ def test_a_failed_rename_puts_the_earlier_report_back(tmp_path, monkeypatch, fak
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda p: (p / "x").write_text("mine"), "holds other files"),
+        (lambda p: (p / "x").write_text("mine"), "holds files losslab did not write there: x;"),
         (lambda p: None, "existing file"),
     ],
 )

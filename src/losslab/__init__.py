@@ -1,12 +1,27 @@
-"""losslab: is this loss convex in the parameters, and why (not)?"""
+"""losslab: is this loss convex in the parameters, and why (not)?
 
-from . import curvature, data, landscape, models
-from ._checks import LosslabError
-from .convexity import ConvexityReport, check_convexity
-from .losses import LOSSES, Loss
-from .problem import Problem
+The names below are imported on first use (PEP 562), so ``losslab --version`` answers without
+importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+_LAZY = {  # public name -> the module that defines it (a subpackage is its own module)
+    "curvature": ".curvature",
+    "data": ".data",
+    "landscape": ".landscape",
+    "models": ".models",
+    "LosslabError": "._checks",
+    "ConvexityReport": ".convexity",
+    "check_convexity": ".convexity",
+    "LOSSES": ".losses",
+    "Loss": ".losses",
+    "Problem": ".problem",
+}
 
 __all__ = [
     "LOSSES",
@@ -21,3 +36,16 @@ __all__ = [
     "landscape",
     "models",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'losslab' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name], __name__)
+    value = module if _LAZY[name] == f".{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

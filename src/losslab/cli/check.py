@@ -59,8 +59,12 @@ def check(
 
 
 @app.command()
-def examples() -> None:
+def examples(as_json: JsonOpt = False) -> None:
     """List the built-in examples and the verdict theory predicts for each."""
+    if as_json:
+        rows = [{"name": e.name, "problem": e.title, "expected": e.expected, "why": e.why} for e in EXAMPLES.values()]
+        typer.echo(json.dumps(rows, indent=2))
+        return
     table = Table("name", "problem", "expected", "why")
     for e in EXAMPLES.values():
         table.add_row(e.name, e.title, e.expected, e.why)

@@ -1,15 +1,11 @@
-"""What the commands share: building a Problem from options, one-line errors, safe writes."""
+"""What the commands share: building a Problem from options, one-line errors."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-import os
 import sys
-import tempfile
 import typing
-from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -244,36 +240,3 @@ def analysis_point(problem: Problem, at: str, *, train_steps: int, seed: int, lr
     with err_console.status(f"training ({train_steps} Adam steps)…"):
         run = train(problem, optimizer="adam", lr=lr, steps=train_steps, seed=seed, theta0=start)
     return run.theta.detach(), run
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before any work if ``folder`` cannot be created and written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise LosslabError(f"expected --out to be a folder losslab can write, got {str(folder)!r}: {err.strerror or err}") from None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; on success rename it to ``path`` (never half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

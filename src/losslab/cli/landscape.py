@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
+from .. import __version__
 from .._checks import LosslabError, choice, positive_int
 from ..landscape import discrete_convexity, eigenvector_directions, filter_normalized, line, pca_directions, plane, random_direction
 from ..problem import Problem
-from ..report import line_png, plane_contour_png, plane_surface_html
+from ..report import check_out_folder, line_png, plane_contour_png, plane_surface_html, writing_folder
 from .app import app
 from .common import (
     POINTS,
@@ -18,8 +19,6 @@ from .common import (
     JsonOpt,
     TrainStepsOpt,
     analysis_point,
-    atomic_path,
-    check_writable,
     err_console,
     module_mode,
     out,
@@ -42,7 +41,8 @@ def landscape(
     train_steps: TrainStepsOpt = 300,
     steps: int = typer.Option(41, help="grid points per axis"),
     span: float = typer.Option(1.0, help="half-width of the plane in units of the directions"),
-    out_dir: Path = typer.Option(Path("losslab-landscape"), "--out", help="folder for landscape.npz, .png and .html"),
+    out_dir: Path = typer.Option(Path("losslab-landscape"), "--out", help=(
+        "folder for landscape.npz, .png and .html: new (its parent must exist), empty, or an earlier landscape's (replaced whole)")),
     as_json: JsonOpt = False,
 ) -> None:
     """A slice of the loss landscape: the line init → trained, or a plane; with its discrete convexity."""
@@ -50,7 +50,7 @@ def landscape(
     if dims not in (1, 2):
         raise LosslabError(f"expected --dims 1 or 2, got --dims {dims}")
     choice("--directions", directions, DIRECTIONS)
-    check_writable(out_dir)
+    check_out_folder(out_dir, "landscape")
     if dims == 1 and at is not None:
         raise LosslabError(
             f"expected no --at with --dims 1 (the line always runs from the starting point to the trained point), got --at {at}"
@@ -66,7 +66,6 @@ def landscape(
     at = "trained" if directions == "pca" and dims == 2 else resolve_at(problem, at)
     needs_training = dims == 1 or at == "trained"
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
-    files = {}
     with err_console.status("evaluating the slice…"):
         if dims == 1:
             result = line(problem, run.thetas[0], run.theta, steps=steps, extend=(0.25, 0.25))
@@ -89,16 +88,13 @@ def landscape(
             result = plane(problem, center, d1, d2, steps=steps, span=span, seed=seed)
             title = f"loss on a plane ({directions} directions) around the {POINTS[at]}"
         convexity = discrete_convexity(result, problem=problem)
-    with atomic_path(out_dir / "landscape.npz") as tmp:
-        result.save(tmp)
-    files["data"] = str(out_dir / "landscape.npz")
-    with atomic_path(out_dir / "landscape.png") as tmp:
-        (line_png if dims == 1 else plane_contour_png)(result, tmp, title=title)
-    files["png"] = str(out_dir / "landscape.png")
-    if dims == 2:
-        with atomic_path(out_dir / "landscape.html") as tmp:
-            plane_surface_html(result, tmp, title=title)
-        files["html"] = str(out_dir / "landscape.html")
+    names = {"data": "landscape.npz", "png": "landscape.png", **({"html": "landscape.html"} if dims == 2 else {})}
+    with writing_folder(out_dir, "landscape", version=__version__) as tmp:
+        result.save(tmp / names["data"])
+        (line_png if dims == 1 else plane_contour_png)(result, tmp / names["png"], title=title)
+        if dims == 2:
+            plane_surface_html(result, tmp / names["html"], title=title)
+    files = {key: str(out_dir / name) for key, name in names.items()}
     summary = {
         "problem": problem.describe(),
         "mode": module_mode(problem),

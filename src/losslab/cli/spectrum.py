@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import __version__
 from .._checks import positive_int
 from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, nonlinearity_curvature, spectral_density, xtrace
 from ..problem import Problem
-from ..report import spectrum_png
+from ..report import check_out_folder, spectrum_png, writing_folder
 from .app import app
 from .common import (
     POINTS,
@@ -19,8 +20,6 @@ from .common import (
     JsonOpt,
     TrainStepsOpt,
     analysis_point,
-    atomic_path,
-    check_writable,
     err_console,
     module_mode,
     out,
@@ -30,11 +29,31 @@ from .common import (
 
 
 def _eig_rows(result) -> list[dict]:
-    """Each eigenvalue with its rigorous residual bound and its (gap-estimate) Kato–Temple bound."""
+    """Each eigenvalue (ascending) with its rigorous residual bound and its (gap-estimate) Kato–Temple bound."""
     return [
         {"value": float(v), "bound": float(b), "gap_bound": float(gb), "converged": bool(c)}
         for v, b, gb, c in zip(result.values, result.bounds, result.gap_bounds, result.converged)
     ]
+
+
+def extreme_eigenvalues(H: HessianOperator, k: int, *, seed: int) -> tuple[list[dict], list[dict], int, str | None]:
+    """The k largest (descending) and k smallest (ascending) eigenvalues of ``H``, each listed once.
+
+    When 2k exceeds p (the operator's size) the two ends would overlap and list eigenvalues twice:
+    then all p are computed once (Lanczos ``which="both"``), ⌈p/2⌉ listed as largest and ⌊p/2⌋ as
+    smallest, and the note (the last item) says so. Returns (largest, smallest, products, note).
+    """
+    p = H.shape[0]
+    if 2 * k <= p:
+        top = eigs(H, k=k, which="largest", seed=seed)
+        bottom = eigs(H, k=k, which="smallest", seed=seed)
+        return _eig_rows(top)[::-1], _eig_rows(bottom), top.matvecs + bottom.matvecs, None
+    every = eigs(H, k=p, which="both" if p > 1 else "largest", seed=seed)
+    rows = _eig_rows(every)
+    n_small = p // 2
+    note = (f"--k {k} at each end would list eigenvalues twice: the Hessian has {p} (one per parameter); each is listed once, "
+            f"the {p - n_small} largest and the {n_small} smallest")
+    return rows[n_small:][::-1], rows[:n_small], every.matvecs, note
 
 
 @app.command()
@@ -43,22 +62,22 @@ def spectrum(
     problem: Problem, groups: list[str] | None, seed: int,
     at: AtOpt = None,
     train_steps: TrainStepsOpt = 300,
-    k: int = typer.Option(3, help="how many eigenvalues at each end"),
+    k: int = typer.Option(3, help="how many eigenvalues at each end (largest first, then smallest); when 2k exceeds the number of "
+                          "parameters p, all p are listed once: the ceil(p/2) largest and the floor(p/2) smallest"),
     probes: int = typer.Option(10, help="random probes for the trace and the density"),
-    out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help="folder for spectrum.png and spectrum.json"),
+    out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help=(
+        "folder for spectrum.png and spectrum.json: new (its parent must exist), empty, or an earlier spectrum's (replaced whole)")),
     as_json: JsonOpt = False,
 ) -> None:
     """The Hessian's spectrum at a point, and how much of it comes from the model being nonlinear in its parameters."""
     k = positive_int("k", k)
     probes = positive_int("probes", probes)
-    check_writable(out_dir)
+    check_out_folder(out_dir, "spectrum")
     at = resolve_at(problem, at)
     theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
     with err_console.status("Lanczos for the extreme eigenvalues…") as status:
         H = HessianOperator(problem, theta)
-        k = min(k, problem.n_params)
-        top = eigs(H, k=k, which="largest", seed=seed)
-        bottom = eigs(H, k=k, which="smallest", seed=seed)
+        largest, smallest, eig_products, k_note = extreme_eigenvalues(H, k, seed=seed)
         status.update("trace (XTrace) and density (stochastic Lanczos quadrature)…")
         trace = xtrace(H, samples=max(16, 3 * probes), seed=seed)
         density = spectral_density(H, probes=probes, steps=min(40, problem.n_params), seed=seed)
@@ -69,17 +88,15 @@ def spectrum(
         g_norm = frobenius_norm(GGNOperator(problem, theta), samples=max(2, probes), seed=seed)
         d_extreme = eigs(D, k=1, which="both", seed=seed) if problem.n_params > 1 else eigs(D, k=1, seed=seed)
         point = classify(problem, theta, seed=seed)
-    with atomic_path(out_dir / "spectrum.png") as tmp:
-        spectrum_png(density.grid, density.density, tmp, eigenvalues=list(bottom.values) + list(top.values),
-                     title=f"Hessian spectral density at the {POINTS[at]}")
     summary = {
         "problem": problem.describe(),
         "mode": module_mode(problem),
         "at": at,
         "gradient_norm": point.grad_norm,
         "critical_point": {"kind": point.kind, "reason": point.reason},
-        "largest": _eig_rows(top),
-        "smallest": _eig_rows(bottom),
+        "largest": largest,
+        "smallest": smallest,
+        "k_note": k_note,
         "trace": {"estimate": trace.estimate, "stderr": trace.stderr, "method": trace.method},
         "hessian_frobenius_norm": h_norm.estimate,
         "hessian_frobenius_norm_stderr": h_norm.stderr,
@@ -91,12 +108,14 @@ def spectrum(
             "relative_to_hessian": d_norm.estimate / h_norm.estimate if h_norm.estimate else None,
             "extreme_eigenvalues": _eig_rows(d_extreme),
         },
-        "hessian_vector_products": top.matvecs + bottom.matvecs + trace.matvecs + density.matvecs,
+        "hessian_vector_products": eig_products + trace.matvecs + density.matvecs,
         "files": {"png": str(out_dir / "spectrum.png"), "json": str(out_dir / "spectrum.json")},
         "seed": seed,
     }
-    with atomic_path(out_dir / "spectrum.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    with writing_folder(out_dir, "spectrum", version=__version__) as tmp:
+        spectrum_png(density.grid, density.density, tmp / "spectrum.png", eigenvalues=[r["value"] for r in smallest + largest],
+                     title=f"Hessian spectral density at the {POINTS[at]}")
+        (tmp / "spectrum.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -104,10 +123,12 @@ def spectrum(
               highlight=False)
     table = Table("end", "eigenvalue", "± residual bound", "± gap bound", "converged",
                   caption="residual bounds are rigorous; gap bounds (Kato–Temple) assume no eigenvalue was missed nearby")
-    for end, rows in (("smallest", summary["smallest"]), ("largest", summary["largest"])):
+    for end, rows in (("largest", largest), ("smallest", smallest)):
         for r in rows:
             table.add_row(end, f"{r['value']:.6g}", f"{r['bound']:.2g}", f"{r['gap_bound']:.2g}", "yes" if r["converged"] else "no")
     out.print(table)
+    if k_note:
+        out.print(f"note: {k_note}", highlight=False)
     out.print(f"trace ≈ {trace.estimate:.6g} ± {trace.stderr:.2g} (XTrace)", highlight=False)
     nl = summary["nonlinearity_term"]
     rel = f" = {nl['relative_to_hessian']:.3g} of ‖H‖_F" if nl["relative_to_hessian"] is not None else ""

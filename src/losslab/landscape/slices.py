@@ -14,15 +14,14 @@ plane is an exact quadratic, computed from one gradient and two HVPs
 (:mod:`losslab.landscape.quadratic`); the result says which ``method`` produced it.
 
 Results are frozen dataclasses of tensors; ``save``/``load`` use ``.npz`` files of plain arrays
-and strings (loaded with ``allow_pickle=False``), written atomically.
+and strings (loaded with ``allow_pickle=False`` and validated: :mod:`losslab.landscape.slice_files`),
+written atomically.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,42 +31,15 @@ from ..problem import Problem
 from .directions import _gaussian, as_direction, filter_normalized
 from .evaluate import combine, evaluate_combinations
 from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
+from .slice_files import FORMAT_VERSION, load_npz, save_npz, slice_kind
 
 __all__ = ["METHODS", "LineSlice", "PlaneSlice", "line", "line_coordinates", "load_slice", "plane", "plane_coordinates"]
 
 METHODS = ("auto", "grid", "exact quadratic")
-FORMAT_VERSION = 1
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
-
-
-def _save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to exactly ``path`` (no suffix added), atomically: temp file, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_npz(path: str | os.PathLike, kind: str | None, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    got = str(arrays["kind"]) if "kind" in arrays else None
-    if got not in ("line", "plane") or (kind is not None and got != kind):
-        want = f"a {kind} slice" if kind else "a slice"
-        what = f"a {got} slice" if got else f"a file with keys {list(arrays)}"
-        raise LosslabError(f"expected {want} file written by losslab (.save), got {what}")
-    missing = [k for k in keys if k not in arrays]
-    if missing:
-        raise LosslabError(f"expected a {got} slice file with {list(keys)}, got one missing {missing}")
-    return arrays
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,12 +73,12 @@ class LineSlice:
         names = ("t", "losses", "a", "b")
         arrays = {k: _to_numpy(getattr(self, k)) for k in names}
         meta = {"kind": np.array("line"), "version": np.array(FORMAT_VERSION), "description": np.array(self.description)}
-        _save_npz(path, {**meta, **arrays})
+        save_npz(path, {**meta, **arrays})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LineSlice:
-        """Read a slice written by :meth:`save`."""
-        arr = _load_npz(path, "line", ("t", "losses", "a", "b"))
+        """Read a slice written by :meth:`save`, validated first (LosslabError: one line per problem found)."""
+        arr = load_npz(path, "line")
         return cls(*(torch.from_numpy(arr[k].copy()) for k in ("t", "losses", "a", "b")), str(arr.get("description", "")))
 
 
@@ -157,13 +129,13 @@ class PlaneSlice:
         arrays["seed"] = np.array([] if self.seed is None else [self.seed], dtype=np.int64)
         arrays["coefficients"] = np.zeros(0) if self.coefficients is None else _to_numpy(self.coefficients)
         meta = {"kind": np.array("plane"), "version": np.array(FORMAT_VERSION), "method": np.array(self.method)}
-        _save_npz(path, {**meta, "description": np.array(self.description), **arrays})
+        save_npz(path, {**meta, "description": np.array(self.description), **arrays})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PlaneSlice:
-        """Read a slice written by :meth:`save`."""
+        """Read a slice written by :meth:`save`, validated first (LosslabError: one line per problem found)."""
         names = ("alphas", "betas", "losses", "center", "d1", "d2")
-        arr = _load_npz(path, "plane", (*names, "seed", "method", "coefficients"))
+        arr = load_npz(path, "plane")
         tensors = [torch.from_numpy(arr[k].copy()) for k in names]
         seed = int(arr["seed"][0]) if arr["seed"].size else None
         coef = torch.from_numpy(arr["coefficients"].copy()) if arr["coefficients"].size else None
@@ -171,9 +143,15 @@ class PlaneSlice:
 
 
 def load_slice(path: str | os.PathLike) -> LineSlice | PlaneSlice:
-    """Read a :class:`LineSlice` or :class:`PlaneSlice` written by its ``save``."""
-    with np.load(path, allow_pickle=False) as data:
-        kind = str(data["kind"]) if "kind" in data.files else None
+    """Read a :class:`LineSlice` or :class:`PlaneSlice` written by its ``save``.
+
+    The file is validated before any array is used (kind, format version, every array present with
+    a numeric dtype, agreeing shapes, finite points and coordinates, losses that are numbers); every
+    problem found is one line of one LosslabError (:mod:`losslab.landscape.slice_files`).
+    """
+    kind = slice_kind(path)
+    if kind not in ("line", "plane"):
+        load_npz(path, None)  # raises: not a slice file
     return PlaneSlice.load(path) if kind == "plane" else LineSlice.load(path)
 
 

@@ -2,8 +2,11 @@
 
 from .figures import line_png, plane_contour_png, plane_surface_html, spectrum_png
 from .html import check_report_target, render_index, report_payload, write_report
+from .out_folder import MANIFEST, check_out_folder, writing_folder
 
 __all__ = [
+    "MANIFEST",
+    "check_out_folder",
     "check_report_target",
     "line_png",
     "plane_contour_png",
@@ -12,4 +15,5 @@ __all__ = [
     "report_payload",
     "spectrum_png",
     "write_report",
+    "writing_folder",
 ]

@@ -6,10 +6,12 @@ Layout of a report folder::
     results.json      every number, setting and claim result
     figures/*.png     matplotlib figures
     plotly.min.js     plotly.js, beside the page (only when an experiment has an interactive figure)
+    losslab-manifest.json   the files above, so a re-run recognises its own folder
 
 :func:`write_report` builds the folder under a temporary name next to ``out`` and renames it into
-place only when complete, so a killed run never leaves a report that looks finished. Every string
-that reaches the page is escaped.
+place only when complete, so a killed run never leaves a report that looks finished; ``out`` follows
+the rule of every losslab output folder (:mod:`losslab.report.out_folder`). Every string that
+reaches the page is escaped.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ import html
 import json
 import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._checks import LosslabError
+from .out_folder import check_out_folder, writing_folder
 
 __all__ = ["ARGUMENT", "check_report_target", "render_index", "report_payload", "write_report"]
 
@@ -167,46 +167,20 @@ def render_index(results: Sequence, payload: dict) -> str:
     )
 
 
-def _looks_like_report(folder: Path) -> bool:
-    """Whether ``folder`` is empty or a previous losslab report (so replacing it loses nothing of the user's)."""
-    entries = {p.name for p in folder.iterdir()}
-    if not entries:
-        return True
-    if "results.json" not in entries or not entries <= {"index.html", "results.json", "figures", "plotly.min.js"}:
-        return False
-    try:
-        return "losslab" in json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
-        return False
-
-
 def check_report_target(out: str | os.PathLike) -> Path:
-    """``out`` as a Path if a report may be written there (absent, empty, or an older report), else a LosslabError."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LosslabError(f"expected --out to be a folder for the report, got an existing file {out}")
-    if out.is_dir() and not _looks_like_report(out):
-        raise LosslabError(f"expected --out to be a new folder, an empty one or an earlier losslab report; {out} holds other "
-                           "files, which the report would replace. Choose another --out")
-    parent = out.resolve().parent
-    try:  # a real probe: os.access says yes for root even where nothing can be created (/proc)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=parent))
-    except OSError as err:
-        raise LosslabError(f"expected --out to be a folder losslab can write, but cannot write in {parent} ({err.strerror})") from None
-    return out
+    """``out`` as a Path if a report may be written there (see :func:`~losslab.report.out_folder.check_out_folder`)."""
+    return check_out_folder(out, "report")
 
 
 def write_report(results: Sequence, out: str | os.PathLike, *, seed: int, quick: bool, version: str) -> Path:
     """Write index.html, results.json and the figures of ``results`` into the folder ``out``, atomically.
 
     The folder is built as a hidden sibling and renamed into place when complete; an earlier report at
-    ``out`` is replaced only then. Returns the path of index.html.
+    ``out`` is replaced only then (:func:`~losslab.report.out_folder.writing_folder`, which also
+    refuses a folder holding files losslab did not write). Returns the path of index.html.
     """
-    out = check_report_target(out)
-    parent = out.resolve().parent
     payload = report_payload(results, seed=seed, quick=quick, version=version)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
+    with writing_folder(out, "report", version=version) as tmp:
         figures = tmp / "figures"
         figures.mkdir()
         for r in results:
@@ -219,21 +193,4 @@ def write_report(results: Sequence, out: str | os.PathLike, *, seed: int, quick:
             (tmp / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
         (tmp / "results.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
         (tmp / "index.html").write_text(render_index(results, payload), encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.replace(out, old / "report")
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if old is not None:  # put the earlier report back
-                os.replace(old / "report", out)
-            raise
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out / "index.html"
+    return Path(out) / "index.html"
