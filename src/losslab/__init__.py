@@ -4,6 +4,7 @@ from . import curvature, data, landscape, models
 from ._checks import LosslabError
 from .convexity import ConvexityReport, check_convexity
 from .losses import LOSSES, Loss
+from .memory import MemoryBudgetError
 from .problem import Problem
 
 __version__ = "0.1.0"
@@ -13,6 +14,7 @@ __all__ = [
     "ConvexityReport",
     "Loss",
     "LosslabError",
+    "MemoryBudgetError",
     "Problem",
     "__version__",
     "check_convexity",
