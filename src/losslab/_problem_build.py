@@ -168,10 +168,8 @@ def _check_forward_memory(problem, rows: int, per_row: int, data: Batches) -> No
     fit = problem.memory_budget // max(per_row, 1)
     if not fit:
         setting = "the model's size"
-    elif data.source is not None:
-        setting = f"the loader's batch_size ({fit} rows fit)"
     else:
-        setting = f"batch_size (Problem(..., batch_size={fit}) fits)"
+        setting = f"{'the loader' if data.source is not None else 'Problem(...)'}'s batch_size (at most {fit} rows per batch fit)"
     what = f"the forward and gradient graph of {problem.model.describe()} at one θ on a batch of {rows} examples"
     require(rows * per_row, problem.memory_budget, what, setting)
 

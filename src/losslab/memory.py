@@ -20,8 +20,9 @@ from __future__ import annotations
 from ._checks import LosslabError
 
 __all__ = [
-    "DEFAULT_MEMORY_BUDGET", "F64_BYTES", "MemoryBudgetError", "blocks", "chord_bytes", "dense_bytes", "ensemble_bytes", "fits", "kernel_ridge_bytes",
-    "lanczos_bytes", "least_squares_bytes", "mib", "probe_bytes", "require", "sketch_bytes", "slq_probe_bytes", "xtrace_bytes",
+    "DEFAULT_MEMORY_BUDGET", "F64_BYTES", "MemoryBudgetError", "blocks", "chord_bytes", "dense_bytes", "ensemble_bytes", "fits",
+    "kernel_ridge_bytes", "lanczos_bytes", "least_squares_bytes", "mib", "probe_bytes", "require", "sketch_bytes",
+    "slq_probe_bytes", "xtrace_bytes",
 ]
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20

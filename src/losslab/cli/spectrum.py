@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .._checks import positive_int
 from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, nonlinearity_curvature, spectral_density, xtrace
+from ..memory import require
 from ..problem import Problem
 from ..report import spectrum_png
 from .app import app
@@ -18,15 +19,18 @@ from .common import (
     AtOpt,
     JsonOpt,
     TrainStepsOpt,
+    YesOpt,
     analysis_point,
     atomic_path,
     check_writable,
+    confirm_large,
     err_console,
     module_mode,
     out,
     problem_command,
     resolve_at,
 )
+from .estimate import spectrum_cost
 
 
 def _eig_rows(result) -> list[dict]:
@@ -47,12 +51,17 @@ def spectrum(
     probes: int = typer.Option(10, help="random probes for the trace and the density"),
     out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help="folder for spectrum.png and spectrum.json"),
     as_json: JsonOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """The Hessian's spectrum at a point, and how much of it comes from the model being nonlinear in its parameters."""
     k = positive_int("k", k)
     probes = positive_int("probes", probes)
     check_writable(out_dir)
     at = resolve_at(problem, at)
+    steps = train_steps if at == "trained" else 0
+    seconds, needed = spectrum_cost(problem, problem.default_theta(seed), probes=probes, k=k, train_steps=steps)
+    require(needed, problem.memory_budget, "the Lanczos bases and probes of the spectrum", "--probes or -k")  # before training
+    confirm_large("the spectrum", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
     theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
     with err_console.status("Lanczos for the extreme eigenvalues…") as status:
         H = HessianOperator(problem, theta)
