@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from .._threads import resolve_threads, scoped_threads
 from ..curvature import HessianOperator
 from ..landscape import evaluate_points
 from ..memory import F64_BYTES, lanczos_bytes, slq_probe_bytes, xtrace_bytes
@@ -25,31 +26,33 @@ SPECTRUM_BASE_PRODUCTS = 600  # Hessian-vector products of eigs (both ends), H â
 CHECK_HVPS = 1200  # the Lanczos stage of check: up to 400 products at up to 3 points
 
 
-def _seconds(fn, repeats: int = 2) -> float:
-    """The fastest of ``repeats`` timed calls of ``fn`` (after one untimed call: caches, lazy set-up)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _seconds(fn, problem: Problem, repeats: int = 2) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` (after one untimed call: caches, lazy set-up), under the
+    analyses' own thread policy (one thread for a small CPU problem: :mod:`losslab._threads`)."""
+    with scoped_threads(resolve_threads("auto", problem)):
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
     return best
 
 
 def _per_point(problem: Problem, theta: torch.Tensor, points: int) -> float:
     count = max(1, min(points, _TIMED_POINTS))
     Theta = theta + torch.zeros(count, 1, dtype=theta.dtype, device=theta.device)
-    return _seconds(lambda: evaluate_points(problem, Theta), repeats=1) / count
+    return _seconds(lambda: evaluate_points(problem, Theta), problem, repeats=1) / count
 
 
 def _grad(problem: Problem, theta: torch.Tensor) -> float:
-    return _seconds(lambda: problem.grad(theta))
+    return _seconds(lambda: problem.grad(theta), problem)
 
 
 def _hvp(problem: Problem, theta: torch.Tensor) -> float:
     H = HessianOperator(problem, theta)
     v = torch.ones(problem.n_params, dtype=problem.dtype, device=problem.device)
-    return _seconds(lambda: H.matvec(v))
+    return _seconds(lambda: H.matvec(v), problem)
 
 
 def landscape_cost(problem: Problem, theta: torch.Tensor, *, points: int, train_steps: int) -> tuple[float, int]:

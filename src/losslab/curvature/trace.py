@@ -253,17 +253,17 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
     Y = _products(op, Omega, None, xtrace_bytes(p, m))
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
         Q, _ = torch.linalg.qr(Y)
-        return TraceEstimate(float((Q * _mm(op, Q)).sum()), 0.0, 0, 2 * p, "xtrace", seed)
+        return TraceEstimate(float((Q * _products(op, Q, None, xtrace_bytes(p, m))).sum()), 0.0, 0, 2 * p, "xtrace", seed)
     U, sv, _ = torch.linalg.svd(Y, full_matrices=False)
     rank = int((sv > sv[0] * torch.finfo(op.dtype).eps ** 0.5).sum()) if float(sv[0]) > 0 else 0
     if rank < m:  # AΩ (numerically) rank-deficient: R⁻¹ is not usable; Hutch++ on the rank-r sketch, fresh probes for the rest
         Q = U[:, :rank]
-        head = float((Q * _mm(op, Q)).sum()) if rank else 0.0
+        head = float((Q * _products(op, Q, None, xtrace_bytes(p, m))).sum()) if rank else 0.0
         g = max(2, m - rank)
         tail, se = _deflated_hutchinson(op, Q, g, gen)
         return TraceEstimate(head + tail, se, g, m + rank + g, "xtrace", seed)
     Q, R = torch.linalg.qr(Y)
-    Z = _mm(op, Q)
+    Z = _products(op, Q, None, xtrace_bytes(p, m))
     T = Q.T @ Z  # QᵀAQ (m, m)
     S = torch.linalg.solve_triangular(R, torch.eye(m, dtype=F64, device=R.device), upper=True).T  # R⁻ᵀ
     S = S / S.norm(dim=0)  # s_i: the direction in range(Q) that only probe i's column of Y reaches
