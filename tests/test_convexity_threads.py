@@ -87,7 +87,7 @@ def test_auto_keeps_the_callers_threads_for_a_large_problem():
     n, width = 8192, 4096
     x = torch.linspace(-1, 1, n).reshape(n, 1)
     net = torch.nn.Sequential(torch.nn.Linear(1, width), torch.nn.Tanh(), torch.nn.Linear(width, 1))
-    big = Problem(Module(net), x, torch.sin(3 * x).reshape(-1))
+    big = Problem(Module(net), x, torch.sin(3 * x).reshape(-1), memory_budget=2**31)  # one forward's graph: 1.5 GiB estimated
     assert n * big.n_params >= SMALL_WORK
     assert analysis_threads(big) is None and resolve_threads("auto", big) is None
     assert analysis_threads(small_problem()) == 1

@@ -305,5 +305,5 @@ class Overflowing(MatrixOperator):
 
 def test_a_nan_product_is_a_clear_error_naming_the_product():
     A = with_spectrum(spectrum())
-    with pytest.raises(LosslabError, match=r"expected finite operator products, got NaN/inf in product 4"):
+    with pytest.raises(LosslabError, match=r"expected finite Overflowing products, got 1 NaN/inf entries in product 4: "):
         eigs(Overflowing(A, at=4), k=3)

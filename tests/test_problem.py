@@ -151,10 +151,11 @@ def test_chunking_does_not_change_the_batched_loss(case, monkeypatch):
     Theta = _thetas(case, whole, K, DT)
     assert whole.chunk_size() >= K  # the default budget holds these tiny cases in one chunk
     expected = whole.loss_batch(Theta)
-    per_point = case.problem(memory_budget=1)
+    per_point = case.problem()
+    per_point.memory_budget = 1  # below one point (a Problem refuses that at construction, so set afterwards)
     assert per_point.chunk_size() == 1
     for budget_points in (1, 3):
-        prob = case.problem(memory_budget=1)
+        prob = case.problem()
         prob.memory_budget = budget_points * _bytes_per_point(prob)
         size = prob.chunk_size()
         assert 1 <= size < K

@@ -20,6 +20,7 @@ import torch
 from ._checks import LosslabError, shape
 from .batches import Batch, Batches, map_tensors, tensors
 from .losses import check_targets
+from .memory import require
 
 __all__ = ["check_device", "validate"]
 
@@ -113,7 +114,8 @@ def validate(problem, data: Batches) -> None:
     params = problem.unflatten(theta)
     prepared: list[Batch] | None = [] if data.cached is not None else None
     problem._out_ndim = 1
-    largest, first_out = 0, None
+    largest, first_out, per_example = 0, None, None
+    itemsize = torch.finfo(problem.dtype).bits // 8
     lo, hi = math.inf, -math.inf  # the range of the outputs over all batches (bce on probabilities)
     for index, raw in enumerate(data):
         where = f" in batch {index}" if data.count > 1 else ""
@@ -122,6 +124,9 @@ def validate(problem, data: Batches) -> None:
                 bad = int((~torch.isfinite(t)).sum())
                 raise LosslabError(f"expected finite {name}, got {bad} NaN/inf value(s){where}; drop or impute them first")
         inputs = problem.prepare(Batch(raw.inputs, raw.y[:0], raw.size)).inputs
+        if per_example is None:
+            per_example = _per_example(model, inputs)
+        _check_forward_memory(problem, raw.size, per_example * itemsize * 3, data)
         out = _forward(problem, params, inputs, index, data.count)
         if first_out is None:
             first_out = out
@@ -136,14 +141,37 @@ def validate(problem, data: Batches) -> None:
             prepared.append(Batch(inputs, y, raw.size))
     problem.data = Batches(prepared, data.source, data.n, data.count, data.origin, data.target_key, data.signature)
     first = next(problem.batches())
-    rows = min(2, first.size)  # two rows: BatchNorm in train mode cannot run on one
-    example = map_tensors(first.inputs, lambda t: t[:rows])
-    per_example = model.activations_per_example(example) + sum(t[:1].numel() for t in tensors(example))
-    problem._bytes_per_point = largest * per_example * torch.finfo(problem.dtype).bits // 8 * 3
+    problem._bytes_per_point = largest * per_example * itemsize * 3
     _check_probabilities(problem, lo, hi, data.n)
     _check_deterministic(problem, params, first, data)
     _check_float64(problem, first)
     _probe_vmap(problem, first, theta)
+
+
+def _per_example(model, inputs) -> int:
+    """Values one example's forward holds: the model's activations and the example's inputs (0 when the model
+    cannot even run on two rows: the forward that follows says why)."""
+    rows = min(2, tensors(inputs)[0].shape[0])  # two rows: BatchNorm in train mode cannot run on one
+    example = map_tensors(inputs, lambda t: t[:rows])
+    try:
+        activations = model.activations_per_example(example)
+    except LosslabError:
+        raise
+    except Exception:  # the full forward next raises the one-line error
+        return 0
+    return activations + sum(t[:1].numel() for t in tensors(example))
+
+
+def _check_forward_memory(problem, rows: int, per_row: int, data: Batches) -> None:
+    """Refuse, before it runs, a forward on ``rows`` examples whose activations and gradient graph (3 × the
+    activations, the estimate :meth:`Problem.chunk_size` divides by) exceed the memory budget."""
+    fit = problem.memory_budget // max(per_row, 1)
+    if not fit:
+        setting = "the model's size"
+    else:
+        setting = f"{'the loader' if data.source is not None else 'Problem(...)'}'s batch_size (at most {fit} rows per batch fit)"
+    what = f"the forward and gradient graph of {problem.model.describe()} at one θ on a batch of {rows} examples"
+    require(rows * per_row, problem.memory_budget, what, setting)
 
 
 def _check_probabilities(problem, lo: float, hi: float, n: int) -> None:

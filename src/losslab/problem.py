@@ -22,11 +22,10 @@ from ._checks import LosslabError, as_tensor, finite_result, float_dtype, nonneg
 from ._problem_build import check_device, validate
 from .batches import DEFAULT_CACHE_BYTES, Batch, Batches, map_tensors, tensors
 from .losses import Loss, get_loss
+from .memory import DEFAULT_MEMORY_BUDGET
 from .models.base import Model, Params
 
 __all__ = ["Problem"]
-
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
 
 
 _INTEGERS = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
@@ -53,12 +52,21 @@ class Problem:
         batch_size: with tensors, evaluate them in slices of this many rows (memory); the loss is the same,
             except for a module in train mode, whose BatchNorm layers use each batch's own statistics.
         target_key: the targets' key in dict batches.
-        memory_budget: bytes of intermediates one chunk of ``loss_batch`` may use.
+        memory_budget: bytes of intermediates any analysis of this problem may allocate (default 256 MiB):
+            what it allocates beyond the problem's own data and parameters and the arrays its caller
+            passes — activations of a chunk of points (``loss_batch``, slices, chords, ensembles), probe
+            blocks and Lanczos bases (SLQ, Hutchinson, Hutch++, XTrace, ``eigs``), Jacobians and kernel
+            matrices (least squares), and the parameter rows an ensemble holds. Analyses work in blocks
+            that fit; where the smallest block does not (one point's forward and gradient graph on the largest batch, one
+            probe's Lanczos basis, a dense p × p matrix) they raise a LosslabError before allocating it,
+            naming the bytes needed and the setting to lower (:mod:`losslab.memory`). The autograd graphs
+            a curvature operator caches are its own: it caches them only when they fit in four budgets.
         cache_bytes: a re-iterable holding at most this many bytes is kept in memory after the
             first pass; a larger one is read again on every pass.
 
     Raises:
-        LosslabError: bad data (no batches, mixed shapes, labels out of range, …), a device that
+        LosslabError: bad data (no batches, mixed shapes, labels out of range, …), a forward on one
+            batch whose activations would exceed ``memory_budget`` (lower ``batch_size``), a device that
             does not exist, data and module on different devices, a forward returning something
             unusable, a loss that differs between two evaluations at one θ (dropout, random ops),
             a model that cannot be re-evaluated in float64.
@@ -301,6 +309,7 @@ class Problem:
         if (dtype, device) == (self.dtype, self.device):
             return self
         out = self._copy(dtype=dtype, device=device, fixed={g: v.to(device=device, dtype=dtype) for g, v in self.fixed.items()})
+        out._bytes_per_point = self._bytes_per_point * torch.finfo(dtype).bits // torch.finfo(self.dtype).bits
         out.data = self.data.transformed(out.prepare)
         return out
 
@@ -367,8 +376,14 @@ class Problem:
             shape("X", X, (None, self.model.d_in))
         return self.model.apply(params, X)
 
+    @property
+    def point_bytes(self) -> int:
+        """Estimated bytes of one θ's forward and gradient graph on the largest batch: 3 × rows × the model's
+        activations per example (``model.activations_per_example``), in :attr:`dtype`; at most ``memory_budget``."""
+        return self._bytes_per_point
+
     def chunk_size(self) -> int:
-        """How many parameter points one vmapped call evaluates within ``memory_budget``."""
+        """How many parameter points one vmapped call evaluates within ``memory_budget`` (≥ 1)."""
         return max(1, self.memory_budget // max(self._bytes_per_point, 1))
 
     def _point_term(self, theta: torch.Tensor, batch: Batch, weight: float | None, with_penalty: bool) -> torch.Tensor:

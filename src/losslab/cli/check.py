@@ -7,11 +7,12 @@ import json
 import typer
 from rich.table import Table
 
-from ..convexity import ConvexityReport, check_convexity
+from ..convexity import ConvexityReport, check_convexity, prove_convex
 from ..examples import EXAMPLES
 from ..problem import Problem
 from .app import app
-from .common import COLORS, JsonOpt, err_console, module_mode, out, problem_command
+from .common import COLORS, JsonOpt, YesOpt, confirm_large, err_console, module_mode, out, problem_command
+from .estimate import check_cost
 
 
 def print_report(report: ConvexityReport, problem: Problem) -> None:
@@ -45,8 +46,12 @@ def check(
     problem: Problem, groups: list[str] | None, seed: int,
     budget: int = typer.Option(4000, help="most chords the witness search evaluates"),
     as_json: JsonOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """Is the loss convex in the parameters (a built-in model, or yours: --model-file)? A proof, a certified witness, or what was tried."""
+    if not prove_convex(problem):  # a proof is immediate; the witness search is what takes long
+        seconds, needed = check_cost(problem, problem.default_theta(seed), budget=budget, train_steps=300)
+        confirm_large("the convexity check", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
     with err_console.status("looking for a proof, then for a witness…") as status:
         report = check_convexity(problem, seed=seed, budget=budget, progress=status.update)
     if as_json:

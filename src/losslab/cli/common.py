@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 
 from .. import data
-from .._checks import LosslabError, choice
+from .._checks import LosslabError, choice, positive_int
 from ..examples import EXAMPLES, get_example
 from ..fit import train
+from ..memory import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, mib
 from ..models import MLP, Linear, Model, Module, Polynomial, RandomFeatures, TwoLayer
 from ..problem import Problem
 from .user_files import apply_weights, is_data_file, load_data, load_model_file, load_weights
@@ -62,6 +63,30 @@ ModeOpt = Annotated[str | None, typer.Option(
 ParamsOpt = Annotated[str | None, typer.Option(
     "--params", help="--model-file: the parameters analysed: trainable (default, requires_grad=True), all, or comma-separated names")]
 TrainStepsOpt = Annotated[int, typer.Option("--train-steps", help="Adam steps to the trained point")]
+MemoryBudgetOpt = Annotated[int, typer.Option(
+    "--memory-budget", help="MiB of intermediates an analysis may allocate (the Problem's memory_budget); larger requests are "
+    "done in blocks that fit, or refused up front")]
+
+LARGE_SECONDS = 60.0
+"""A request estimated to take longer than this (or to need more than the memory budget) runs only with --yes."""
+YesOpt = Annotated[bool, typer.Option(
+    "--yes", help=f"run a request estimated to take over {LARGE_SECONDS:g} s or more than --memory-budget (else it is refused, "
+    "with the estimate)")]
+
+
+def confirm_large(what: str, *, seconds: float, needed: int, budget: int, yes: bool) -> None:
+    """Refuse a large request without ``--yes``, saying the estimate; with ``--yes``, say it on stderr and go on.
+
+    Large: estimated over :data:`LARGE_SECONDS` seconds, or over ``budget`` bytes of intermediates.
+    """
+    if seconds <= LARGE_SECONDS and needed <= budget:
+        return
+    minutes = f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+    estimate = f"{what}: estimated {minutes} and {mib(needed)} of intermediates (--memory-budget {mib(budget)})"
+    if not yes:
+        raise LosslabError(f"{estimate}, over the {LARGE_SECONDS:g} s / memory-budget threshold; pass --yes to run it, or choose "
+                           "smaller sizes")
+    err_console.print(f"{estimate}; running it (--yes)", highlight=False)
 
 
 def friendly_errors(command):
@@ -72,7 +97,10 @@ def friendly_errors(command):
         try:
             return command(*args, **kwargs)
         except LosslabError as err:
-            print(f"error: {err}", file=sys.stderr)
+            message = str(err)
+            if isinstance(err, MemoryBudgetError):  # the library's names of the settings, as options
+                message = message.replace("Problem(...)'s batch_size", "--batch-size").replace("memory_budget", "--memory-budget")
+            print(f"error: {message}", file=sys.stderr)
             raise typer.Exit(2) from None
         except (MemoryError, RuntimeError) as err:
             if not isinstance(err, MemoryError) and "allocate" not in str(err):
@@ -113,19 +141,22 @@ def make_problem(
     out_bias: bool, l2: float, example: str | None, group: list[str] | None, seed: int,
     model_file: str | None = None, weights: str | None = None, x_key: list[str] | None = None, y_key: str = "y",
     device: str | None = None, batch_size: int | None = None, mode: str | None = None, params: str | None = None,
-    changed: tuple[str, ...] = (),
+    changed: tuple[str, ...] = (), memory_budget: int = DEFAULT_MEMORY_BUDGET // 2**20,
 ) -> tuple[Problem, list[str] | None]:
     """The problem (and groups to analyse) the shared options describe.
 
     ``changed`` names the options given a value other than their default (to refuse mixing a
-    ``--model-file`` with the built-in models' options).
+    ``--model-file`` with the built-in models' options). ``memory_budget`` is in MiB.
     """
+    memory_budget = positive_int("--memory-budget", memory_budget)
     if example:
         if group:
             raise LosslabError(f"expected either --example or --group, got both (--example {example} fixes its own groups)")
         if model_file or (user_data(data_name) and "data_name" in changed):
             raise LosslabError(f"expected either --example or your own --model-file/--data, got --example {example} with them")
-        return get_example(example).build(seed)
+        problem, groups = get_example(example).build(seed)
+        problem.memory_budget = memory_budget * 2**20
+        return problem, groups
     if model_file is None:
         given = [f"--{name.replace('_', '-')}" for name, value in (("weights", weights), ("mode", mode), ("params", params)) if value]
         if given:
@@ -155,7 +186,7 @@ def make_problem(
         chosen = params or "trainable"
         chosen = chosen if chosen in ("trainable", "all") else [w.strip() for w in chosen.split(",") if w.strip()]
         net = Module(user, mode=choice("--mode", mode or "eval", ("eval", "train")), params=chosen)
-    problem = Problem(net, X, y, loss=loss, l2=l2, device=device, batch_size=batch_size)
+    problem = Problem(net, X, y, loss=loss, l2=l2, device=device, batch_size=batch_size, memory_budget=memory_budget * 2**20)
     return problem, (list(group) if group else None)
 
 
@@ -194,7 +225,7 @@ SHARED = (
     ("out_bias", OutBiasOpt, False), ("group", GroupOpt, None), ("l2", L2Opt, 0.0), ("example", ExampleOpt, None),
     ("seed", SeedOpt, 0), ("model_file", ModelFileOpt, None), ("weights", WeightsOpt, None), ("x_key", XKeyOpt, None),
     ("y_key", YKeyOpt, "y"), ("device", DeviceOpt, None), ("batch_size", BatchSizeOpt, None), ("mode", ModeOpt, None),
-    ("params", ParamsOpt, None),
+    ("params", ParamsOpt, None), ("memory_budget", MemoryBudgetOpt, DEFAULT_MEMORY_BUDGET // 2**20),
 )
 
 

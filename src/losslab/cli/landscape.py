@@ -18,13 +18,16 @@ from .common import (
     AtOpt,
     JsonOpt,
     TrainStepsOpt,
+    YesOpt,
     analysis_point,
+    confirm_large,
     err_console,
     module_mode,
     out,
     problem_command,
     resolve_at,
 )
+from .estimate import landscape_cost
 
 DIRECTIONS = ("filter", "random", "eigen", "pca")
 
@@ -44,6 +47,7 @@ def landscape(
     out_dir: Path = typer.Option(Path("losslab-landscape"), "--out", help=(
         "folder for landscape.npz, .png and .html: new (its parent must exist), empty, or an earlier landscape's (replaced whole)")),
     as_json: JsonOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """A slice of the loss landscape: the line init → trained, or a plane; with its discrete convexity."""
     dims = positive_int("dims", dims)
@@ -65,6 +69,9 @@ def landscape(
                            f"got --train-steps {train_steps}")
     at = "trained" if directions == "pca" and dims == 2 else resolve_at(problem, at)
     needs_training = dims == 1 or at == "trained"
+    points = positive_int("steps", steps) ** dims
+    seconds, needed = landscape_cost(problem, problem.default_theta(seed), points=points, train_steps=train_steps if needs_training else 0)
+    confirm_large(f"a slice of {points:,} points", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
     with err_console.status("evaluating the slice…"):
         if dims == 1:

@@ -11,6 +11,7 @@ from rich.table import Table
 from .. import __version__
 from .._checks import positive_int
 from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_norm, nonlinearity_curvature, spectral_density, xtrace
+from ..memory import require
 from ..problem import Problem
 from ..report import check_out_folder, spectrum_png, writing_folder
 from .app import app
@@ -19,13 +20,16 @@ from .common import (
     AtOpt,
     JsonOpt,
     TrainStepsOpt,
+    YesOpt,
     analysis_point,
+    confirm_large,
     err_console,
     module_mode,
     out,
     problem_command,
     resolve_at,
 )
+from .estimate import spectrum_cost
 
 
 def _eig_rows(result) -> list[dict]:
@@ -68,12 +72,17 @@ def spectrum(
     out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help=(
         "folder for spectrum.png and spectrum.json: new (its parent must exist), empty, or an earlier spectrum's (replaced whole)")),
     as_json: JsonOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """The Hessian's spectrum at a point, and how much of it comes from the model being nonlinear in its parameters."""
     k = positive_int("k", k)
     probes = positive_int("probes", probes)
     check_out_folder(out_dir, "spectrum")
     at = resolve_at(problem, at)
+    steps = train_steps if at == "trained" else 0
+    seconds, needed = spectrum_cost(problem, problem.default_theta(seed), probes=probes, k=k, train_steps=steps)
+    require(needed, problem.memory_budget, "the Lanczos bases and probes of the spectrum", "--probes or --k")  # before training
+    confirm_large("the spectrum", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
     theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
     with err_console.status("Lanczos for the extreme eigenvalues…") as status:
         H = HessianOperator(problem, theta)

@@ -258,6 +258,7 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
 
     def around(name: str, c: torch.Tensor, share: float) -> ChordWitness | None:
         per_scale = max(1, int(share * budget / (2 * len(LAMBDAS) * len(SCALES))))
+        search.check_memory(per_scale)  # before the pairs are drawn
         for scale in SCALES:  # smallest first: the first witness found is the most local one
             if search.remaining < len(LAMBDAS):
                 return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..memory import chord_bytes, require
 from ..problem import Problem
 from ..tolerances import tolerances
 from .witness import ChordWitness, chord_gap
@@ -61,7 +62,9 @@ def symmetric_pairs(center: torch.Tensor, scales: tuple[float, ...], per_scale: 
 class ChordSearch:
     """Evaluates batches of chords of a (float64) problem, counts them, keeps the best violation.
 
-    ``budget`` caps the number of chords (pairs × λ values) evaluated in all.
+    ``budget`` caps the number of chords (pairs × λ values) evaluated in all. The middle points are
+    built one λ at a time; :meth:`check_memory` refuses, before they are drawn, pairs whose draws,
+    endpoints and middle points exceed the problem's ``memory_budget``.
     """
 
     problem: Problem
@@ -76,6 +79,12 @@ class ChordSearch:
     def remaining(self) -> int:
         return max(self.budget - self.tried, 0)
 
+    def check_memory(self, pairs: int) -> None:
+        """Raise a MemoryBudgetError, before anything is drawn, if ``pairs`` chords do not fit the memory budget."""
+        p, itemsize = self.problem.n_params, torch.finfo(self.problem.dtype).bits // 8
+        require(chord_bytes(pairs, p, itemsize), self.problem.memory_budget, f"{pairs} chord(s) of p = {p:,} parameters",
+                "budget (fewer chords per scale)")
+
     def evaluate(
         self, A: torch.Tensor, B: torch.Tensor, strategy: str, where: str, lams: tuple[float, ...] = LAMBDAS
     ) -> ChordWitness | None:
@@ -85,9 +94,9 @@ class ChordSearch:
             return None
         A, B = A[:keep], B[:keep]
         la, lb = self.problem.loss_batch(A), self.problem.loss_batch(B)
+        self.check_memory(keep)
         lam = torch.tensor(lams, dtype=A.dtype, device=A.device)
-        mids = lam[:, None, None] * A + (1 - lam)[:, None, None] * B  # (L, K, p)
-        lm = self.problem.loss_batch(mids.reshape(-1, A.shape[1])).reshape(len(lams), keep)
+        lm = torch.stack([self.problem.loss_batch(lam[i] * A + (1 - lam[i]) * B) for i in range(len(lams))])  # one λ's (K, p) at a time
         gap = lm - lam[:, None] * la - (1 - lam)[:, None] * lb
         scale = lm.abs() + lam[:, None] * la.abs() + (1 - lam)[:, None] * lb.abs()
         rel = torch.nan_to_num(gap / scale.clamp_min(torch.finfo(A.dtype).tiny), nan=float("-inf"), posinf=float("-inf"))

@@ -21,6 +21,7 @@ import torch
 from .._checks import LosslabError
 from ..curvature.eigs import eigs
 from ..curvature.operator import HessianOperator
+from ..memory import MemoryBudgetError
 from ..problem import Problem
 
 __all__ = ["smallest_eigenpair"]
@@ -41,6 +42,8 @@ def smallest_eigenpair(
     hessian = HessianOperator(problem, theta.to(problem.dtype))
     try:
         res = eigs(hessian, k=1, which="smallest", tol=tol, criterion="residual", max_iter=max_products, seed=seed)
+    except MemoryBudgetError:  # the basis does not fit: say so, it is no property of the loss
+        raise
     except LosslabError:  # non-finite products (a model that overflows at θ): no eigenvalue, no witness
         p = problem.n_params
         return float("nan"), torch.zeros(p, dtype=torch.float64, device=theta.device), hessian.products

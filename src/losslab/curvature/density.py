@@ -9,8 +9,11 @@ probes estimates φ (Lin, Saad & Yang 2016, "Approximating spectral densities of
 matrices"; Ghorbani, Krishnan & Xiao 2019, "An investigation into neural net optimization via
 Hessian eigenvalue density"). A Gaussian kernel of width σ turns the nodes into a smooth curve.
 
-All probes advance together: one batched ``matmat`` per Lanczos step; each probe's vectors are
-fully reorthogonalised (two Gram–Schmidt passes) against its own basis.
+The probes advance together in blocks, one batched ``matmat`` per Lanczos step; each probe's
+vectors are fully reorthogonalised (two Gram–Schmidt passes) against its own basis. A block holds
+as many probes as their bases (steps × p float64 each) fit in the operator's ``memory_budget``
+(:mod:`losslab.memory`); the probes are independent, so the result is the same to rounding
+whatever the block size. When one probe's basis does not fit, it refuses before allocating it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import torch
 
 from .._checks import LosslabError, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..memory import blocks, fits, require, slq_probe_bytes
 from .operator import as_operator
+from .trace import _columns, _signs
 
 __all__ = ["SpectralDensity", "spectral_density"]
 
@@ -131,6 +136,10 @@ def spectral_density(
     Returns:
         A :class:`SpectralDensity`.
 
+    Raises:
+        LosslabError: bad arguments, or one probe's Lanczos basis ((steps + 6)·p float64 values,
+            :func:`losslab.memory.slq_probe_bytes`) over the operator's ``memory_budget``: lower ``steps``.
+
     Example:
         >>> from losslab.curvature import MatrixOperator
         >>> op = MatrixOperator(torch.diag(torch.arange(1.0, 51.0, dtype=torch.float64)))
@@ -144,9 +153,13 @@ def spectral_density(
     steps = min(positive_int("steps", steps), p)
     points = positive_int("points", points, minimum=2)
     seed = seed_int("seed", seed)
-    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same probes on every device
-    Z = (2 * torch.randint(0, 2, (p, probes), generator=gen) - 1).to(F64).to(op.device)
-    alpha, beta, lengths, products = _lanczos_probes(op, Z, steps)
+    per_probe = slq_probe_bytes(p, steps)
+    require(p * probes + per_probe, op.memory_budget, f"one probe's Lanczos basis ({steps} steps of p = {p:,})", "steps")
+    signs = _signs(p, probes, torch.Generator().manual_seed(seed))  # on the CPU: the same probes on every device
+    parts = [_lanczos_probes(op, _columns(signs, cols, op.device), steps)
+             for cols in blocks(probes, fits(per_probe, op.memory_budget, p * probes))]
+    alpha, beta, lengths = (torch.cat([part[i] for part in parts]) for i in range(3))
+    products = sum(part[3] for part in parts)
     nodes = torch.zeros(probes, steps, dtype=F64)
     weights = torch.zeros(probes, steps, dtype=F64)
     for lth in range(probes):

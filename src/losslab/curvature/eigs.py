@@ -75,6 +75,7 @@ import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..memory import F64_BYTES, dense_bytes, lanczos_bytes, require
 from ..tolerances import rounding_floor, smallest_usable, tolerances
 from .operator import CurvatureOperator, as_operator
 
@@ -348,6 +349,29 @@ def _lanczos(
             V[j] = nxt
 
 
+def _basis_within_budget(op: CurvatureOperator, k: int, m: int, *, given: bool) -> int:
+    """The basis size to use: ``m``, or fewer vectors (more restarts) when the default does not fit the budget.
+
+    The dense path (m ≥ p) holds 5·p² values; Lanczos holds 2·m + 2·k + 4 vectors of p
+    (:func:`losslab.memory.lanczos_bytes`). A basis the caller chose (``given``) is kept or refused.
+    """
+    p, budget = op.shape[0], op.memory_budget
+    dense = f"the dense {p} × {p} matrix (used when max_basis >= p)"
+    if m >= p:
+        if dense_bytes(p) <= budget or given:
+            require(dense_bytes(p), budget, dense, "max_basis")
+            return m
+        m = p - 1
+        if m < k + 2:  # too few vectors for a restarted Lanczos: only the dense path is left
+            require(dense_bytes(p), budget, dense, "k")
+    if not given:
+        room = (budget // (p * F64_BYTES) - 2 * k - 4) // 2
+        m = min(m, max(k + 2, room))
+    what = f"Lanczos for {k} eigenpair(s) with a basis of {m} vectors of p = {p:,}"
+    require(lanczos_bytes(p, m, k), budget, what, "max_basis" if given else "k")
+    return m
+
+
 @with_analysis_threads
 def eigs(
     problem_or_operator: object,
@@ -383,8 +407,10 @@ def eigs(
         max_iter: most operator products (default max(300, 10·max_basis)); pairs not converged
             by then are returned with ``converged`` False and their (larger) bounds.
         max_basis: Lanczos vectors kept (memory: 2·max_basis·p floats), ≥ k + 2; default
-            min(p, max(30, 2k + 10)). When p ≤ max_basis the matrix is assembled from p products
-            (one batched ``matmat``) and diagonalised densely instead.
+            min(p, max(30, 2k + 10)), lowered (down to k + 2: more restarts, the same eigenvalues to
+            ``tol``) to fit the operator's ``memory_budget``. When p ≤ max_basis the matrix is
+            assembled from p products (one batched ``matmat``) and diagonalised densely instead
+            (5·p² float64 values; a restarted Lanczos when that does not fit and max_basis is not given).
         verify: after convergence, add one fresh random direction (one product) and require the
             values not to move: ``True`` always, ``False`` never, ``None`` (default) only when a
             random direction's Rayleigh quotient can reach the wanted values (a high-multiplicity
@@ -396,7 +422,9 @@ def eigs(
 
     Raises:
         LosslabError: k < 1 or k > p, an unknown ``which`` or ``criterion``, a bad θ,
-            max_basis < k + 2, or a tol below the rounding floor (the message names the smallest usable tol).
+            max_basis < k + 2, a tol below the rounding floor (the message names the smallest usable
+            tol), or a basis over the operator's ``memory_budget`` (the smallest one, k + 2 vectors,
+            or the ``max_basis`` given; :func:`losslab.memory.lanczos_bytes`).
 
     Example:
         >>> from losslab.curvature import MatrixOperator
@@ -429,6 +457,7 @@ def eigs(
     if verify is not None and not isinstance(verify, bool):
         raise LosslabError(f"expected verify to be True, False or None, got verify={verify!r}")
     m = min(p, max(30, 2 * k + 10)) if max_basis is None else positive_int("max_basis", max_basis)
+    m = _basis_within_budget(op, k, m, given=max_basis is not None)
     if m >= p:
         return _dense(op, k, which, tol, criterion)
     if m < k + 2:

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
-from .._checks import LosslabError, as_tensor, shape
+from .._checks import LosslabError, as_tensor, positive_int, shape
+from ..memory import DEFAULT_MEMORY_BUDGET, F64_BYTES, require
 from ..problem import Problem
 
 __all__ = [
@@ -56,13 +57,16 @@ class CurvatureOperator:
         shape: (p, p).
         dtype: the dtype products are computed in (the problem's).
         products: operator–vector products applied so far (m per ``matmat`` of m columns).
+        memory_budget: bytes of intermediates an analysis of this operator may allocate (its
+            problem's ``memory_budget``; see :class:`~losslab.Problem` and :mod:`losslab.memory`).
     """
 
-    def __init__(self, p: int, dtype: torch.dtype, device: torch.device | str = "cpu"):
+    def __init__(self, p: int, dtype: torch.dtype, device: torch.device | str = "cpu", memory_budget: int = DEFAULT_MEMORY_BUDGET):
         self.shape = (p, p)
         self.dtype = dtype
         self.device = torch.device(device)
         self.products = 0
+        self.memory_budget = positive_int("memory_budget", memory_budget)
 
     def _apply_rows(self, V: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -113,8 +117,13 @@ class CurvatureOperator:
         return DifferenceOperator(self, other)
 
     def to_dense(self) -> torch.Tensor:
-        """The p × p matrix, as ``matmat`` of the identity (p products; for tiny models and tests)."""
+        """The p × p matrix, as ``matmat`` of the identity (p products; for tiny models and tests).
+
+        Raises:
+            LosslabError: the identity and the matrix (2·p² values) over ``memory_budget``.
+        """
         p = self.shape[0]
+        require(3 * p * p * F64_BYTES, self.memory_budget, f"the dense {p} × {p} matrix", "p (restrict the problem to fewer groups)")
         return self.matmat(torch.eye(p, dtype=self.dtype, device=self.device))
 
     def to_scipy(self) -> LinearOperator:
@@ -137,19 +146,21 @@ class CurvatureOperator:
 class MatrixOperator(CurvatureOperator):
     """A given symmetric matrix A (p × p) as an operator: for tests and known spectra.
 
+    ``memory_budget`` bounds what analyses of it allocate (default 256 MiB; the matrix itself is not counted).
+
     Example:
         >>> op = MatrixOperator(torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)))
         >>> op @ torch.ones(3, dtype=torch.float64)
         tensor([1., 2., 3.], dtype=torch.float64)
     """
 
-    def __init__(self, A: object):
+    def __init__(self, A: object, *, memory_budget: int = DEFAULT_MEMORY_BUDGET):
         A = as_tensor("A", A)
         A = A if A.dtype in (torch.float32, torch.float64) else A.to(torch.float64)
         shape("A", A, (A.shape[0], A.shape[0]) if A.ndim == 2 else (None, None))
         if not torch.allclose(A, A.T, rtol=1e-6, atol=1e-12 * float(A.abs().max())):
             raise LosslabError("expected a symmetric matrix A, got one with A != A.T; pass (A + A.T) / 2")
-        super().__init__(A.shape[0], A.dtype, A.device)
+        super().__init__(A.shape[0], A.dtype, A.device, memory_budget)
         self.A = A
 
     def _apply_rows(self, V: torch.Tensor) -> torch.Tensor:
@@ -164,7 +175,7 @@ class DifferenceOperator(CurvatureOperator):
             raise LosslabError(f"expected two curvature operators, got {type(A).__name__} and {type(B).__name__}")
         if A.shape != B.shape:
             raise LosslabError(f"expected operators of the same shape, got {A.shape} and {B.shape}")
-        super().__init__(A.shape[0], torch.promote_types(A.dtype, B.dtype), A.device)
+        super().__init__(A.shape[0], torch.promote_types(A.dtype, B.dtype), A.device, min(A.memory_budget, B.memory_budget))
         self.A, self.B = A, B
 
     def _apply_rows(self, V: torch.Tensor) -> torch.Tensor:
@@ -196,7 +207,7 @@ class _GraphOperator(CurvatureOperator):
         if not isinstance(problem, Problem):
             raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
         theta = problem.as_theta(theta)
-        super().__init__(problem.n_params, problem.dtype, problem.device)
+        super().__init__(problem.n_params, problem.dtype, problem.device, problem.memory_budget)
         self.problem = problem
         self.theta = theta.detach().clone()
         self._chunk = max(1, min(_MAX_CHUNK, problem.chunk_size() // 2))

@@ -12,7 +12,10 @@ Hutchinson probe of the rest, and the m exchangeable estimates are averaged. On 
 Hessian (benchmarks/curvature_dataloader.py) it reaches a 1 % RMS error with about 44 products,
 Hutch++ with about 60.
 
-All probes of an estimate go through one batched ``matmat``.
+Probes go through batched ``matmat`` calls, a block of them at a time within the operator's
+``memory_budget`` (:mod:`losslab.memory`): the estimate is the same to rounding whatever the block
+size. The probes themselves are held as int8 signs (p bytes each). Hutch++'s sketch Q and XTrace's
+m probes must fit whole; when they do not, the estimator refuses before drawing them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 
 from .._checks import LosslabError, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..memory import F64_BYTES, blocks, fits, probe_bytes, require, sketch_bytes, xtrace_bytes
 from ..tolerances import rounding_floor
 from .operator import CurvatureOperator, as_operator
 
@@ -59,26 +63,75 @@ class TraceEstimate:
     seed: int
 
 
+def _signs(p: int, s: int, gen: torch.Generator) -> torch.Tensor:
+    """(p, s) Rademacher draws 0/1 as int8 on the CPU generator ``gen``: the numbers ``torch.randint(0, 2, (p, s))``
+    draws (the same probes on every device, and whatever the block size), at one byte each."""
+    return torch.randint(0, 2, (p, s), generator=gen, dtype=torch.int8)
+
+
+def _columns(signs: torch.Tensor, cols: slice, device: torch.device) -> torch.Tensor:
+    """The ±1 probes of ``signs[:, cols]`` in float64 on ``device``."""
+    return (2 * signs[:, cols].to(F64) - 1).to(device)
+
+
 def _rademacher(p: int, s: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """(p, s) ±1 entries in float64, drawn on the CPU generator ``gen`` (the same probes on every device), moved to ``device``."""
-    return (2 * torch.randint(0, 2, (p, s), generator=gen) - 1).to(F64).to(device)
+    return _columns(_signs(p, s, gen), slice(None), device)
 
 
 def _mm(op: CurvatureOperator, V: torch.Tensor) -> torch.Tensor:
     return op.matmat(V.to(op.dtype)).to(F64)
 
 
+def _block(op: CurvatureOperator, held: int, what: str, setting: str) -> int:
+    """Probes per block next to ``held`` bytes, within the operator's budget; refuses when not one fits."""
+    p = op.shape[0]
+    require(held + probe_bytes(p), op.memory_budget, what, setting)
+    return fits(probe_bytes(p), op.memory_budget, held)
+
+
+def _forms(
+    op: CurvatureOperator, signs: torch.Tensor, form, *, Q: torch.Tensor | None = None, what: str, setting: str, rows: int = 1
+) -> torch.Tensor:
+    """``form(z, A z)`` (a (b,) tensor per block) for each probe z of ``signs`` (deflated: z ← (I − QQᵀ)z), a block at a time."""
+    held = signs.numel() + (0 if Q is None else Q.numel() * F64_BYTES)
+    size = _block(op, held, what, setting)
+    out = []
+    for cols in blocks(signs.shape[1], size):
+        Z = _columns(signs, cols, op.device)
+        if Q is not None:
+            Z = Z - Q @ (Q.T @ Z)
+        out.append(form(Z, _mm(op, Z)))
+    return torch.cat(out, dim=-1) if rows > 1 else torch.cat(out)
+
+
+def _products(op: CurvatureOperator, V: torch.Tensor | None, signs: torch.Tensor | None, held: int) -> torch.Tensor:
+    """A·V (p, m) in float64 (V float64, or the probes of ``signs``), a block of columns at a time next to ``held`` bytes."""
+    p, m = (V if V is not None else signs).shape
+    out = torch.empty(p, m, dtype=F64, device=op.device)
+    for cols in blocks(m, fits(probe_bytes(p), op.memory_budget, held)):
+        out[:, cols] = _mm(op, V[:, cols] if V is not None else _columns(signs, cols, op.device))
+    return out
+
+
+def _quadratic(Z: torch.Tensor, AZ: torch.Tensor) -> torch.Tensor:
+    return (Z * AZ).sum(0)
+
+
+def _with_gain(form):
+    """``form`` and ‖Az‖/‖z‖ per probe, stacked (2, b): the second row gives the norm estimate of the rounding floor."""
+    return lambda Z, AZ: torch.stack([form(Z, AZ), AZ.norm(dim=0) / Z.norm(dim=0).clamp_min(torch.finfo(F64).tiny)])
+
+
+def _floor(op: CurvatureOperator, gains: torch.Tensor, power: float = 1.0) -> float:
+    """c·ε·‖A‖₂·p^power: the rounding floor of a trace (power 1) or a Frobenius norm (½), ‖A‖₂ ≥ the largest gain ‖Az‖/‖z‖."""
+    return rounding_floor(op.dtype, float(gains.max()) if gains.numel() else 0.0) * op.shape[0] ** power
+
+
 def _deflated_hutchinson(op: CurvatureOperator, Q: torch.Tensor, g: int, gen: torch.Generator) -> tuple[float, float]:
     """Hutchinson on (I − QQᵀ)A(I − QQᵀ) with g fresh Rademacher probes: (mean, stderr). Hutch++'s second part."""
-    G = _rademacher(op.shape[0], g, gen, op.device)
-    G = G - Q @ (Q.T @ G)
-    return _mean_stderr((G * _mm(op, G)).sum(0))
-
-
-def _floor(op: CurvatureOperator, Z: torch.Tensor, AZ: torch.Tensor, power: float = 1.0) -> float:
-    """c·ε·‖A‖₂·p^power: the rounding floor of a trace (power 1) or Frobenius norm (½), ‖A‖₂ ≥ max ‖Az‖/‖z‖ over the columns."""
-    norm = float((AZ.norm(dim=0) / Z.norm(dim=0).clamp_min(torch.finfo(F64).tiny)).max()) if Z.shape[1] else 0.0
-    return rounding_floor(op.dtype, norm) * op.shape[0] ** power
+    signs = _signs(op.shape[0], g, gen)
+    return _mean_stderr(_forms(op, signs, _quadratic, Q=Q, what=f"the deflated Hutchinson part ({g} probes)", setting="samples"))
 
 
 def _mean_stderr(x: torch.Tensor) -> tuple[float, float]:
@@ -99,6 +152,9 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
     Returns:
         A :class:`TraceEstimate`; exact for a diagonal A (stderr: the rounding floor only).
 
+    Raises:
+        LosslabError: the probes (s·p bytes) and one block of products over the operator's ``memory_budget``.
+
     Example:
         >>> from losslab.curvature import MatrixOperator
         >>> hutchinson(MatrixOperator(torch.eye(4, dtype=torch.float64)), samples=3).estimate
@@ -107,10 +163,12 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
-    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
-    AZ = _mm(op, Z)
-    est, se = _mean_stderr((Z * AZ).sum(0))
-    return TraceEstimate(est, max(se, _floor(op, Z, AZ)), s, s, "hutchinson", seed)
+    p = op.shape[0]
+    require(s * p + probe_bytes(p), op.memory_budget, f"Hutchinson with {s} probes of p = {p:,}", "samples")
+    signs = _signs(p, s, torch.Generator().manual_seed(seed))
+    forms = _forms(op, signs, _with_gain(_quadratic), what=f"Hutchinson with {s} probes of p = {p:,}", setting="samples", rows=2)
+    est, se = _mean_stderr(forms[0])
+    return TraceEstimate(est, max(se, _floor(op, forms[1])), s, s, "hutchinson", seed)
 
 
 @with_analysis_threads
@@ -130,6 +188,10 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     Returns:
         A :class:`TraceEstimate` whose ``stderr`` is that of the deflated Hutchinson part,
         conditional on the sketch (the sketch's own randomness is not in it).
+
+    Raises:
+        LosslabError: the sketch (3·⌊s/3⌋·p float64 values, :func:`losslab.memory.sketch_bytes`) over the
+            operator's ``memory_budget``: lower ``samples``.
     """
     op = as_operator(problem_or_operator, theta)
     total = positive_int("samples", samples, minimum=6)
@@ -137,11 +199,16 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     p = op.shape[0]
     gen = torch.Generator().manual_seed(seed)
     m = min(total // 3, p)
-    S = _rademacher(p, m, gen, op.device)
-    AS = _mm(op, S)
-    floor = _floor(op, S, AS)
+    require(sketch_bytes(p, m) + p * total, op.memory_budget, f"Hutch++'s sketch of {m} columns of p = {p:,}", "samples")
+    S = _signs(p, m, gen)
+    held = 3 * m * p * F64_BYTES  # A S, then Q and the factorisation's copy
+    AS = _products(op, None, S, held)
+    floor = _floor(op, AS.norm(dim=0) / math.sqrt(p))  # ‖s‖ = √p for a Rademacher column
     Q, _ = torch.linalg.qr(AS)
-    head = float((Q * _mm(op, Q)).sum())
+    del AS
+    head = 0.0
+    for cols in blocks(m, fits(probe_bytes(p), op.memory_budget, held)):
+        head += float((Q[:, cols] * _mm(op, Q[:, cols])).sum())
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
         return TraceEstimate(head, floor, 0, 2 * m, "hutch++", seed)
     g = total - 2 * m
@@ -181,6 +248,10 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         more with a sketch of nearly p columns on a flat spectrum. Below 8 probes it was useless
         (4–28×), hence the minimum budget.
 
+    Raises:
+        LosslabError: samples too small, or its m probes and their products (7·m·p float64 values,
+            :func:`losslab.memory.xtrace_bytes`) over the operator's ``memory_budget``: lower ``samples``.
+
     Example:
         >>> from losslab.curvature import MatrixOperator
         >>> A = torch.diag(torch.arange(1.0, 101.0, dtype=torch.float64))
@@ -197,23 +268,24 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         )
     seed = seed_int("seed", seed)
     m = min(total // 2, p)
+    require(xtrace_bytes(p, m), op.memory_budget, f"XTrace's {m} probes of p = {p:,}", "samples")
     gen = torch.Generator().manual_seed(seed)
     Omega = _rademacher(p, m, gen, op.device)
-    Y = _mm(op, Omega)
-    floor = _floor(op, Omega, Y)
+    Y = _products(op, Omega, None, xtrace_bytes(p, m))
+    floor = _floor(op, Y.norm(dim=0) / math.sqrt(p))  # ‖ω‖ = √p for a Rademacher column
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
         Q, _ = torch.linalg.qr(Y)
-        return TraceEstimate(float((Q * _mm(op, Q)).sum()), floor, 0, 2 * p, "xtrace", seed)
+        return TraceEstimate(float((Q * _products(op, Q, None, xtrace_bytes(p, m))).sum()), floor, 0, 2 * p, "xtrace", seed)
     U, sv, _ = torch.linalg.svd(Y, full_matrices=False)
     rank = int((sv > sv[0] * torch.finfo(op.dtype).eps ** 0.5).sum()) if float(sv[0]) > 0 else 0
     if rank < m:  # AΩ (numerically) rank-deficient: R⁻¹ is not usable; Hutch++ on the rank-r sketch, fresh probes for the rest
         Q = U[:, :rank]
-        head = float((Q * _mm(op, Q)).sum()) if rank else 0.0
+        head = float((Q * _products(op, Q, None, xtrace_bytes(p, m))).sum()) if rank else 0.0
         g = max(2, m - rank)
         tail, se = _deflated_hutchinson(op, Q, g, gen)
         return TraceEstimate(head + tail, max(se, floor), g, m + rank + g, "xtrace", seed)
     Q, R = torch.linalg.qr(Y)
-    Z = _mm(op, Q)
+    Z = _products(op, Q, None, xtrace_bytes(p, m))
     T = Q.T @ Z  # QᵀAQ (m, m)
     S = torch.linalg.solve_triangular(R, torch.eye(m, dtype=F64, device=R.device), upper=True).T  # R⁻ᵀ
     S = S / S.norm(dim=0)  # s_i: the direction in range(Q) that only probe i's column of Y reaches
@@ -234,8 +306,10 @@ def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
-    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
-    AZ = _mm(op, Z)
-    sq, se = _mean_stderr((AZ**2).sum(0))
+    p = op.shape[0]
+    require(s * p + probe_bytes(p), op.memory_budget, f"‖A‖_F with {s} probes of p = {p:,}", "samples")
+    signs = _signs(p, s, torch.Generator().manual_seed(seed))
+    forms = _forms(op, signs, _with_gain(lambda Z, AZ: (AZ**2).sum(0)), what=f"‖A‖_F with {s} probes", setting="samples", rows=2)
+    sq, se = _mean_stderr(forms[0])
     norm = math.sqrt(max(sq, 0.0))
-    return TraceEstimate(norm, max(se / (2 * norm) if norm > 0 else 0.0, _floor(op, Z, AZ, 0.5)), s, s, "frobenius", seed)
+    return TraceEstimate(norm, max(se / (2 * norm) if norm > 0 else 0.0, _floor(op, forms[1], 0.5)), s, s, "frobenius", seed)

@@ -16,6 +16,11 @@ Minibatches (SGD). Each epoch is a fresh random permutation of the n examples cu
   so the starts see independent minibatch sequences;
 * ``minibatches="shared"``: every start sees the one sequence drawn from ``seeds[0]``, so the
   starts differ only in θ₀ (a controlled comparison of starting points).
+
+Memory: the K starts, current points and gradients (K × p each) must fit the problem's
+``memory_budget`` (else a MemoryBudgetError before anything is drawn); the vmapped forward and
+backward run on as many starts at a time as their graphs fit beside them (rows are independent,
+so the result is the same to rounding).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
 from .._threads import with_analysis_threads
+from ..memory import blocks, ensemble_bytes, fits, require
 from ..problem import Problem
 from .minibatches import batch_indices, minibatch_size
 
@@ -83,6 +89,18 @@ def _seeds(seeds: object, theta0: torch.Tensor | None) -> tuple[int, ...]:
     return tuple(seed_int(f"seeds[{k}]", s) for k, s in enumerate(seeds))
 
 
+def _chunked_grads_and_losses(batched_loss, theta: torch.Tensor, size: int, indices: torch.Tensor | None = None,
+                              per_start: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_grads_and_losses` on ``size`` rows of Θ at a time (the minibatch indices per start, or shared)."""
+    if len(theta) <= size:
+        return _grads_and_losses(batched_loss, theta, *(() if indices is None else (indices,)))
+    grads, losses = torch.empty_like(theta), theta.new_empty(len(theta))
+    for rows in blocks(len(theta), size):
+        args = () if indices is None else (indices[rows] if per_start else indices,)
+        grads[rows], losses[rows] = _grads_and_losses(batched_loss, theta[rows], *args)
+    return grads, losses
+
+
 def _grads_and_losses(batched_loss, theta: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
     """(∇L of each row (K, p), L of each row (K,)) by one backward pass through the vmapped losses.
 
@@ -129,6 +147,11 @@ def train_ensemble(
         An :class:`EnsembleTrajectory`. Runs that diverge are flagged in ``diverged``, not raised:
         the other runs are unaffected (each row is its own computation).
 
+    Raises:
+        LosslabError: bad arguments; a MemoryBudgetError when the starts, points and gradients
+            (4·K·p values, :func:`losslab.memory.ensemble_bytes`) and one start's graph exceed the
+            problem's ``memory_budget`` (lower the number of starts).
+
     Example:
         >>> from losslab.models import Polynomial
         >>> x = torch.linspace(-1, 1, 20, dtype=torch.float64)
@@ -153,6 +176,11 @@ def train_ensemble(
         theta0 = as_tensor("theta0", theta0, dtype=problem.dtype)
         shape("theta0", theta0, (None, problem.n_params))
     seeds = _seeds(list(seeds) if seeds is not None and not isinstance(seeds, Sequence) else seeds, theta0)
+    K, p, itemsize = len(seeds), problem.n_params, torch.finfo(problem.dtype).bits // 8
+    held = ensemble_bytes(K, p, itemsize)
+    require(held + problem.point_bytes, problem.memory_budget, f"an ensemble of {K} starts of p = {p:,} parameters",
+            "the number of starts (seeds)")
+    size = fits(problem.point_bytes, problem.memory_budget, held)  # starts whose forward and backward run at once
     if theta0 is None:
         theta0 = torch.stack([problem.init(s) for s in seeds])
     elif len(seeds) != len(theta0):
@@ -171,7 +199,7 @@ def train_ensemble(
         for t in range(steps + 1):
             recording = t % every == 0 or t == steps
             if recording or batch is None:
-                grads, losses = _grads_and_losses(full_loss, theta)
+                grads, losses = _chunked_grads_and_losses(full_loss, theta, size)
                 if recording:
                     rec_steps.append(t)
                     rec_losses.append(losses.to(torch.float64))
@@ -180,8 +208,8 @@ def train_ensemble(
                 break
             if batch is not None:
                 indices = next(streams[0]) if minibatches == "shared" else torch.stack([next(s) for s in streams])
-                grads, _ = _grads_and_losses(batch_loss, theta, indices)
-            theta = theta - lr * grads
+                grads, _ = _chunked_grads_and_losses(batch_loss, theta, size, indices, minibatches == "per-start")
+            theta.sub_(grads.mul_(lr))  # Θ − lr·∇L(Θ), in place (two K × p arrays, not four)
     losses = torch.stack(rec_losses)
     diverged = ~(torch.isfinite(losses).all(0) & torch.isfinite(theta).all(1))
     return EnsembleTrajectory(

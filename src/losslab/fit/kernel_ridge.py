@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, as_tensor, finite_float, nonnegative_float, positive_int, shape
+from ..memory import DEFAULT_MEMORY_BUDGET, kernel_ridge_bytes, require
 from ..models.polynomial import Polynomial
 
 __all__ = ["PolynomialKernelRidge", "kernel_ridge", "monomial_weights", "polynomial_kernel", "polynomial_kernel_features"]
@@ -121,7 +122,9 @@ class PolynomialKernelRidge:
         return torch.cat(parts)
 
 
-def kernel_ridge(X: object, y: object, *, degree: int, scale: float | None = None, ridge: float = 0.0) -> PolynomialKernelRidge:
+def kernel_ridge(
+    X: object, y: object, *, degree: int, scale: float | None = None, ridge: float = 0.0, memory_budget: int = DEFAULT_MEMORY_BUDGET
+) -> PolynomialKernelRidge:
     """Fit kernel ridge regression with k(x, x') = (1 + x·x'/c)^k; see the module docstring.
 
     Args:
@@ -130,13 +133,16 @@ def kernel_ridge(X: object, y: object, *, degree: int, scale: float | None = Non
         degree: k >= 1.
         scale: c > 0; default d, so that x·x'/c is O(1) for standardised inputs.
         ridge: λ >= 0, the weight of ‖θ‖² next to the mean squared error (sklearn's alpha is n·λ).
+        memory_budget: bytes the fit may allocate (default 256 MiB, as a Problem's): the kernel
+            matrix and its Cholesky factor, 2·n² float64 values (n ≤ 4,096 by default).
 
     Returns:
         A :class:`PolynomialKernelRidge` (computed in float64).
 
     Raises:
         LosslabError: bad shapes or values, or K + nλI not positive definite (λ = 0 with more
-            samples than monomials, or repeated inputs) — then pass ``ridge > 0``.
+            samples than monomials, or repeated inputs) — then pass ``ridge > 0``; a MemoryBudgetError
+            when 2·n² float64 values exceed ``memory_budget`` (before the kernel is built).
 
     Example:
         >>> X = torch.tensor([[-1.0], [0.0], [1.0]], dtype=torch.float64)  # 3 points, 3 monomials 1, x, x²
@@ -153,6 +159,9 @@ def kernel_ridge(X: object, y: object, *, degree: int, scale: float | None = Non
         raise LosslabError(f"expected at most {MAX_KERNEL_N:,} samples (the kernel matrix is n × n), got n={n:,}; subsample the data")
     degree, scale = _check_degree_scale(degree, d if scale is None else scale)
     ridge = nonnegative_float("ridge", ridge)
+    budget = positive_int("memory_budget", memory_budget)
+    require(kernel_ridge_bytes(n), budget, f"kernel ridge on n = {n:,} samples (the n × n kernel and its Cholesky factor)",
+            "the number of samples n (subsample the data)")
     count = math.comb(d + degree, degree)
     if ridge == 0.0 and n > count:  # rank K ≤ C(d+k, k) < n: Cholesky may "succeed" on rounding noise
         raise LosslabError(

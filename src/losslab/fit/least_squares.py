@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, nonnegative_float
+from ..memory import blocks, fits, least_squares_bytes, mib, require
 from ..models.base import Params
 from ..problem import Problem
 
@@ -105,16 +106,36 @@ def check_least_squares(problem: Problem) -> None:
         )
 
 
-def _features(problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Φ, f0): the Jacobian (N, p) of the flattened outputs at θ = 0 and the outputs there (N,)."""
+def _features(problem: Problem, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Φ, f0): the Jacobian (N, p) of the flattened outputs at θ = 0 and the outputs there (N,).
+
+    Refuses (MemoryBudgetError) before building Φ when Φ and the solve (:func:`losslab.memory.least_squares_bytes`)
+    exceed the memory budget; the Jacobian's vmapped products run on as many tangents at a time as one point's
+    graph fits beside them (``chunk_size`` of ``torch.func.jacfwd``/``jacrev``).
+    """
     zero = torch.zeros(problem.n_params, dtype=problem.dtype, device=problem.device)
 
     def outputs(theta: torch.Tensor) -> torch.Tensor:
         return problem.output(theta).reshape(-1)
 
     f0 = outputs(zero).detach()
-    jac = torch.func.jacfwd if problem.n_params <= f0.numel() else torch.func.jacrev
-    return jac(outputs)(zero).detach(), f0
+    N, p = f0.numel(), problem.n_params
+    held = least_squares_bytes(N, p, lam > 0)
+    require(held + problem.point_bytes, problem.memory_budget,
+            f"closed-form least squares with N = {N:,} outputs and p = {p:,} parameters (Φ is N × p float64: {mib(8 * N * p)})",
+            "the number of samples or parameters")
+    size = fits(problem.point_bytes, problem.memory_budget, held)
+    if p > N:
+        return torch.func.jacrev(outputs, chunk_size=size)(zero).detach(), f0
+    if size >= p:
+        return torch.func.jacfwd(outputs)(zero).detach(), f0
+    phi = torch.empty(N, p, dtype=f0.dtype, device=f0.device)  # jacfwd, a block of columns at a time
+    column = torch.func.vmap(lambda v: torch.func.jvp(outputs, (zero,), (v,))[1])
+    for cols in blocks(p, size):
+        basis = torch.zeros(cols.stop - cols.start, p, dtype=zero.dtype, device=zero.device)
+        basis[:, cols].fill_diagonal_(1.0)
+        phi[:, cols] = column(basis).detach().T
+    return phi, f0
 
 
 def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object = None) -> LeastSquaresResult:
@@ -135,7 +156,8 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
         A :class:`LeastSquaresResult`.
 
     Raises:
-        LosslabError: the loss is not mse, or the model is not affine in the free groups.
+        LosslabError: the loss is not mse, or the model is not affine in the free groups; a
+            MemoryBudgetError when Φ and the solve exceed ``problem.memory_budget`` (before Φ is built).
 
     Example:
         >>> from losslab.models import Polynomial
@@ -149,7 +171,7 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
     p64 = problem.to(torch.float64)
     lam = p64.l2 + ridge
     start = torch.zeros(p64.n_params, dtype=torch.float64, device=p64.device) if theta0 is None else p64.as_theta(theta0, "theta0")
-    phi, f0 = _features(p64)
+    phi, f0 = _features(p64, lam)
     y = torch.cat([b.y.reshape(-1) for b in p64.batches()])
     N, p = phi.shape
     r = y - f0

@@ -25,6 +25,11 @@ skip the first layer's per-point weights: its pre-activation is affine in θ, so
 z_1(θ_k) = Z_base + Σ_j c_kj·Z_j with Z_base = W_base xᵀ + b_base and Z_j = W_{v_j} xᵀ + b_{v_j}, each
 computed once per batch, and the K points' pre-activations are one matrix product [1, c_k] · [Z_base; Z_j]
 (inner dimension m + 1 instead of d_in, no per-point bias copy, no per-point first-layer weights).
+
+Memory: chunks of points are sized to the problem's ``memory_budget`` too (:func:`chunk_points`),
+the later layers' weights of a combination are built a chunk at a time, and the outputs of at most
+a quarter budget of points are held before their losses are taken — so a 1001 × 1001 plane holds
+one chunk, not a million points' weights or outputs.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from ..models.layers import IN_PLACE, Layer, _affine, forward
 from ..problem import Problem
 
 __all__ = [
-    "BATCH_ACTIVATIONS", "MERGE_ACTIVATIONS", "PER_POINT_MIN_ACTIVATIONS", "layer_spec", "loss_batch", "loss_combinations",
+    "BATCH_ACTIVATIONS", "MERGE_ACTIVATIONS", "PER_POINT_MIN_ACTIVATIONS", "chunk_points", "layer_spec", "loss_batch", "loss_combinations",
     "per_point_activations",
 ]
 
@@ -152,21 +157,56 @@ def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: str) -> to
     total = None
     with torch.no_grad():
         if implementation == "layers per point":
-            params = list(_point_params(problem, Theta))
-        else:
-            size = max(1, min(problem.chunk_size(), BATCH_ACTIVATIONS // max(per_point_activations(problem, spec), 1)))
-            params = list(_chunk_params(problem, Theta, size))
+            params = list(_point_params(problem, Theta))  # views of Θ
+        size = chunk_points(problem, spec)
         for x, y, weight in _merged(problem, _widest(problem, spec)):
             if implementation == "layers per point":
                 part = torch.stack([_data_loss(problem, forward(spec, p, x, inplace=True), y, False) for p in params])
-            else:  # the outputs of all chunks, then one call of the loss (its vmap costs as much as a small chunk)
-                z = torch.cat([forward(spec, p, x, points=True, inplace=True) for p in params])
-                part = _data_loss(problem, z, y, True)
+            else:  # the outputs of many chunks, then one call of the loss (its vmap costs as much as a small chunk)
+                outputs = _Outputs(problem, y)
+                for p in _chunk_params(problem, Theta, size):
+                    outputs.add(forward(spec, p, x, points=True, inplace=True))
+                part = outputs.losses()
             part = part if weight is None else part * weight
             total = part if total is None else total + part
         if problem.l2:
-            total = total + _penalty(problem, Theta.square().sum(dim=1))
+            total = total + _penalty(problem, torch.cat([chunk.square().sum(dim=1) for chunk in Theta.split(size)]))
     return total
+
+
+def chunk_points(problem: Problem, spec: tuple[Layer, ...]) -> int:
+    """Points per chunk of the batched kernel: activations within ``BATCH_ACTIVATIONS`` (cache) and the chunk's
+    activations and parameter copies within the problem's ``memory_budget``."""
+    itemsize = torch.finfo(problem.dtype).bits // 8
+    by_cache = BATCH_ACTIVATIONS // max(per_point_activations(problem, spec), 1)
+    by_params = problem.memory_budget // max(2 * problem.n_params * itemsize, 1)
+    return max(1, min(problem.chunk_size(), by_cache, by_params))
+
+
+class _Outputs:
+    """Model outputs (K_chunk, n[, k]) of consecutive chunks, turned into losses whenever they hold a quarter of
+    the memory budget (and at the end): one call of the loss for many chunks, never all K points' outputs at once."""
+
+    def __init__(self, problem: Problem, y: torch.Tensor):
+        self.problem, self.y = problem, y
+        self.held: list[torch.Tensor] = []
+        self.bytes = 0
+        self.done: list[torch.Tensor] = []
+
+    def add(self, z: torch.Tensor) -> None:
+        self.held.append(z)
+        self.bytes += z.numel() * z.element_size()
+        if self.bytes >= self.problem.memory_budget // 4:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.held:
+            self.done.append(_data_loss(self.problem, torch.cat(self.held), self.y, True))
+            self.held, self.bytes = [], 0
+
+    def losses(self) -> torch.Tensor:
+        self._flush()
+        return torch.cat(self.done)
 
 
 def loss_combinations(problem: Problem, coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -198,32 +238,36 @@ def loss_combinations(problem: Problem, coords: torch.Tensor, vectors: torch.Ten
 
     generators = [first_params(base, True)] + [first_params(v, False) for v in vectors]
     rest_groups = [g for layer in rest for g in (layer.weight, layer.bias) if g is not None and g in where]
-    later = {}  # the later layers' groups at every point: base + coords · vectors, on those columns only (K, *shape)
-    if rest_groups:
+    if rest_groups:  # the later layers' groups at a chunk of points: base + coords · vectors, on those columns only
         columns = torch.cat([torch.arange(where[g].start, where[g].stop, device=base.device) for g in rest_groups])
-        sub = base[columns] + coords @ vectors[:, columns]
-        pieces = sub.split([where[g].stop - where[g].start for g in rest_groups], dim=1)
-        later = {g: piece.reshape(len(coords), *shapes[g]) for g, piece in zip(rest_groups, pieces)}
+        base_rest, vectors_rest = base[columns], vectors[:, columns]
+        sizes = [where[g].stop - where[g].start for g in rest_groups]
+
+    def later(chunk: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not rest_groups:
+            return {}
+        pieces = (base_rest + chunk @ vectors_rest).split(sizes, dim=1)
+        return {g: piece.reshape(len(chunk), *shapes[g]) for g, piece in zip(rest_groups, pieces)}
+
     widest = _widest(problem, spec)
-    size = max(1, min(problem.chunk_size(), BATCH_ACTIVATIONS // max(per_point_activations(problem, spec), 1)))
+    size = chunk_points(problem, spec)
     total = None
     with torch.no_grad():
         for x, y, weight in _merged(problem, widest):
             n = x.shape[0]
             Z = torch.stack([_first_preactivation(x, gp, first) for gp in generators]).reshape(len(generators), -1)  # (1 + m, h_1·n)
             buffer = Z.new_empty(min(size, len(coords)), Z.shape[1])  # reused by every chunk: fresh pages cost as much as the sums
-            outs, start = [], 0
+            outputs = _Outputs(problem, y)
             for chunk in coords.split(size):
                 K = len(chunk)
                 h = _combined(chunk, Z, buffer[:K]).view(K, -1, n)  # (K, h_1, n), features first
                 if first.activation is not None:
                     h = IN_PLACE[first.activation](h)
                 params = {g: v.expand(K, *v.shape) for g, v in consts.items() if g not in first_groups}
-                params |= {g: piece[start : start + K] for g, piece in later.items()}
-                start += K
+                params |= later(chunk)
                 z = forward(rest, params, h, points=True, inplace=True)  # no layers left: a view of the buffer, copied
-                outs.append(z if rest else z.clone())
-            part = _data_loss(problem, torch.cat(outs), y, True)
+                outputs.add(z if rest else z.clone())
+            part = outputs.losses()
             part = part if weight is None else part * weight
             total = part if total is None else total + part
         if problem.l2:
