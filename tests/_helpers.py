@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import torch
 
 DT = torch.float64
@@ -26,3 +29,40 @@ def relclose(a, b, rtol: float) -> bool:
     """|a − b| ≤ rtol·(1e-3 + |b|) elementwise, in float64."""
     a, b = torch.as_tensor(a, dtype=DT), torch.as_tensor(b, dtype=DT)
     return bool(((a - b).abs() <= rtol * (1e-3 + b.abs())).all())
+
+
+_NUMBER = re.compile(r"[-+−]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?")
+
+
+def _shown(value: float, evidence: str) -> bool:
+    """Whether some number printed in ``evidence`` is ``value`` rounded to the digits it was printed with."""
+    for token in _NUMBER.findall(evidence):
+        text = token.replace(",", "").replace("−", "-")
+        percent = text.endswith("%")
+        mantissa, _, exponent = text.rstrip("%").lower().partition("e")
+        decimals = len(mantissa.partition(".")[2])
+        resolution = 10.0 ** (int(exponent or 0) - decimals) / (100 if percent else 1)
+        printed = float(mantissa) * 10.0 ** int(exponent or 0) / (100 if percent else 1)
+        for candidate in (printed, abs(printed)):  # a sign may belong to the sentence ("θ = −10·θ̂" for span 10)
+            if abs(candidate - value) <= 0.5 * resolution * (1 + 1e-9) + 1e-12 * abs(value):
+                return True
+    return False
+
+
+def assert_evidence_shows_values(claim) -> None:
+    """Each number, flag and name a claim was judged on appears in its evidence (to the digits printed).
+
+    ``claim.values`` are the numbers passed to ``claim(...)``: a claim whose evidence drops or garbles
+    one of them fails here, which a check for "some digit" could not do.
+    """
+    assert claim.values, f"no values behind: {claim.statement}"
+    for key, value in claim.values.items():
+        if isinstance(value, bool):
+            assert str(value) in claim.evidence, (key, value, claim.evidence)
+        elif isinstance(value, int | float):
+            if math.isfinite(value):
+                assert _shown(float(value), claim.evidence), (key, value, claim.evidence)
+            else:
+                assert str(value) in claim.evidence or "inf" in claim.evidence, (key, value, claim.evidence)
+        elif isinstance(value, str):
+            assert value in claim.evidence, (key, value, claim.evidence)

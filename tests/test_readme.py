@@ -77,6 +77,7 @@ def test_your_own_model_section_says_what_it_claims(readme_run):
 
     top = ns["digits_top"]
     sizes = [p.numel() for p in params]
+    assert len(top.values) == len(top.bounds) == top.vectors.shape[1] > 0
     for value, bound, vector in zip(top.values, top.bounds, top.vectors.T):
         v = tuple(c.reshape(p.shape) for c, p in zip(vector.split(sizes), params))
         hv = torch.cat([h.reshape(-1) for h in torch.autograd.functional.hvp(loss, params, v)[1]])
