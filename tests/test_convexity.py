@@ -8,7 +8,6 @@ violation; numerical curvature is checked against the dense ``torch.func.hessian
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
@@ -20,6 +19,8 @@ from losslab.convexity.hessian import smallest_eigenpair
 from losslab.convexity.symmetry import symmetry_pairs
 from losslab.fit import train
 from losslab.models import MLP, Linear, Linearized, Module, Polynomial, RandomFeatures, TwoLayer
+
+from _helpers import assert_certified
 
 DT = torch.float64
 
@@ -37,29 +38,6 @@ def independent_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: flo
     with torch.no_grad():
         la, lb, lm = (float(full.loss(t)) for t in (a, b, lam * a + (1 - lam) * b))
     return lm - lam * la - (1 - lam) * lb
-
-
-def hand_mse(problem: Problem, theta: torch.Tensor) -> float:
-    """The squared loss of θ (every group) written out: mean (f(x) − y)² + l2·Σθ², summed with ``math.fsum`` in
-    float64 from the model's outputs alone (not Problem.loss, not chord_gap)."""
-    full = problem.full().to(DT)
-    params = full.unflatten(theta.to(DT))
-    terms = []
-    with torch.no_grad():
-        for batch in full.batches():
-            f = full.model.logit(params, batch.inputs)
-            f = torch.sigmoid(f) if full.model.link == "sigmoid" else f
-            terms += [(u - v) ** 2 for u, v in zip(f.reshape(-1).tolist(), batch.y.reshape(-1).tolist())]
-    assert terms and full.loss_fn.name == "mse"
-    return math.fsum(terms) / len(terms) + problem.l2 * math.fsum(t * t for t in theta.tolist())
-
-
-def assert_certified(problem: Problem, w) -> None:
-    """The witness re-checks through verify *and* by a hand-written float64 loss: its gap exceeds its bound."""
-    assert w is not None and w.verify(problem).holds
-    la, lb, lm = (hand_mse(problem, t) for t in (w.a, w.b, w.lam * w.a + (1 - w.lam) * w.b))
-    gap = lm - w.lam * la - (1 - w.lam) * lb
-    assert gap > w.bound > 0, (gap, w.bound)
 
 
 def assert_outputs_affine(problem: Problem, seed: int = 0) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from _helpers import assert_certified
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -47,7 +49,8 @@ def readme_run(tmp_path_factory):
 def test_readme_python_blocks_run_and_say_what_they_claim(readme_run):
     _, namespace = readme_run
     report = namespace["report"]
-    assert report.verdict == "non-convex" and report.witness.verify(namespace["problem"]).holds
+    assert report.verdict == "non-convex"
+    assert_certified(namespace["problem"], report.witness)
     assert report.by_group["v"].verdict == "convex"
     assert namespace["s"].losses.shape == (41, 41)
     assert len(namespace["top"].values) == 5
@@ -58,7 +61,8 @@ def test_readme_python_blocks_run_and_say_what_they_claim(readme_run):
 def test_your_own_model_section_says_what_it_claims(readme_run):
     _, ns = readme_run
     net, X, y, problem = ns["net"], ns["X"], ns["y"], ns["digits_problem"]
-    assert ns["joint"].verdict == "non-convex" and ns["joint"].witness.verify(problem).holds
+    assert ns["joint"].verdict == "non-convex"
+    assert_certified(problem, ns["joint"].witness)
     head = ns["head"]
     assert head.verdict == "convex" and "traced graph" in head.proof.statement
     assert "eval mode" in problem.describe() and "eval mode" in ns["on_loader"].describe()
