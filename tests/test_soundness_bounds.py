@@ -140,6 +140,12 @@ CLASSIFY_TABLE = [
     (-1.0, 0.0, 1.0, 0.0, True, 1e-6, "saddle"),
     (-1.0, 0.0, 1.0, 1.0, True, 1e-6, "inconclusive"),  # λ_max − b = 0 < δ: positive curvature not certain
     (0.2e-6, 0.1e-6, 0.5e-6, 0.5e-6, True, 1e-6, "degenerate"),  # all zero within the band
+    (0.5e-6, 0.5e-6, 1.0, 0.0, True, 1e-6, "degenerate"),  # |λ_min| + b = δ exactly: still zero
+    (-1.0, 0.0, 0.5e-6, 0.5e-6, True, 1e-6, "degenerate"),  # |λ_max| + b = δ exactly, negative curvature certain
+    (-1.0, 0.0, 2e-6, 1e-6, True, 1e-6, "inconclusive"),  # λ_max − b = δ exactly: positive curvature not certain
+    (-1.0, 0.0, -2e-6, 1e-6, True, 1e-6, "inconclusive"),  # λ_max + b = −δ exactly: not < −δ
+    (0.2e-6, 0.1e-6, 1e-6, 5e-6, True, 1e-6, "inconclusive"),  # λ_min zero, λ_max straddles: not semidefinite yet
+    (-1e-6, 5e-6, 0.2e-6, 0.1e-6, True, 1e-6, "inconclusive"),  # λ_max zero, λ_min straddles
 ]
 
 
@@ -152,6 +158,11 @@ def test_classify_boundary_table(monkeypatch, lo, blo, hi, bhi, converged, delta
     assert res.zero_tol == pytest.approx(delta, rel=1e-12)
     assert (res.min_eig, res.min_bound, res.max_eig, res.max_bound) == (lo, blo, hi, bhi)
     assert res.kind == kind, res.reason
+    for end in (lo - blo, lo + blo, hi - bhi, hi + bhi, delta):  # the reason shows the intervals decided on
+        assert f"{end:.3g}" in res.reason, (end, res.reason)
+    if kind == "degenerate":
+        sign = "positive" if hi - bhi > delta else "negative" if lo + blo < -delta else "zero"
+        assert f"({sign} curvature and zero curvature)" in res.reason
 
 
 # ---- least squares: the residual is that of the model's own outputs --------------------------

@@ -160,3 +160,21 @@ def test_a_restricted_witness_is_refused_by_a_restriction_at_other_fixed_values(
     assert wider.holds
     narrower = w.verify(problem.restrict(["b"], at=here))  # W held fixed, but the chord moves W
     assert not narrower.holds and "differ in groups ['W']" in narrower.reason
+
+
+def test_a_refused_verification_reports_no_gap_and_an_infinite_bound():
+    X, y = data.cubic(24, seed=0)
+    problem = Problem(TwoLayer(1, 5, "tanh"), X, y)
+    w = check_convexity(problem, groups=["W"], at=problem.init(5), budget=600, train_steps=30, by_group=False).witness
+    refused = w.verify(problem.restrict(["W"], at=problem.init(6)))
+    assert refused.holds is False and math.isnan(refused.gap) and refused.bound == math.inf
+    assert len(refused.losses) == 3 and all(math.isnan(v) for v in refused.losses)
+
+
+def test_a_float32_restricted_witness_is_checked_against_its_fixed_values_in_float64():
+    X, y = data.cubic(24, seed=1)
+    problem = Problem(TwoLayer(1, 5, "tanh"), X.float(), y.float())
+    here = problem.init(5)
+    w = check_convexity(problem, groups=["W"], at=here, budget=600, train_steps=30, by_group=False).witness
+    assert w.a.dtype == DT and w.verify(problem.restrict(["W"], at=here)).holds
+    assert not w.verify(problem.restrict(["W"], at=problem.init(6))).holds
