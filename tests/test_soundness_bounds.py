@@ -110,6 +110,15 @@ def test_the_estimated_gap_is_narrowed_by_the_neighbours_residual():
     assert error > r1**2 / spread  # what an unwidened gap estimate would claim: too small
 
 
+def test_one_cluster_of_touching_ritz_intervals_keeps_its_residuals():
+    """Two Ritz values whose residual intervals overlap, and nothing else: no gap to the rest of the spectrum is
+    known, so each keeps its residual (Kato–Temple needs a gap; a quadratic bound here would be a guess)."""
+    gap_bounds = importlib.import_module("losslab.curvature.eigs")._gap_bounds
+    theta, res = torch.tensor([0.0, 0.1], dtype=DT), torch.tensor([0.3, 0.3], dtype=DT)
+    assert torch.equal(gap_bounds(theta, res, torch.tensor([0, 1])), res)
+    assert torch.equal(gap_bounds(theta[:1], res[:1], torch.tensor([0])), res[:1])
+
+
 # ---- classify: the decision follows λ ± bound against the zero band ---------------------------
 
 
@@ -216,6 +225,10 @@ def test_float64_confirmation_on_an_uneven_grid_keeps_every_true_violation():
     assert torch.all(exact < -1.0)  # every interior point is concave, far beyond rounding
     plain = discrete_convexity(s)
     torch.testing.assert_close(plain.second_differences[0][1:-1], exact, rtol=1e-12, atol=0)
+    # the tolerance is the bound that δ_j = rtol·ε·(|L_j| + max|L|) puts on D (module docstring), each δ_j where it enters
+    d = plain.rtol * torch.finfo(DT).eps * (losses.abs() + losses.abs().max())
+    by_hand = 2 / (hl + hr) * (d[2:] / hr + d[1:-1] * (1 / hr + 1 / hl) + d[:-2] / hl)
+    torch.testing.assert_close(plain.tolerances[0][1:-1], by_hand, rtol=1e-12, atol=0)
     confirmed = discrete_convexity(s, problem=problem)
     assert confirmed.confirmed_in_float64
     assert plain.violations == confirmed.violations == len(t) - 2

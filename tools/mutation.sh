@@ -32,5 +32,7 @@ esac
 # the source under test is the copy in ./mutants, so no PYTHONPATH to another checkout; one thread per test process
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 unset PYTHONPATH
+# a fresh start: mutmut keeps earlier results when only tests or configs changed, which would hide a newly killed mutant
+rm -rf mutants
 nice -n 15 mutmut run --max-children "${MUTATION_JOBS:-2}" "${targets[@]}"
 mutmut results
