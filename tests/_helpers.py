@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import torch
 
 DT = torch.float64
@@ -33,3 +36,80 @@ def rounding_bound(A: torch.Tensor) -> float:
     from losslab.tolerances import ROUNDING_C
 
     return ROUNDING_C * torch.finfo(A.dtype).eps * float(torch.linalg.matrix_norm(A, 2)) * A.shape[0]
+
+
+_NUMBER = re.compile(r"[-+−]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?")
+
+
+def _shown(value: float, evidence: str) -> bool:
+    """Whether some number printed in ``evidence`` is ``value`` rounded to the digits it was printed with."""
+    for token in _NUMBER.findall(evidence):
+        text = token.replace(",", "").replace("−", "-")
+        percent = text.endswith("%")
+        mantissa, _, exponent = text.rstrip("%").lower().partition("e")
+        decimals = len(mantissa.partition(".")[2])
+        resolution = 10.0 ** (int(exponent or 0) - decimals) / (100 if percent else 1)
+        printed = float(mantissa) * 10.0 ** int(exponent or 0) / (100 if percent else 1)
+        for candidate in (printed, abs(printed)):  # a sign may belong to the sentence ("θ = −10·θ̂" for span 10)
+            if abs(candidate - value) <= 0.5 * resolution * (1 + 1e-9) + 1e-12 * abs(value):
+                return True
+    return False
+
+
+def assert_evidence_shows_values(claim) -> None:
+    """Each number, flag and name a claim was judged on appears in its evidence (to the digits printed).
+
+    ``claim.values`` are the numbers passed to ``claim(...)``: a claim whose evidence drops or garbles
+    one of them fails here, which a check for "some digit" could not do.
+    """
+    assert claim.values, f"no values behind: {claim.statement}"
+    for key, value in claim.values.items():
+        if isinstance(value, bool):
+            assert str(value) in claim.evidence, (key, value, claim.evidence)
+        elif isinstance(value, int | float):
+            if math.isfinite(value):
+                assert _shown(float(value), claim.evidence), (key, value, claim.evidence)
+            else:
+                assert str(value) in claim.evidence or "inf" in claim.evidence, (key, value, claim.evidence)
+        elif isinstance(value, str):
+            assert value in claim.evidence, (key, value, claim.evidence)
+
+
+def _example_losses(name: str, z: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """Per-example losses written out in Python floats: mse on the output, bce and cross-entropy on logits."""
+    if name == "mse":
+        return [(u - v) ** 2 for u, v in zip(z.reshape(-1).tolist(), y.reshape(-1).tolist(), strict=True)]
+    if name == "bce":  # softplus(z) − y·z, stably
+        pairs = zip(z.reshape(-1).tolist(), y.reshape(-1).tolist(), strict=True)
+        return [max(u, 0.0) + math.log1p(math.exp(-abs(u))) - v * u for u, v in pairs]
+    assert name == "cross_entropy", name
+    out = []
+    for row, label in zip(z.reshape(len(y), -1).tolist(), y.reshape(-1).tolist(), strict=True):
+        top = max(row)
+        out.append(top + math.log(math.fsum(math.exp(u - top) for u in row)) - row[int(label)])
+    return out
+
+
+def hand_loss(problem, theta: torch.Tensor) -> float:
+    """L(θ) of ``problem`` with every group free, in float64, from the model's outputs alone: the per-example
+    losses written out (not Problem.loss, not the losses module), averaged with ``math.fsum``, plus l2·Σθ²."""
+    full = problem.full().to(DT)
+    params = full.unflatten(theta.to(DT))
+    terms: list[float] = []
+    with torch.no_grad():
+        for batch in full.batches():
+            z = full.model.logit(params, batch.inputs)
+            if full.loss_fn.name == "mse" and full.model.link == "sigmoid":
+                z = torch.sigmoid(z)
+            terms += _example_losses(full.loss_fn.name, z, batch.y)
+    assert terms
+    return math.fsum(terms) / len(terms) + problem.l2 * math.fsum(t * t for t in theta.to(DT).tolist())
+
+
+def assert_certified(problem, witness) -> None:
+    """A witness holds through ``verify`` *and* by :func:`hand_loss`: its hand-computed gap exceeds its bound."""
+    assert witness is not None and witness.verify(problem).holds
+    a, b, lam = witness.a.to(DT), witness.b.to(DT), witness.lam
+    la, lb, lm = (hand_loss(problem, t) for t in (a, b, lam * a + (1 - lam) * b))
+    gap = lm - lam * la - (1 - lam) * lb
+    assert gap > witness.bound > 0, (gap, witness.bound)

@@ -170,6 +170,7 @@ def test_spectrum_reports_bounds_and_the_nonlinearity_term(tmp_path):
     theta = train(problem, optimizer="adam", lr=1e-2, steps=30, seed=0, theta0=problem.default_theta(0)).theta
     exact = torch.linalg.eigvalsh(torch.func.hessian(problem.loss)(theta))
     assert [r["value"] for r in s["largest"]] == sorted((r["value"] for r in s["largest"]), reverse=True)  # largest first
+    assert len(s["largest"]) == len(s["smallest"]) == 2  # the loops below check every row
     for row, value in zip(s["largest"], exact[-2:].flip(0).tolist()):
         assert abs(row["value"] - value) <= row["bound"] + 1e-9
     for row, value in zip(s["smallest"], exact[:2].tolist()):

@@ -20,6 +20,8 @@ from losslab.convexity.symmetry import symmetry_pairs
 from losslab.fit import train
 from losslab.models import MLP, Linear, Linearized, Module, Polynomial, RandomFeatures, TwoLayer
 
+from _helpers import assert_certified
+
 DT = torch.float64
 
 
@@ -36,6 +38,22 @@ def independent_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: flo
     with torch.no_grad():
         la, lb, lm = (float(full.loss(t)) for t in (a, b, lam * a + (1 - lam) * b))
     return lm - lam * la - (1 - lam) * lb
+
+
+def assert_outputs_affine(problem: Problem, seed: int = 0) -> None:
+    """The model's outputs are affine in the analysed groups, checked here along far-apart chords (the proof's premise)."""
+    g = torch.Generator().manual_seed(seed)
+    p64 = problem.to(DT)
+    batch = next(iter(p64.batches()))
+
+    def logit(theta):
+        return p64.model.logit(p64.unflatten(theta), batch.inputs)
+
+    for scale in (1.0, 100.0):
+        a, b = (scale * torch.randn(p64.n_params, generator=g, dtype=DT) for _ in range(2))
+        fa, fb, fm = logit(a), logit(b), logit(0.3 * a + 0.7 * b)
+        size = 1 + max(float(fa.abs().max()), float(fb.abs().max()))
+        assert float((fm - 0.3 * fa - 0.7 * fb).abs().max()) <= 1e-12 * size
 
 
 CONVEX = {
@@ -71,8 +89,8 @@ def test_convex_cases_are_proven_and_no_chord_contradicts_the_proof(name):
     report = check_convexity(problem, groups=groups, budget=200)
     assert report.verdict == "convex"
     assert report.proof is not None and report.witness is None
-    assert report.proof.declaration_check < 1e-9
     analysed = problem if groups is None else problem.restrict(groups, at=problem.init(0))
+    assert_outputs_affine(analysed)  # the proof's premise, checked here (prove_convex raises on its own check)
     search = ChordSearch(analysed.to(DT), budget=3000)
     g = torch.Generator().manual_seed(1)
     for center in (analysed.init(0), torch.zeros(analysed.n_params, dtype=DT)):
@@ -91,6 +109,7 @@ def test_nonconvex_cases_have_witnesses_that_reverify_in_float64(name):
     assert report.proof is None and w is not None
     check = w.verify(problem)
     assert check.holds and check.gap > check.bound > 0
+    assert_certified(problem, w)
     assert independent_gap(problem, w.a, w.b, w.lam) == pytest.approx(w.gap, rel=1e-9)
     assert independent_gap(problem, w.a, w.b, w.lam) > 0
     if groups is not None:  # a and b differ only in the analysed groups
@@ -106,7 +125,7 @@ def test_two_layer_is_convex_in_v_alone_and_non_convex_jointly():
     assert set(report.by_group) == {"W", "b", "v"}
     assert report.by_group["v"].verdict == "convex"
     assert report.by_group["W"].verdict == "non-convex"
-    assert report.by_group["W"].witness.verify(problem).holds
+    assert_certified(problem, report.by_group["W"].witness)
 
 
 class Untraced(torch.nn.Module):
@@ -155,7 +174,7 @@ def test_piecewise_linear_model_with_zero_second_derivative_is_not_proven_convex
     assert prove_convex(problem) is None
     report = check_convexity(problem, budget=300)
     assert report.verdict == "non-convex"
-    assert report.witness.verify(problem).holds
+    assert_certified(problem, report.witness)
 
 
 def test_chord_gap_never_certifies_a_convex_quadratic_or_rounding_noise():
@@ -276,7 +295,8 @@ def test_a_wrapped_module_is_analysed_at_its_own_weights():
     assert torch.equal(problem.default_theta(), own)
     assert not torch.equal(problem.init(0), own)  # init(seed) re-initialises a copy
     report = check_convexity(problem, groups=["2.weight"])  # the last layer: affine, proven from the traced graph
-    assert report.verdict == "convex" and report.proof.declaration_check <= 1e-9
+    assert report.verdict == "convex" and report.proof.groups == ("2.weight",)
+    assert_outputs_affine(problem.restrict(["2.weight"]))
 
 
 def test_a_float32_problem_is_searched_in_float32_and_certified_in_float64():
@@ -286,7 +306,7 @@ def test_a_float32_problem_is_searched_in_float32_and_certified_in_float64():
     report = check_convexity(problem, budget=400, train_steps=20, progress=messages.append)
     assert problem.dtype == torch.float32 and report.verdict == "non-convex"
     assert report.witness.a.dtype == DT
-    assert report.witness.verify(problem).holds
+    assert_certified(problem, report.witness)
     assert independent_gap(problem, report.witness.a, report.witness.b, report.witness.lam) > report.witness.bound
     assert any("chords at scale" in m and not m.startswith("group ") for m in messages)
 
@@ -308,7 +328,8 @@ def test_a_flat_direction_does_not_crash_the_search():
     torch.nn.init.zeros_(net[2].weight)
     problem = Problem(Module(net), *cubic(30))
     report = check_convexity(problem, budget=200, train_steps=5)
-    assert report.verdict == "non-convex" and report.witness.verify(problem).holds
+    assert report.verdict == "non-convex"
+    assert_certified(problem, report.witness)
     assert report.by_group["0.weight"].verdict in ("no violation found", "non-convex")
 
 
@@ -319,7 +340,7 @@ def test_a_small_budget_is_reported_honestly():
     if report.verdict == "no violation found":
         assert s.chords <= 30
     else:
-        assert report.witness.verify(problem).holds
+        assert_certified(problem, report.witness)
     full = check_convexity(Problem(Module(Untraced(1)), *cubic()), budget=30, train_steps=0, by_group=False)
     s = full.search
     assert s.chords <= 30
@@ -341,7 +362,7 @@ def test_chord_gap_certifies_nothing_from_overflow_or_subnormal_losses():
 def test_verify_refuses_chords_outside_the_problem():
     problem = Problem(TwoLayer(1, 6, "tanh"), *cubic())
     w = check_convexity(problem, budget=300, train_steps=0, by_group=False).witness
-    assert w.verify(problem).holds
+    assert_certified(problem, w)
     import dataclasses
 
     assert not dataclasses.replace(w, lam=2.0).verify(problem).holds
@@ -381,7 +402,8 @@ def test_l2_hides_no_violation_from_the_scaled_group_stage(l2):
     X, y = data.cubic(64, seed=0)
     problem = Problem(TwoLayer(1, 3, "tanh"), X, y, l2=l2)
     report = check_convexity(problem, seed=0, budget=1000, by_group=False, train_steps=0)
-    assert report.verdict == "non-convex" and report.witness.verify(problem).holds
+    assert report.verdict == "non-convex"
+    assert_certified(problem, report.witness)
     assert "with v ×" in report.witness.source
     a, b, lam = report.witness.a.double(), report.witness.b.double(), report.witness.lam
     p64 = problem.to(torch.float64)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 
 import numpy as np
 import pytest
@@ -30,6 +29,8 @@ from losslab.experiments import get_experiment, run_experiment
 from losslab.fit import least_squares
 from losslab.fit.kernel_ridge import kernel_ridge, monomial_weights, polynomial_kernel, polynomial_kernel_features
 from losslab.models import Polynomial, RandomFeatures, TwoLayer, monomial_exponents
+
+from _helpers import assert_evidence_shows_values
 
 NAME = "feature-learning"
 F64 = torch.float64
@@ -65,9 +66,17 @@ def test_claims_hold_and_evidence_has_numbers(result):
     assert len(result.claims) == 5
     for c in result.claims:
         assert c.holds, f"{c.statement} — {c.evidence}"
-        assert re.search(r"\d", c.evidence), c.evidence
+        assert_evidence_shows_values(c)
     assert {f.name for f in result.figures} == {"error-vs-n", "overlap"}
     assert all(f.png is not None and len(f.png) < 150_000 for f in result.figures)
+
+
+def test_the_claims_monomial_count_is_counted_not_taken_from_the_formula():
+    from losslab.experiments.feature_learning import count_exponents
+
+    for d, k in [(1, 0), (1, 4), (2, 3), (3, 4), (5, 2), (6, 3)]:
+        assert count_exponents(d, k) == brute_force_count(d, k)
+    assert count_exponents(100, 4) == 4_598_126 and count_exponents(1000, 4) == 42_084_793_751
 
 
 def test_count_table_matches_brute_force_enumeration(result):

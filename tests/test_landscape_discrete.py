@@ -86,6 +86,7 @@ def test_two_layer_tanh_joint_slice_has_violations(make_case):
     assert -result.most_negative > 1e6 * float(result.tolerances[axis][i, j])
     confirmed = discrete_convexity(s, problem=prob)
     assert confirmed.confirmed_in_float64 and confirmed.violations == result.violations
+    assert len(confirmed.masks) == len(result.masks) == len(s.losses.shape)
     assert all(torch.equal(a, b) for a, b in zip(confirmed.masks, result.masks))
     f32 = prob.to(torch.float32)
     s32 = plane(f32, prob.init(0).float(), s.d1.float(), s.d2.float(), steps=11)

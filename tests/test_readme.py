@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from _helpers import assert_certified
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -50,7 +52,8 @@ def readme_run(tmp_path_factory):
 def test_readme_python_blocks_run_and_say_what_they_claim(readme_run):
     _, namespace = readme_run
     report = namespace["report"]
-    assert report.verdict == "non-convex" and report.witness.verify(namespace["problem"]).holds
+    assert report.verdict == "non-convex"
+    assert_certified(namespace["problem"], report.witness)
     assert report.by_group["v"].verdict == "convex"
     assert namespace["s"].losses.shape == (41, 41)
     assert len(namespace["top"].values) == 5
@@ -61,7 +64,8 @@ def test_readme_python_blocks_run_and_say_what_they_claim(readme_run):
 def test_your_own_model_section_says_what_it_claims(readme_run):
     _, ns = readme_run
     net, X, y, problem = ns["net"], ns["X"], ns["y"], ns["digits_problem"]
-    assert ns["joint"].verdict == "non-convex" and ns["joint"].witness.verify(problem).holds
+    assert ns["joint"].verdict == "non-convex"
+    assert_certified(problem, ns["joint"].witness)
     head = ns["head"]
     assert head.verdict == "convex" and "traced graph" in head.proof.statement
     assert "eval mode" in problem.describe() and "eval mode" in ns["on_loader"].describe()
@@ -80,6 +84,7 @@ def test_your_own_model_section_says_what_it_claims(readme_run):
 
     top = ns["digits_top"]
     sizes = [p.numel() for p in params]
+    assert len(top.values) == len(top.bounds) == top.vectors.shape[1] > 0
     for value, bound, vector in zip(top.values, top.bounds, top.vectors.T):
         v = tuple(c.reshape(p.shape) for c, p in zip(vector.split(sizes), params))
         hv = torch.cat([h.reshape(-1) for h in torch.autograd.functional.hvp(loss, params, v)[1]])

@@ -26,10 +26,15 @@ Error bounds — two kinds, reported side by side.
   Ritz values, each widened by its residual (the recurrence's estimate β|s_j| for the pairs not
   wanted, whose vectors are never formed): δ_i = min_{j≠i} (|θ_i − θ_j| − r_j) over all
   Ritz values of the current basis (LAPACK's and ARPACK's error-bound practice uses the
-  computed eigenvalues' gaps in the same way). ``gap_bounds[i]`` is r_i²/δ_i when δ_i > r_i,
-  else r_i (never more than the rigorous bound). It holds whenever the estimate is right, i.e.
-  when A has no eigenvalue closer to θ_i than δ_i other than the one found — which fails when
-  Lanczos has *missed* an eigenvalue (see below). Ritz values are Rayleigh quotients, so the
+  computed eigenvalues' gaps in the same way). ``gap_bounds[i]`` is r_i²/δ_i when δ_i > r_i
+  and r_i is below the residual cap of the convergence test (√tol·‖A‖, or tol·‖A‖ for
+  ``criterion="residual"``), else r_i (never more than the rigorous bound): far from
+  convergence the other Ritz values say little about where the rest of the spectrum is (an
+  early-stopped run on a spectrum with separated outliers put eigenvalues inside the estimated
+  gap in about one case in eight), so the gap is only trusted once the pair is near an
+  eigenvalue. It holds whenever the estimate is right, i.e. when A has no eigenvalue closer
+  to θ_i than δ_i other than the one found — which fails when Lanczos has *missed* an
+  eigenvalue (see below). Ritz values are Rayleigh quotients, so the
   smallest is ≥ λ_min and the largest ≤ λ_max always.
 
 Convergence (``criterion="gap"``, the default): a pair is accepted when its gap bound is
@@ -100,7 +105,8 @@ class EigenResult:
             (:mod:`losslab.tolerances`; ε of the operator's dtype, ‖A‖₂ by ``norm_estimate``), which
             covers the difference between the operator as evaluated and the exact one (Weyl).
         gap_bounds: shape (k,), ≤ ``bounds``: the Kato–Temple bound r_i²/δ_i with the gap δ_i
-            *estimated* from the other Ritz values (module docstring): the eigenvalue that
+            *estimated* from the other Ritz values, for pairs whose residual is below the
+            convergence test's cap, else ``bounds[i]`` (module docstring): the eigenvalue that
             ``values[i]`` approximates lies within ``gap_bounds[i]`` of it whenever no other
             eigenvalue of A lies within δ_i of ``values[i]`` — true unless Lanczos missed one.
             Never below the rounding floor either.
@@ -232,8 +238,11 @@ def _reaches(alpha: float, spread: float, values: torch.Tensor, k: int, which: s
 def _result(values, vectors, bounds, gap_bounds, tol, scale, matvecs, which, method, criterion, dtype) -> EigenResult:
     values, vectors, bounds, gap_bounds = (t.cpu() for t in (values, vectors, bounds, gap_bounds))  # results live on the CPU
     order = torch.argsort(values)
+    bounds, gap_bounds = bounds[order], gap_bounds[order]
+    # the estimated gap is trusted only below the residual cap (module docstring): an unconverged pair keeps r
+    gap_bounds = torch.where(bounds <= _residual_cap(tol, criterion) * scale, gap_bounds, bounds)
     floor = rounding_floor(dtype, scale)  # the products' own rounding: no bound below it (losslab.tolerances)
-    bounds, gap_bounds = bounds[order].clamp_min(floor), gap_bounds[order].clamp_min(floor)
+    bounds, gap_bounds = bounds.clamp_min(floor), gap_bounds.clamp_min(floor)
     return EigenResult(
         values=values[order],
         vectors=vectors[:, order].contiguous(),

@@ -23,13 +23,15 @@ PROOF_CHECK = 1e-9  # the affine-declaration defect above which prove_convex ref
 
 
 def proof_claim(statement: str, report: ConvexityReport) -> Claim:
-    """Holds iff the verdict is "convex" with a proof; the evidence names the rule and the affine check."""
+    """Holds iff the verdict is "convex" with a proof; the evidence names the rule and the affine check, and says
+    that it restates the verdict engine (prove_convex refuses a defect above 1e-9 itself)."""
     proof = report.proof
     if report.verdict != "convex" or proof is None:
         return claim(statement, False, "verdict {verdict}: {why}", verdict=report.verdict, why=report.explanation())
     return claim(
         statement, proof.declaration_check <= PROOF_CHECK,
-        "verdict convex, proven by “{rule}”; affine-declaration check {check:.1e} ≤ 1e-9",
+        "restates the verdict engine's proof (no independent number): verdict convex, proven by “{rule}”; "
+        "its affine-declaration check {check:.1e} ≤ 1e-9",
         verdict=report.verdict, rule=proof.rule, check=proof.declaration_check,
     )
 
@@ -52,14 +54,19 @@ def witness_numbers(report: ConvexityReport, problem: Problem) -> dict:
 
 
 def witness_claim(statement: str, report: ConvexityReport, problem: Problem) -> tuple[Claim, dict]:
-    """(claim, numbers): holds iff the verdict is "non-convex" and its witness re-verifies with gap > bound."""
+    """(claim, numbers): holds iff the verdict is "non-convex" and its witness re-verifies with gap > bound.
+
+    The evidence says that it restates the engine's certificate: ``verify`` is the computation that issued it.
+    The experiments' tests re-check the chord by hand (tests/test_experiments_nonconvex.py).
+    """
     nums = witness_numbers(report, problem)
     if report.witness is None:
         return claim(statement, False, "verdict {verdict}: {why}", verdict=report.verdict, why=report.explanation()), nums
     holds = report.verdict == "non-convex" and nums["holds"] and nums["gap"] > nums["bound"]
     c = claim(
         statement, holds,
-        "verdict {verdict}; float64 re-check of the chord: L(λa+(1−λ)b) − [λL(a)+(1−λ)L(b)] = {gap:.3e} > rounding bound "
+        "restates the verdict engine's certificate (witness.verify repeats the float64 re-check that issued it): "
+        "verdict {verdict}; L(λa+(1−λ)b) − [λL(a)+(1−λ)L(b)] = {gap:.3e} > rounding bound "
         "{bound:.1e} (λ = {lam:g}, found by {source} after {chords} chords)",
         verdict=report.verdict, gap=nums["gap"], bound=nums["bound"], lam=nums["lam"], source=nums["source"], chords=nums["chords"],
     )
