@@ -110,7 +110,13 @@ def float_dtype(value: object) -> torch.dtype:
 
 
 def finite_result(what: str, theta: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """``value``, or a LosslabError saying ``what`` went NaN/inf at θ and θ's scale (an analysis never returns NaN)."""
+    """``value``, or a LosslabError saying ``what`` went NaN/inf at θ and θ's scale (an analysis never returns NaN).
+
+    Inside a torch.func transform (``vmap`` over points, ``grad`` of a gradient) the value is passed
+    through unchecked: a data-dependent branch cannot be batched, and the caller checks the result.
+    """
+    if _transformed(value):
+        return value
     if not bool(torch.isfinite(value).all()):
         t = theta.detach().to(torch.float64)
         raise LosslabError(
@@ -119,3 +125,9 @@ def finite_result(what: str, theta: torch.Tensor, value: torch.Tensor) -> torch.
             "(e.g. exp of a large logit); evaluate at a smaller θ, or use float64 (problem.to(torch.float64))"
         )
     return value
+
+
+def _transformed(value: torch.Tensor) -> bool:
+    """Whether ``value`` is a torch.func wrapper (vmap's batched or grad's tracking tensor), not a plain tensor."""
+    functorch = getattr(torch._C, "_functorch", None)
+    return bool(functorch is not None and functorch.is_functorch_wrapped_tensor(value))
