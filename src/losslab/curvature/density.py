@@ -22,6 +22,7 @@ import torch
 
 from .._checks import LosslabError, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..random_streams import generator
 from .operator import as_operator
 
 __all__ = ["SpectralDensity", "spectral_density"]
@@ -126,7 +127,7 @@ def spectral_density(
         grid: points t where the density is evaluated (1-D); default ``points`` points spanning
             the nodes ± 5σ.
         points: size of the default grid (≥ 2).
-        seed: seeds the probes.
+        seed: seeds the probes (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`SpectralDensity`.
@@ -144,7 +145,7 @@ def spectral_density(
     steps = min(positive_int("steps", steps), p)
     points = positive_int("points", points, minimum=2)
     seed = seed_int("seed", seed)
-    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same probes on every device
+    gen = generator(seed, "probes")  # on the CPU: the same probes on every device
     Z = (2 * torch.randint(0, 2, (p, probes), generator=gen) - 1).to(F64).to(op.device)
     alpha, beta, lengths, products = _lanczos_probes(op, Z, steps)
     nodes = torch.zeros(probes, steps, dtype=F64)

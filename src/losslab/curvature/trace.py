@@ -24,6 +24,7 @@ import torch
 
 from .._checks import LosslabError, positive_int, seed_int
 from .._threads import with_analysis_threads
+from ..random_streams import generator
 from .operator import CurvatureOperator, as_operator
 
 __all__ = ["TraceEstimate", "frobenius_norm", "hutchinson", "hutchpp", "xtrace"]
@@ -43,7 +44,7 @@ class TraceEstimate:
         probes: random vectors averaged in the Hutchinson part.
         matvecs: operator–vector products used.
         method: ``"hutchinson"``, ``"hutch++"``, ``"xtrace"`` or ``"frobenius"``.
-        seed: the seed of the probes.
+        seed: the seed of the probes (drawn from its ``"probes"`` stream, :mod:`losslab.random_streams`).
     """
 
     estimate: float
@@ -83,7 +84,7 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or an operator.
         theta: the point (p,) with a Problem.
         samples: s ≥ 2, the number of probes (= operator products).
-        seed: seeds the probes.
+        seed: seeds the probes (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`TraceEstimate`; exact (stderr 0) for a diagonal A.
@@ -96,7 +97,7 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
-    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
+    Z = _rademacher(op.shape[0], s, generator(seed, "probes"), op.device)
     est, se = _mean_stderr((Z * _mm(op, Z)).sum(0))
     return TraceEstimate(est, se, s, s, "hutchinson", seed)
 
@@ -113,7 +114,7 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or an operator.
         theta: the point (p,) with a Problem.
         samples: s ≥ 6, the total number of operator products.
-        seed: seeds S and G.
+        seed: seeds S and G (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`TraceEstimate` whose ``stderr`` is that of the deflated Hutchinson part,
@@ -123,7 +124,7 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     total = positive_int("samples", samples, minimum=6)
     seed = seed_int("seed", seed)
     p = op.shape[0]
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "probes")
     m = min(total // 3, p)
     S = _rademacher(p, m, gen, op.device)
     Q, _ = torch.linalg.qr(_mm(op, S))
@@ -157,7 +158,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or a symmetric operator.
         theta: the point (p,) with a Problem.
         samples: s ≥ 16 (or ≥ 2p, exact), the budget of operator products; 2⌊s/2⌋ are used.
-        seed: seeds Ω.
+        seed: seeds Ω (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`TraceEstimate` (``method="xtrace"``, ``probes`` = m) whose ``stderr`` is the
@@ -183,7 +184,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         )
     seed = seed_int("seed", seed)
     m = min(total // 2, p)
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "probes")
     Omega = _rademacher(p, m, gen, op.device)
     Y = _mm(op, Omega)
     if m == p:  # Q spans R^p: the trace is tr(QᵀAQ), nothing left to estimate
@@ -214,12 +215,13 @@ def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples
     """‖A‖_F ≈ sqrt((1/s) Σ_i ‖A z_i‖²), Rademacher z_i (E‖Az‖² = tr(AᵀA) = ‖A‖_F²).
 
     E.g. the size of the feature-learning curvature: ``frobenius_norm(nonlinearity_curvature(problem, θ))``.
-    The standard error is the delta method's, se(‖A‖_F²) / (2‖A‖_F).
+    The standard error is the delta method's, se(‖A‖_F²) / (2‖A‖_F). The probes come from the
+    ``"probes"`` stream of ``seed`` (:mod:`losslab.random_streams`).
     """
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
-    Z = _rademacher(op.shape[0], s, torch.Generator().manual_seed(seed), op.device)
+    Z = _rademacher(op.shape[0], s, generator(seed, "probes"), op.device)
     sq, se = _mean_stderr((_mm(op, Z) ** 2).sum(0))
     norm = math.sqrt(max(sq, 0.0))
     return TraceEstimate(norm, se / (2 * norm) if norm > 0 else 0.0, s, s, "frobenius", seed)
