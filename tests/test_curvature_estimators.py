@@ -25,6 +25,7 @@ from losslab.curvature import (
 )
 from losslab.fit import least_squares
 from losslab.models import Module, Polynomial, RandomFeatures, TwoLayer
+from losslab.random_streams import generator
 
 from _helpers import gen, rounding_bound
 
@@ -139,7 +140,7 @@ def test_slq_with_p_steps_is_exact_gauss_quadrature():
     assert sd.nodes.shape == (3, 40)
     distance = (sd.nodes[..., None] - ev).abs().min(-1).values
     assert float(distance[sd.weights > 1e-12].max()) < 1e-8  # every node with weight is an eigenvalue
-    Z = (2 * torch.randint(0, 2, (40, 3), generator=gen(1)) - 1).to(DT)  # the same Rademacher probes
+    Z = (2 * torch.randint(0, 2, (40, 3), generator=generator(1, "probes")) - 1).to(DT)  # the same Rademacher probes
     exact = ((Z * (A @ A @ A @ Z)).sum(0)) / 40  # zᵀA³z/‖z‖²
     torch.testing.assert_close(per_probe_moment(sd, 3), exact, rtol=1e-8, atol=1e-8)
 

@@ -2,8 +2,9 @@
 
 References: brute-force enumeration of exponent vectors (itertools.product), scikit-learn's KernelRidge,
 PolynomialFeatures and Ridge, numpy/scipy least squares and solves on redrawn data (the experiment draws
-U and the training/test inputs with ``multi_index(..., seed=1000·seed + 1, sample_seed=1000·seed + 2 / + 3)``
-and the random features with seed 1000·seed + 4), scipy.integrate.quad for the linear bias floor, and
+U and the training/test inputs with ``multi_index(..., seed=seed, sample_seed=child_seed(seed, "data", 0 / 1))``,
+the random features with ``RandomFeatures(seed=seed)`` and the network with ``init(seed=seed)``),
+scipy.integrate.quad for the linear bias floor, and
 scipy.linalg.subspace_angles for the overlap of the trained weights with the hidden directions.
 """
 
@@ -29,6 +30,7 @@ from losslab.experiments import get_experiment, run_experiment
 from losslab.fit import least_squares
 from losslab.fit.kernel_ridge import kernel_ridge, monomial_weights, polynomial_kernel, polynomial_kernel_features
 from losslab.models import Polynomial, RandomFeatures, TwoLayer, monomial_exponents
+from losslab.random_streams import child_seed
 
 from _helpers import assert_evidence_shows_values
 
@@ -44,9 +46,9 @@ def result(quick_result):
 def quick_data(result):
     """The quick run's training pool, test inputs and clean test targets at seed 0, redrawn as numpy arrays."""
     s = result.settings
-    kw = {"d": s["d"], "r": s["hidden_dims"], "link": s["link"], "seed": 1}
-    X, y, U = multi_index(s["n_values"][-1], noise=s["noise"], sample_seed=2, **kw)
-    X_test, f_test, _ = multi_index(s["n_test"], noise=0.0, sample_seed=3, **kw)
+    kw = {"d": s["d"], "r": s["hidden_dims"], "link": s["link"], "seed": 0}
+    X, y, U = multi_index(s["n_values"][-1], noise=s["noise"], sample_seed=child_seed(0, "data", 0), **kw)
+    X_test, f_test, _ = multi_index(s["n_test"], noise=0.0, sample_seed=child_seed(0, "data", 1), **kw)
     return X.numpy(), y.numpy(), X_test.numpy(), f_test.numpy(), U.numpy()
 
 
@@ -136,7 +138,7 @@ def test_kernel_ridge_and_random_features_against_sklearn(result):
     kr = KernelRidge(alpha=n * lam, kernel="poly", degree=s["degree"], gamma=1 / c, coef0=1).fit(X[:n], y[:n])
     assert result.numbers["test_errors"]["kernel_ridge"][1] == pytest.approx(rel_error(kr.predict(X_test), f_test), rel=1e-6)
     n0 = s["n_values"][0]
-    rf = RandomFeatures(s["d"], s["rf_width"], s["activation"], seed=4)
+    rf = RandomFeatures(s["d"], s["rf_width"], s["activation"], seed=0)
     F, F_test = (rf.features(torch.from_numpy(a)).numpy() for a in (X[:n0], X_test))
     ridge = Ridge(alpha=n0 * lam, fit_intercept=False, solver="svd").fit(F, y[:n0])
     assert result.numbers["test_errors"]["random_features"][0] == pytest.approx(rel_error(ridge.predict(F_test), f_test), rel=1e-6)
@@ -148,7 +150,7 @@ def test_overlaps_recomputed_from_the_reported_weights(result):
     U_ref = quick_data(result)[-1]
     np.testing.assert_allclose(U, U_ref, atol=0)
     np.testing.assert_allclose(U.T @ U, np.eye(s["hidden_dims"]), atol=1e-12)
-    np.testing.assert_allclose(W0, TwoLayer(s["d"], s["width"]).init(seed=5, dtype=torch.float32)["W"].double().numpy(), atol=0)
+    np.testing.assert_allclose(W0, TwoLayer(s["d"], s["width"]).init(seed=0, dtype=torch.float32)["W"].double().numpy(), atol=0)
     proj = U @ U.T
     for W, key in ((W0, "overlap_before"), (W1, "overlap_after")):
         assert nums[key] == pytest.approx(np.linalg.norm(W @ proj) / np.linalg.norm(W), rel=1e-10)

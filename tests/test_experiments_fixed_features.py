@@ -25,6 +25,7 @@ from losslab.experiments.base import jsonable
 from losslab.experiments.bias_variance import repeated_fits
 from losslab.experiments.linear_in_parameters import midpoint_defect
 from losslab.models import Polynomial
+from losslab.random_streams import child_seed, generator
 
 from _helpers import assert_evidence_shows_values
 
@@ -32,9 +33,12 @@ NAMES = ("linear-in-parameters", "underfitting", "overfitting", "more-data", "bi
 CUBIC = np.array([0.0, -1.0, 0.0, 1.0])
 
 
-def data(name: str, n: int, k: int, noise: float):
-    """The experiment's k-th training set at seed 0 (``polynomial_1d(..., seed=0·1000 + k)``), as numpy arrays."""
-    X, y = polynomial_1d(n, coefs=tuple(CUBIC), noise=noise, seed=k)
+def data(n: int, seed: int, noise: float):
+    """A training set as the experiments document it, ``polynomial_1d(n, coefs=CUBIC, noise=noise, seed=seed)``, as numpy arrays.
+
+    The experiments run at seed 0 and hand on ``0`` or ``child_seed(0, "data", ...)`` (their module docstrings).
+    """
+    X, y = polynomial_1d(n, coefs=tuple(CUBIC), noise=noise, seed=seed)
     return X[:, 0].numpy(), y.numpy()
 
 
@@ -99,14 +103,14 @@ def test_bad_settings_are_clear_errors(name, overrides, match):
 def test_linear_in_parameters_matches_numpy_and_sklearn(quick_result):
     result = quick_result("linear-in-parameters")
     s = result.settings
-    x, y = data("linear-in-parameters", s["n"], 1, s["noise"])
+    x, y = data(s["n"], child_seed(0, "data", 1), s["noise"])
     theta = np.asarray(result.numbers["1-D"]["theta"])
     np.testing.assert_allclose(theta, lstsq(x, y, s["degree"]), rtol=1e-9, atol=1e-12)
     V = np.vander(x, s["degree"] + 1, increasing=True)
     normal = V.T @ (V @ theta - y) / len(y)
     assert np.abs(normal).max() <= 1e-12 * np.sqrt((y**2).mean()) * np.sqrt((V**2).mean(0)).max()
 
-    g = torch.Generator().manual_seed(2)  # the documented 2-D draw: X first, then the noise
+    g = generator(0, "data", 2)  # the documented 2-D draw: X first, then the noise
     X2 = (2 * torch.rand(s["n_2d"], 2, generator=g, dtype=torch.float64) - 1).numpy()
     y2 = np.sin(2 * X2[:, 0]) + X2[:, 0] * X2[:, 1] ** 2 + s["noise"] * torch.randn(s["n_2d"], generator=g, dtype=torch.float64).numpy()
     features = PolynomialFeatures(s["degree_2d"]).fit_transform(X2)  # same monomial order as Polynomial(2, k)
@@ -132,7 +136,7 @@ def test_underfitting_floor_and_errors_match_exact_integration(quick_result):
     n_max, i = s["ns"][-1], len(s["ns"]) - 1
     small, large = [], []
     for r in range(s["repeats"]):
-        x, y = data("underfitting", n_max, 100 * i + r, s["noise"])
+        x, y = data(n_max, child_seed(0, "data", i, r), s["noise"])
         small.append(excess(P.polyfit(x, y, s["small_degree"])))
         large.append(excess(P.polyfit(x, y, s["large_degree"])))
     s2 = s["noise"] ** 2
@@ -147,7 +151,7 @@ def test_underfitting_floor_and_errors_match_exact_integration(quick_result):
 def test_overfitting_errors_match_numpy(quick_result):
     result = quick_result("overfitting")
     s, num = result.settings, result.numbers
-    x, y = data("overfitting", s["n"], 1, s["noise"])
+    x, y = data(s["n"], 0, s["noise"])
     s2 = s["noise"] ** 2
     for degree in (0, 3, 8):
         coef = lstsq(x, y, degree)
@@ -169,7 +173,7 @@ def test_more_data_matches_numpy_at_the_largest_n(quick_result):
     i, grid = len(s["ns"]) - 1, np.linspace(-1, 1, 2001)
     errors, deviations = [], []
     for r in range(s["repeats"]):
-        x, y = data("more-data", s["ns"][i], 100 * i + r, s["noise"])
+        x, y = data(s["ns"][i], child_seed(0, "data", i, r), s["noise"])
         coef = lstsq(x, y, s["degree"])
         errors.append(excess(coef))
         deviations.append(np.abs(P.polyval(grid, coef) - P.polyval(grid, CUBIC)).max())
@@ -197,9 +201,9 @@ def test_bias_variance_against_exact_theory(quick_result):
     result = quick_result("bias-variance")
     s, num = result.settings, result.numbers
     n, R, sigma = s["n"], s["draws"], s["noise"]
-    x, g = data("bias-variance", n, 1, 0.0)
+    x, g = data(n, 0, 0.0)
     np.testing.assert_array_equal(np.asarray(num["x"]), x)
-    eps = sigma * torch.randn(n, R, generator=torch.Generator().manual_seed(2), dtype=torch.float64).numpy()
+    eps = sigma * torch.randn(n, R, generator=generator(0, "noise", 0), dtype=torch.float64).numpy()  # the documented noise stream
     chi2 = scipy.stats.chi2
     for degree in range(s["max_degree"] + 1):
         V = np.vander(x, degree + 1, increasing=True)

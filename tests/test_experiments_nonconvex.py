@@ -205,7 +205,7 @@ def test_depth_deep_linear_net_is_linear_in_x_and_fixed_features_have_h_equal_gg
     assert np.max(np.abs(f - (X.numpy() @ A.T + c)[:, 0])) <= 1e-12 * np.max(np.abs(f))
     assert r.numbers["deep_linear_defect"] <= 1e-12
 
-    features = RandomFeatures(s["widths"][0], s["widths"][1], s["activation"], seed=1)
+    features = RandomFeatures(s["widths"][0], s["widths"][1], s["activation"], seed=0)  # RandomFeatures(seed=seed), as the experiment
     phi = features.features(X)
     H = torch.func.hessian(lambda v: ((phi @ v - y) ** 2).mean())(features.init(seed=0)["v"])
     G = 2 / len(y) * phi.T @ phi

@@ -137,12 +137,16 @@ def test_normal_equations_and_zero_gradient(name, ridge):
     f = prob.output(theta)
     n = prob.n
     lhs = phi.T @ (f - prob.y) / n + ridge * theta
-    scale = float(torch.linalg.matrix_norm(phi, 2)) * float(prob.y.norm()) / n
-    assert float(lhs.abs().max()) <= 1e-10 * scale
+    norm = float(torch.linalg.matrix_norm(phi, 2))
+    scale = norm * float(prob.y.norm()) / n
+    # plus the backward-error bound of a stable least-squares solve, c·u·‖Φ‖(‖Φ‖‖θ‖ + ‖y‖)/n (Higham 2002, §20.3):
+    # it dominates when Φ is nearly singular (the linearized net's Jacobian can have cond(Φ) ~ 1e13, ‖θ*‖ ~ 1e11)
+    tol = 1e-10 * scale + 100 * torch.finfo(F64).eps * norm * (norm * float(theta.norm()) + float(prob.y.norm())) / n
+    assert float(lhs.abs().max()) <= tol
     if ridge == 0.0:
-        torch.testing.assert_close((phi * f[:, None]).mean(0), (phi * prob.y[:, None]).mean(0), rtol=0, atol=1e-10 * scale)
+        torch.testing.assert_close((phi * f[:, None]).mean(0), (phi * prob.y[:, None]).mean(0), rtol=0, atol=tol)
     grad = prob.grad(theta) + 2 * ridge * theta  # ∇[L + ridge·‖θ‖²] with L = mean((f−y)²)
-    assert float(grad.abs().max()) <= 1e-9 * scale
+    assert float(grad.abs().max()) <= 10 * tol
 
 
 def test_minimum_norm_solution_when_underdetermined():

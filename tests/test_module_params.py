@@ -8,6 +8,7 @@ from torch import nn
 
 from losslab import LosslabError
 from losslab.models import Module
+from losslab.random_streams import generator
 
 from _helpers import rand_X
 
@@ -136,7 +137,7 @@ def test_an_init_function_draws_from_the_seeded_generator():
     a, b, c = model.init(seed=1), model.init(seed=1), model.init(seed=2)
     assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["scale"], c["scale"])
     # the same draws by hand, in the module's parameter order
-    g = torch.Generator().manual_seed(1)
+    g = generator(1, "init")  # Module's documented init stream
     ref = {k: torch.empty(v.shape).normal_(0, 0.1, generator=g) for k, v in Scaled().named_parameters()}
     assert all(torch.equal(a[k], ref[k].to(DT)) for k in ref)
     assert torch.equal(model.init()["scale"], torch.tensor([1.5], dtype=DT))  # the wrapped copy is not touched

@@ -11,6 +11,7 @@ from .. import __version__
 from .._checks import LosslabError, choice, positive_int
 from ..landscape import discrete_convexity, eigenvector_directions, filter_normalized, line, pca_directions, plane, random_direction
 from ..problem import Problem
+from ..random_streams import child_seed
 from ..report import check_out_folder, line_png, plane_contour_png, plane_surface_html, writing_folder
 from .app import app
 from .common import (
@@ -88,10 +89,10 @@ def landscape(
             elif directions == "eigen":
                 d1, d2 = eigenvector_directions(problem, center, k=2, which="largest", seed=seed).directions
             elif directions == "random":
-                d1, d2 = random_direction(problem, seed=seed), random_direction(problem, seed=seed + 1)
+                d1, d2 = (random_direction(problem, seed=child_seed(seed, "directions", k)) for k in (1, 2))
             else:
-                d1 = filter_normalized(problem, center, random_direction(problem, seed=seed))
-                d2 = filter_normalized(problem, center, random_direction(problem, seed=seed + 1))
+                d1, d2 = (filter_normalized(problem, center, random_direction(problem, seed=child_seed(seed, "directions", k)))
+                          for k in (1, 2))
             result = plane(problem, center, d1, d2, steps=steps, span=span, seed=seed)
             title = f"loss on a plane ({directions} directions) around the {POINTS[at]}"
         convexity = discrete_convexity(result, problem=problem)

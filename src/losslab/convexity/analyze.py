@@ -29,6 +29,7 @@ from .._checks import LosslabError, positive_int, seed_int
 from .._threads import resolve_threads, scoped_threads
 from ..fit import TrainingDiverged, train
 from ..problem import Problem
+from ..random_streams import child_seed, generator
 from .chords import LAMBDAS, SCALES, ChordSearch, random_pairs, symmetric_pairs
 from .hessian import smallest_eigenpair
 from .structure import Proof, prove_convex
@@ -149,7 +150,11 @@ def check_convexity(
         groups: parameter groups to analyse; the others are held at ``at``.
         at: the analysis point (params dict or θ of ``problem``); default ``problem.default_theta(seed)``
             (``model.init(seed)``; a wrapped ``nn.Module``'s own weights).
-        seed: seeds every random choice of the search.
+        seed: seeds every random choice of the search, each from its own stream of
+            :mod:`losslab.random_streams`: the default point ``init(seed)`` (``"init"``), the chords
+            and symmetry draws (``"chords"``), the two further starting points
+            ``init(child_seed(seed, "restarts", k))`` for k = 1, 2, training's minibatches
+            (``"minibatches"``) and the Lanczos start of the negative-curvature search (``"lanczos"``).
         budget: the most chords the witness search evaluates (≥ 30).
         train_steps: Adam steps to reach the trained points searched around (0 to skip).
         by_group: also give each analysed group's own verdict (searched with a quarter of the
@@ -230,14 +235,15 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
 
     Candidates are screened in ``problem.dtype``; every witness is certified in float64.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "chords")
     # kept for the negative-curvature chords: 9 per point, up to 3 points (and 2 scaled points under L2)
     reserve = min(45 if problem.l2 > 0 else 27, budget // 3)
     search = ChordSearch(problem, budget - reserve)
     centers = [("the analysis point", center), ("θ = 0", torch.zeros_like(center))]
     for k in (1, 2):
+        restart = child_seed(seed, "restarts", k)
         try:
-            centers.append((f"init seed {seed + k}", problem.init(seed + k)))
+            centers.append((f"init seed {restart}", problem.init(restart)))
         except LosslabError:  # a module whose parameters no seed re-draws (no reset_parameters, no init=)
             break
     curvature: list[tuple[str, float]] = []

@@ -24,6 +24,7 @@ import torch
 
 from .._checks import LosslabError
 from ..problem import Problem
+from ..random_streams import generator
 from ..tolerances import AFFINE_DEFECT
 
 __all__ = ["Proof", "prove_convex"]
@@ -55,10 +56,11 @@ def affine_defect(problem: Problem, *, seed: int = 0, points: int = 3) -> float:
     * |logit(λa + (1−λ)b) − λ·logit(a) − (1−λ)·logit(b)| for λ = 0.3 (catches kinks, such as
       relu's, where the second derivative is zero almost everywhere),
 
-    each divided by 1 + the largest |logit| involved. Computed in float64.
+    each divided by 1 + the largest |logit| involved. Computed in float64; θ, d and the chords
+    are drawn from the ``"affine_check"`` stream of ``seed`` (:mod:`losslab.random_streams`).
     """
     p64 = problem.to(torch.float64)
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed, "affine_check")
     worst = 0.0
     batches = list(p64.batches()) if p64.data.cached is not None else None
 

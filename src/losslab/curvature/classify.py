@@ -36,6 +36,7 @@ import torch
 from .._checks import LosslabError, finite_float
 from .._threads import with_analysis_threads
 from ..problem import Problem
+from ..random_streams import generator
 from ..tolerances import smallest_usable, tolerances
 from .criticality import gradient_ratios, worst_ratio
 from .eigs import EigenResult, eigs
@@ -150,7 +151,7 @@ def classify(
         )
     grad = problem.grad(theta).detach()
     grad_norm = float(torch.linalg.vector_norm(grad.to(torch.float64)))
-    ratio, group = worst_ratio(gradient_ratios(problem, theta, grad, torch.Generator().manual_seed(seed)))
+    ratio, group = worst_ratio(gradient_ratios(problem, theta, grad, generator(seed, "probes", 1)))  # eigs draws from "lanczos"
     p = problem.n_params
     # criterion="residual": the signs are decided on the rigorous residual bounds, so make those small
     res = eigs(HessianOperator(problem, theta), k=min(2, p), which="both", tol=tol, criterion="residual", max_iter=max_iter, seed=seed)

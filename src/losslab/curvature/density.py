@@ -26,6 +26,7 @@ import torch
 from .._checks import LosslabError, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
 from ..memory import blocks, fits, require, slq_probe_bytes
+from ..random_streams import generator
 from .operator import as_operator
 from .trace import _columns, _signs
 
@@ -131,7 +132,7 @@ def spectral_density(
         grid: points t where the density is evaluated (1-D); default ``points`` points spanning
             the nodes ± 5σ.
         points: size of the default grid (≥ 2).
-        seed: seeds the probes.
+        seed: seeds the probes (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`SpectralDensity`.
@@ -155,7 +156,7 @@ def spectral_density(
     seed = seed_int("seed", seed)
     per_probe = slq_probe_bytes(p, steps)
     require(p * probes + per_probe, op.memory_budget, f"one probe's Lanczos basis ({steps} steps of p = {p:,})", "steps")
-    signs = _signs(p, probes, torch.Generator().manual_seed(seed))  # on the CPU: the same probes on every device
+    signs = _signs(p, probes, generator(seed, "probes"))  # on the CPU: the same probes on every device
     parts = [_lanczos_probes(op, _columns(signs, cols, op.device), steps)
              for cols in blocks(probes, fits(per_probe, op.memory_budget, p * probes))]
     alpha, beta, lengths = (torch.cat([part[i] for part in parts]) for i in range(3))

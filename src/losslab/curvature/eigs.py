@@ -81,6 +81,7 @@ import torch
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
 from ..memory import F64_BYTES, dense_bytes, lanczos_bytes, require
+from ..random_streams import generator
 from ..tolerances import rounding_floor, smallest_usable, tolerances
 from .operator import CurvatureOperator, as_operator
 
@@ -274,7 +275,7 @@ def _lanczos(
     op: CurvatureOperator, k: int, which: str, tol: float, criterion: str, m: int, max_iter: int, seed: int, verify: bool | None
 ) -> EigenResult:
     p = op.shape[0]
-    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same start vectors on every device
+    gen = generator(seed, "lanczos")  # on the CPU: the same start vectors on every device
     dev = op.device
     # Preallocated on the operator's device: every vector operation below writes into V, AV or w in place.
     # T (m × m) and its eigendecomposition stay on the CPU.
@@ -424,7 +425,8 @@ def eigs(
             values not to move: ``True`` always, ``False`` never, ``None`` (default) only when a
             random direction's Rayleigh quotient can reach the wanted values (a high-multiplicity
             eigenvalue at the wanted end; module docstring).
-        seed: seeds the start vector.
+        seed: seeds the start vector (and any fresh restart direction): the ``"lanczos"`` stream
+            of ``seed`` (:func:`losslab.random_streams.generator`), independent of ``init(seed)``.
 
     Returns:
         An :class:`EigenResult` (values ascending).

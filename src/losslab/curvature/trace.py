@@ -28,6 +28,7 @@ import torch
 from .._checks import LosslabError, positive_int, seed_int
 from .._threads import with_analysis_threads
 from ..memory import F64_BYTES, blocks, fits, probe_bytes, require, sketch_bytes, xtrace_bytes
+from ..random_streams import generator
 from ..tolerances import rounding_floor
 from .operator import CurvatureOperator, as_operator
 
@@ -52,7 +53,7 @@ class TraceEstimate:
         probes: random vectors averaged in the Hutchinson part.
         matvecs: operator–vector products used.
         method: ``"hutchinson"``, ``"hutch++"``, ``"xtrace"`` or ``"frobenius"``.
-        seed: the seed of the probes.
+        seed: the seed of the probes (drawn from its ``"probes"`` stream, :mod:`losslab.random_streams`).
     """
 
     estimate: float
@@ -147,7 +148,7 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or an operator.
         theta: the point (p,) with a Problem.
         samples: s ≥ 2, the number of probes (= operator products).
-        seed: seeds the probes.
+        seed: seeds the probes (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`TraceEstimate`; exact for a diagonal A (stderr: the rounding floor only).
@@ -165,7 +166,7 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
     seed = seed_int("seed", seed)
     p = op.shape[0]
     require(s * p + probe_bytes(p), op.memory_budget, f"Hutchinson with {s} probes of p = {p:,}", "samples")
-    signs = _signs(p, s, torch.Generator().manual_seed(seed))
+    signs = _signs(p, s, generator(seed, "probes"))
     forms = _forms(op, signs, _with_gain(_quadratic), what=f"Hutchinson with {s} probes of p = {p:,}", setting="samples", rows=2)
     est, se = _mean_stderr(forms[0])
     return TraceEstimate(est, max(se, _floor(op, forms[1])), s, s, "hutchinson", seed)
@@ -183,7 +184,7 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or an operator.
         theta: the point (p,) with a Problem.
         samples: s ≥ 6, the total number of operator products.
-        seed: seeds S and G.
+        seed: seeds S and G (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`TraceEstimate` whose ``stderr`` is that of the deflated Hutchinson part,
@@ -197,7 +198,7 @@ def hutchpp(problem_or_operator: object, theta: object = None, *, samples: int =
     total = positive_int("samples", samples, minimum=6)
     seed = seed_int("seed", seed)
     p = op.shape[0]
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "probes")
     m = min(total // 3, p)
     require(sketch_bytes(p, m) + p * total, op.memory_budget, f"Hutch++'s sketch of {m} columns of p = {p:,}", "samples")
     S = _signs(p, m, gen)
@@ -238,7 +239,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
         problem_or_operator: a :class:`~losslab.Problem` (its Hessian at ``theta``) or a symmetric operator.
         theta: the point (p,) with a Problem.
         samples: s ≥ 16 (or ≥ 2p, exact), the budget of operator products; 2⌊s/2⌋ are used.
-        seed: seeds Ω.
+        seed: seeds Ω (its ``"probes"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`TraceEstimate` (``method="xtrace"``, ``probes`` = m) whose ``stderr`` is the
@@ -269,7 +270,7 @@ def xtrace(problem_or_operator: object, theta: object = None, *, samples: int = 
     seed = seed_int("seed", seed)
     m = min(total // 2, p)
     require(xtrace_bytes(p, m), op.memory_budget, f"XTrace's {m} probes of p = {p:,}", "samples")
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "probes")
     Omega = _rademacher(p, m, gen, op.device)
     Y = _products(op, Omega, None, xtrace_bytes(p, m))
     floor = _floor(op, Y.norm(dim=0) / math.sqrt(p))  # ‖ω‖ = √p for a Rademacher column
@@ -301,14 +302,15 @@ def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples
     """‖A‖_F ≈ sqrt((1/s) Σ_i ‖A z_i‖²), Rademacher z_i (E‖Az‖² = tr(AᵀA) = ‖A‖_F²).
 
     E.g. the size of the feature-learning curvature: ``frobenius_norm(nonlinearity_curvature(problem, θ))``.
-    The standard error is the delta method's, se(‖A‖_F²) / (2‖A‖_F).
+    The standard error is the delta method's, se(‖A‖_F²) / (2‖A‖_F). The probes come from the
+    ``"probes"`` stream of ``seed`` (:mod:`losslab.random_streams`).
     """
     op = as_operator(problem_or_operator, theta)
     s = positive_int("samples", samples, minimum=2)
     seed = seed_int("seed", seed)
     p = op.shape[0]
     require(s * p + probe_bytes(p), op.memory_budget, f"‖A‖_F with {s} probes of p = {p:,}", "samples")
-    signs = _signs(p, s, torch.Generator().manual_seed(seed))
+    signs = _signs(p, s, generator(seed, "probes"))
     forms = _forms(op, signs, _with_gain(lambda Z, AZ: (AZ**2).sum(0)), what=f"‖A‖_F with {s} probes", setting="samples", rows=2)
     sq, se = _mean_stderr(forms[0])
     norm = math.sqrt(max(sq, 0.0))

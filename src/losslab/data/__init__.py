@@ -1,6 +1,8 @@
 """Seeded data generators: every one returns ``(X, y)`` as tensors, X of shape (n, d).
 
-Same seed, same tensors; draws use ``torch.Generator().manual_seed(seed)`` in float64.
+Same seed, same tensors; draws are in float64 from the ``"data"`` stream of the seed (a random
+target function — teacher weights, sparse monomials, a multi-index subspace — from its
+``"target"`` stream; :mod:`losslab.random_streams`).
 
 ==================  ============================================  ==========================
 CLI name            generator                                      loss it suits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import random_streams
 from .._checks import LosslabError, as_tensor, finite_float, seed_int
 
 __all__ = ["as_data"]
@@ -11,15 +12,13 @@ __all__ = ["as_data"]
 DTYPE = torch.float64
 
 
-def generator(seed: object, name: str = "seed") -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed`` (an integer >= 0)."""
-    seed = seed_int(name, seed)
-    return torch.Generator().manual_seed(seed)
+def generator(seed: object, name: str = "seed", purpose: str = "data") -> torch.Generator:
+    """The CPU generator of the ``purpose`` stream of ``seed`` (an integer >= 0, checked as ``name``).
 
-
-def child_seed(g: torch.Generator) -> int:
-    """An independent seed drawn from ``g``, for a second stream (e.g. a teacher's weights)."""
-    return int(torch.randint(0, 2**62, (1,), generator=g))
+    ``"data"`` for a data set's samples, ``"target"`` for a random target function
+    (:mod:`losslab.random_streams`).
+    """
+    return random_streams.generator(seed_int(name, seed), purpose)
 
 
 def interval(name: str, value: object) -> tuple[float, float]:

@@ -20,7 +20,7 @@ def logistic_labels(n: int, *, d_in: int = 2, scale: float = 3.0, seed: int = 0)
         n: number of examples (>= 1).
         d_in: input dimension (>= 1).
         scale: norm of the teacher weights ‖w*‖ (> 0).
-        seed: seed of the generator.
+        seed: seed of the generator (its ``"data"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         ``(X, y)``: float64 tensors of shapes (n, d_in) and (n,), y in {0., 1.}.
@@ -52,7 +52,7 @@ def gaussian_classes(n: int, *, d_in: int = 2, k: int = 3, separation: float = 2
         d_in: input dimension (>= 1).
         k: number of classes (>= 2).
         separation: standard deviation of the class means (> 0).
-        seed: seed of the generator.
+        seed: seed of the generator (its ``"data"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         ``(X, y)``: X float64 (n, d_in); y int64 (n,) with labels in [0, k).

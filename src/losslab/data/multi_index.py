@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import LosslabError, as_tensor, choice, nonnegative_float, positive_int, seed_int, shape
-from ._common import DTYPE, child_seed, generator
+from .._checks import LosslabError, as_tensor, choice, nonnegative_float, positive_int, shape
+from ._common import DTYPE, generator
 
 __all__ = ["LINKS", "MultiIndex", "multi_index", "multi_index_target"]
 
@@ -72,7 +72,7 @@ def multi_index_target(d: int = 30, r: int = 2, link: str = "tanh-sum", seed: in
         d: input dimension (>= 1).
         r: number of hidden directions, 1 ≤ r ≤ d.
         link: a key of :data:`LINKS`.
-        seed: seed of U.
+        seed: seed of U (its ``"target"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`MultiIndex`.
@@ -87,7 +87,7 @@ def multi_index_target(d: int = 30, r: int = 2, link: str = "tanh-sum", seed: in
     if r > d:
         raise LosslabError(f"expected at most d={d} hidden directions, got r={r}; lower r or raise d")
     link = choice("link", link, LINKS)
-    G = torch.randn(d, r, generator=generator(seed), dtype=DTYPE)
+    G = torch.randn(d, r, generator=generator(seed, purpose="target"), dtype=DTYPE)
     Q, R = torch.linalg.qr(G)
     signs = torch.sign(torch.diagonal(R))
     signs[signs == 0] = 1.0
@@ -106,9 +106,9 @@ def multi_index(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussian inputs x ~ N(0, I_d) and y = g(Uᵀx) + noise·ε; returns the hidden directions too.
 
-    U is ``multi_index_target(d, r, link, seed).U``. The inputs and the noise come from a second
-    stream: ``sample_seed`` if given (draw a training and a test set for the same U with two
-    sample seeds), else one derived from ``seed``.
+    U is ``multi_index_target(d, r, link, seed).U``. The inputs and the noise come from the
+    ``"data"`` stream of ``sample_seed`` if given (draw a training and a test set for the same U
+    with two sample seeds), else of ``seed`` (:mod:`losslab.random_streams`).
 
     Args:
         n: number of examples (>= 1).
@@ -130,7 +130,6 @@ def multi_index(
     n = positive_int("n", n)
     noise = nonnegative_float("noise", noise)
     target = multi_index_target(d, r, link, seed)
-    stream = child_seed(generator(seed)) if sample_seed is None else seed_int("sample_seed", sample_seed)
-    g = torch.Generator().manual_seed(stream)
+    g = generator(seed) if sample_seed is None else generator(sample_seed, "sample_seed")
     X = torch.randn(n, target.d, generator=g, dtype=DTYPE)
     return X, target(X) + noise * torch.randn(n, generator=g, dtype=DTYPE), target.U

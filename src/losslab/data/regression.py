@@ -1,7 +1,8 @@
 """Regression targets in low dimension: noisy 1-D polynomials and sines, and teacher networks.
 
-Every generator draws from its own ``torch.Generator().manual_seed(seed)`` in float64: the same
-call with the same seed returns identical tensors. The inputs are drawn before the noise, so
+Every generator draws in float64 from the ``"data"`` stream of its seed (the teacher's weights from
+the ``"target"`` stream; :mod:`losslab.random_streams`): the same call with the same seed returns
+identical tensors. The inputs are drawn before the noise, so
 changing ``noise`` (and nothing else) keeps X and rescales only the noise.
 """
 
@@ -16,7 +17,8 @@ import torch
 from .._checks import LosslabError, as_tensor, nonnegative_float, positive_int, seed_int, shape
 from ..models import TwoLayer
 from ..models.base import Params
-from ._common import DTYPE, child_seed, finite_float, generator, interval
+from ..random_streams import child_seed
+from ._common import DTYPE, finite_float, generator, interval
 
 __all__ = ["Teacher", "cubic", "polynomial_1d", "sine", "teacher", "teacher_params", "teacher_target"]
 
@@ -42,7 +44,7 @@ def polynomial_1d(
         coefs: polynomial coefficients, constant term first (at least one).
         noise: standard deviation of the additive Gaussian noise (>= 0).
         x_range: the interval (lo, hi), lo < hi, that x is drawn from.
-        seed: seed of the generator.
+        seed: seed of the generator (its ``"data"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         ``(X, y)``: float64 tensors of shapes (n, 1) and (n,).
@@ -81,7 +83,7 @@ def sine(n: int, *, noise: float = 0.1, frequency: float = 1.0, seed: int = 0) -
         n: number of examples (>= 1).
         noise: standard deviation of the Gaussian noise ε (>= 0).
         frequency: angular frequency (> 0); ``frequency`` full periods fit in [−π, π].
-        seed: seed of the generator.
+        seed: seed of the generator (its ``"data"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         ``(X, y)``: float64 tensors of shapes (n, 1) and (n,).
@@ -114,13 +116,15 @@ class Teacher:
 
 
 def teacher_target(*, d_in: int = 1, width: int = 4, activation: str = "tanh", seed: int = 0) -> Teacher:
-    """The teacher network f*(x) = v·σ(Wx + b) with weights ``TwoLayer(...).init(seed=seed)``.
+    """The teacher network f*(x) = v·σ(Wx + b) with weights ``TwoLayer(...).init(seed=child_seed(seed, "target"))``.
 
-    Weights: W ~ N(0, 1/d_in), b ~ N(0, 1), v ~ N(0, 1/width) (the TwoLayer initialisation).
+    Weights: W ~ N(0, 1/d_in), b ~ N(0, 1), v ~ N(0, 1/width) (the TwoLayer initialisation), from
+    the ``"target"`` stream of ``seed`` (:mod:`losslab.random_streams`): a student
+    ``TwoLayer(...).init(seed=seed)`` does not start at the teacher.
     """
     model = TwoLayer(d_in=d_in, width=width, activation=activation)
     seed = seed_int("seed", seed)
-    return Teacher(model, model.init(seed=seed, dtype=DTYPE))
+    return Teacher(model, model.init(seed=child_seed(seed, "target"), dtype=DTYPE))
 
 
 def teacher_params(*, d_in: int = 1, width: int = 4, activation: str = "tanh", seed: int = 0) -> Params:
@@ -134,8 +138,8 @@ def teacher(
     """Targets from a random two-layer teacher: y = v·σ(Wx + b) + noise·ε, x ~ N(0, I_{d_in}).
 
     The teacher is ``teacher_target(d_in=d_in, width=width, activation=activation, seed=seed)``;
-    the inputs and noise come from a second stream derived from the same seed, independent of
-    the teacher's weights.
+    the inputs and noise come from the ``"data"`` stream of the same seed, independent of the
+    teacher's weights (its ``"target"`` stream).
 
     Args:
         n: number of examples (>= 1).
@@ -156,6 +160,6 @@ def teacher(
     n = positive_int("n", n)
     noise = nonnegative_float("noise", noise)
     target = teacher_target(d_in=d_in, width=width, activation=activation, seed=seed)
-    g = torch.Generator().manual_seed(child_seed(generator(seed)))
+    g = generator(seed)
     X = torch.randn(n, target.model.d_in, generator=g, dtype=DTYPE)
     return X, target(X) + _noise(g, n, noise)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, as_tensor, nonnegative_float, positive_int, shape
-from ._common import DTYPE, child_seed, generator
+from ._common import DTYPE, generator
 
 __all__ = ["SparseMonomials", "sparse_monomials", "sparse_monomials_target"]
 
@@ -88,7 +88,7 @@ def sparse_monomials_target(d: int = 20, degree: int = 3, n_terms: int = 3, seed
         d: input dimension (>= 1).
         degree: total degree of the target (>= 0).
         n_terms: number of distinct monomials (1 ≤ n_terms ≤ number of monomials available).
-        seed: seed of the generator.
+        seed: seed of the target (its ``"target"`` stream, :mod:`losslab.random_streams`).
 
     Returns:
         A :class:`SparseMonomials` with ``exponents`` (n_terms, d) and ``coefs`` (n_terms,).
@@ -107,7 +107,7 @@ def sparse_monomials_target(d: int = 20, degree: int = 3, n_terms: int = 3, seed
             f"expected n_terms <= {available} (the distinct monomials of degree 1..{degree} in d={d} variables), "
             f"got n_terms={n_terms}; lower n_terms or raise d or degree"
         )
-    g = generator(seed)
+    g = generator(seed, purpose="target")
     rows: list[tuple[int, ...]] = []
     seen: set[tuple[int, ...]] = set()
     tries = 0
@@ -139,8 +139,8 @@ def sparse_monomials(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian inputs x ~ N(0, I_d) and y = f*(x) + noise·ε for a hidden sparse polynomial f*.
 
-    f* is ``sparse_monomials_target(d, degree, n_terms, seed)``; the inputs and the noise come
-    from a second stream derived from the same seed.
+    f* is ``sparse_monomials_target(d, degree, n_terms, seed)`` (the ``"target"`` stream of the
+    seed); the inputs and the noise come from its ``"data"`` stream (:mod:`losslab.random_streams`).
 
     Args:
         n: number of examples (>= 1).
@@ -161,6 +161,6 @@ def sparse_monomials(
     n = positive_int("n", n)
     noise = nonnegative_float("noise", noise)
     target = sparse_monomials_target(d, degree, n_terms, seed)
-    g = torch.Generator().manual_seed(child_seed(generator(seed)))
+    g = generator(seed)
     X = torch.randn(n, target.d, generator=g, dtype=DTYPE)
     return X, target(X) + noise * torch.randn(n, generator=g, dtype=DTYPE)

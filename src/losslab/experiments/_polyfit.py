@@ -40,7 +40,6 @@ __all__ = [
     "polyval",
     "projection_error",
     "quadrature",
-    "sub_seed",
     "two_panels",
 ]
 
@@ -51,11 +50,6 @@ NODES = 64
 """Gauss–Legendre nodes: exact for ∫(f̂ − g)² when f̂ and g have degree ≤ 63."""
 
 MAX_DEGREE = NODES - 1
-
-
-def sub_seed(seed: int, k: int) -> int:
-    """The k-th derived seed of a run: ``seed·1000 + k`` (documented so tests can redraw the data)."""
-    return seed * 1000 + k
 
 
 @functools.lru_cache(maxsize=4)

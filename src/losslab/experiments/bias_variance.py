@@ -28,9 +28,10 @@ factor (1 + p_max/n)/(1 + 4/n) (1.5 for n = 20, degree 15) — the right arm of 
 inputs the large bases swing far more (experiment 3); this experiment measures where the exact theory
 lives.
 
-Data: the inputs are ``polynomial_1d(n, coefs=truth, noise=0, seed=seed·1000 + 1)`` (whose labels are
-g(x_i)); the noise draws are ``noise·torch.randn(n, draws)`` from ``torch.Generator().manual_seed(seed·1000 + 2)``,
-and the fresh test noise (a Monte-Carlo cross-check, not used by the claims) from ``seed·1000 + 3``.
+Data: the inputs are ``polynomial_1d(n, coefs=truth, noise=0, seed=seed)`` (whose labels are g(x_i));
+the noise draws are ``noise·torch.randn(n, draws)`` from ``generator(seed, "noise", 0)``, and the
+fresh test noise (a Monte-Carlo cross-check, not used by the claims) from ``generator(seed, "noise", 1)``
+(:mod:`losslab.random_streams`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ import torch
 
 from .._checks import LosslabError, finite_float, positive_int
 from ..models import Polynomial
-from ._polyfit import CUBIC, check_truth, draw, polyval, sub_seed, two_panels
+from ..random_streams import generator
+from ._polyfit import CUBIC, check_truth, draw, polyval, two_panels
 from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Decomposition", "Settings", "decompose", "repeated_fits", "run"]
@@ -173,9 +175,9 @@ def _figure(settings: Settings, dec: Decomposition, X: torch.Tensor, g: torch.Te
 def run(settings: Settings, seed: int, say) -> Outcome:
     """Redraw the noise ``draws`` times at fixed inputs; decompose the in-sample test error for every degree."""
     n, R, s = settings.n, settings.draws, settings.noise
-    X, g = draw(n, settings.truth, 0.0, sub_seed(seed, 1))
-    Y = g[:, None] + s * torch.randn(n, R, generator=torch.Generator().manual_seed(sub_seed(seed, 2)), dtype=torch.float64)
-    fresh = g[:, None] + s * torch.randn(n, R, generator=torch.Generator().manual_seed(sub_seed(seed, 3)), dtype=torch.float64)
+    X, g = draw(n, settings.truth, 0.0, seed)
+    Y = g[:, None] + s * torch.randn(n, R, generator=generator(seed, "noise", 0), dtype=torch.float64)
+    fresh = g[:, None] + s * torch.randn(n, R, generator=generator(seed, "noise", 1), dtype=torch.float64)
     degrees = list(range(settings.max_degree + 1))
     say(f"{len(degrees)} degrees × {R} draws")
     dec = decompose(X, g, Y, fresh, s, degrees)

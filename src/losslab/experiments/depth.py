@@ -159,7 +159,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     say("Hessian extremes and ‖H − GGN‖ at init and trained points; fixed-feature models")
     at_init, at_trained = curvature_summary(problem, theta0, seed=seed), curvature_summary(problem, trained, seed=seed)
     at_linear = curvature_summary(linear_problem, linear0, seed=seed)
-    features = Problem(RandomFeatures(s.widths[0], s.widths[1], s.activation, seed=seed * 1000 + 1), X, y)
+    features = Problem(RandomFeatures(s.widths[0], s.widths[1], s.activation, seed=seed), X, y)
     linearized = Problem(Linearized(mlp, problem.unflatten(theta0)), X, y)
     fixed_problems = {"random features": (features, features.init(seed)), LINEARIZED: (linearized, trained)}
     fixed = {name: curvature_summary(p, theta, seed=seed) for name, (p, theta) in fixed_problems.items()}

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from .._checks import LosslabError, choice, finite_float, nonnegative_float, positive_int
 from ..data.multi_index import LINKS, multi_index, multi_index_target
 from ..models import ACTIVATIONS, Polynomial, monomial_exponents
+from ..random_streams import child_seed
 from . import _feature_learning_models as M
 from .base import Experiment, Outcome, Table, claim
 
@@ -148,8 +149,10 @@ def monomial_counts() -> tuple[Table, dict, bool]:
 def run(settings: Settings, seed: int, say) -> Outcome:
     """Fit the four models at every n on nested samples of one multi-index data set; measure errors and overlaps.
 
-    Seeds: U and the data from ``multi_index(seed=1000·seed + 1, sample_seed=1000·seed + 2)`` (training pool, the
-    first n rows used at each n) and ``+ 3`` (test inputs); random features ``+ 4``; the network's init ``+ 5``.
+    Seeds (:mod:`losslab.random_streams`): U from the ``"target"`` stream of ``seed``; the training pool (the first
+    n rows used at each n) from ``multi_index(seed=seed, sample_seed=child_seed(seed, "data", 0))`` and the test
+    inputs from ``sample_seed=child_seed(seed, "data", 1)``; the random features ``RandomFeatures(seed=seed)`` (its
+    ``"features"`` stream); the network's init and training ``seed`` (its ``"init"`` stream).
     """
     s = settings
     d, r, k = s.d, s.hidden_dims, s.degree
@@ -157,10 +160,10 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     scale = float(d)
     count_table, counts, counts_agree = monomial_counts()
 
-    target = multi_index_target(d, r, s.link, seed=seed * 1000 + 1)
-    X_all, y_all, U = multi_index(s.n_values[-1], d=d, r=r, link=s.link, noise=s.noise, seed=seed * 1000 + 1,
-                                  sample_seed=seed * 1000 + 2)
-    X_test, _, _ = multi_index(s.n_test, d=d, r=r, link=s.link, noise=0.0, seed=seed * 1000 + 1, sample_seed=seed * 1000 + 3)
+    target = multi_index_target(d, r, s.link, seed=seed)
+    X_all, y_all, U = multi_index(s.n_values[-1], d=d, r=r, link=s.link, noise=s.noise, seed=seed,
+                                  sample_seed=child_seed(seed, "data", 0))
+    X_test, _, _ = multi_index(s.n_test, d=d, r=r, link=s.link, noise=0.0, seed=seed, sample_seed=child_seed(seed, "data", 1))
     f_test = target(X_test)
     floor = M.linear_floor(target.g, r)
 
@@ -176,10 +179,10 @@ def run(settings: Settings, seed: int, say) -> Outcome:
             "monomials": M.fit_monomials(X, y, X_test, degree=k, scale=scale, max_feature_entries=s.max_feature_entries),
             "kernel_ridge": M.fit_kernel_ridge(X, y, X_test, degree=k, scale=scale, ridge=s.l2),
             "random_features": M.fit_random_features(X, y, X_test, width=s.rf_width, activation=s.activation, ridge=s.l2,
-                                                     seed=seed * 1000 + 4),
+                                                     seed=seed),
         }
         fits["network"], start, end = M.train_network(X, y, X_test, width=s.width, activation=s.activation, lr=s.lr,
-                                                      steps=s.steps, l2=s.l2, seed=seed * 1000 + 5)
+                                                      steps=s.steps, l2=s.l2, seed=seed)
         for key, fit in fits.items():
             errors[key].append(M.relative_error(fit.test_pred, f_test))
             train_errors[key].append(fit.train_mse / var_y)

@@ -7,7 +7,8 @@ trap full-batch GD (e.g. Keskar et al. 2017; Zhu et al. 2019, "The anisotropic n
 gradient descent"). Here it is measured, not assumed.
 
 Setup: a tanh TwoLayer net on a noisy sine, a small weight decay (so minima are isolated points, not
-valleys running to infinity), K starts θ₀^k = ``init(seed·1000 + k)``, trained by
+valleys running to infinity), K starts θ₀^k = ``init(child_seed(seed, "restarts", k))``
+(:mod:`losslab.random_streams`), trained by
 
 * GD: full batch, ``epochs`` steps;
 * SGD: minibatches of ``batch_size``, the same learning rate and the same number of epochs (so
@@ -45,6 +46,7 @@ from ..curvature import classify
 from ..fit.ensemble import train_ensemble
 from ..models import TwoLayer
 from ..problem import Problem
+from ..random_streams import child_seed
 from ._minima import canonical_two_layer, cluster_points, cluster_values, damped_newton
 from .base import Experiment, Outcome, Table, claim, png_figure
 
@@ -125,7 +127,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     X, y = data.sine(s.n, noise=s.noise, frequency=s.frequency, seed=seed)
     net = TwoLayer(1, s.width, "tanh")
     problem = Problem(net, X, y, l2=s.l2)
-    seeds = [seed * 1000 + k for k in range(s.starts)]
+    seeds = [child_seed(seed, "restarts", k) for k in range(s.starts)]
     per_epoch = math.ceil(s.n / s.batch_size)
     methods = {
         "GD": {"optimizer": "gd", "steps": s.epochs},

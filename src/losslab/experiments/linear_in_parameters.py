@@ -17,9 +17,11 @@ from the model's structure — and its minimiser solves the normal equations Φ�
 
 the residual is orthogonal to every feature (the fit is the projection of y onto their span).
 
-Data: the 1-D problem is ``polynomial_1d(n, coefs=truth, noise=noise, seed=seed·1000 + 1)``; the 2-D
-problem has X ~ Uniform([−1, 1]²) and y = sin(2x₁) + x₁x₂² + noise·ε, both drawn from
-``torch.Generator().manual_seed(seed·1000 + 2)`` (X first).
+Data: the 1-D problem is ``polynomial_1d(n, coefs=truth, noise=noise, seed=child_seed(seed, "data", 1))``;
+the 2-D problem has X ~ Uniform([−1, 1]²) and y = sin(2x₁) + x₁x₂² + noise·ε, both drawn from
+``generator(seed, "data", 2)`` (X first). The linearity checks of case k (0: 1-D, 1: 2-D) use
+``linearity_errors(model, X, child_seed(seed, "probes", k))``; the plane's directions come from the
+``"directions"`` stream of ``seed`` (:mod:`losslab.random_streams`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from ..fit import least_squares_result
 from ..landscape import plane
 from ..models import Polynomial
 from ..problem import Problem
-from ._polyfit import CUBIC, check_truth, draw, polyval, sub_seed, two_panels
+from ..random_streams import child_seed, generator
+from ._polyfit import CUBIC, check_truth, draw, polyval, two_panels
 from .base import Experiment, Outcome, Table, claim, plotly_figure, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "linearity_errors", "midpoint_defect", "run"]
@@ -85,7 +88,8 @@ QUICK = {"steps": 25}
 def linearity_errors(model: Polynomial, X: torch.Tensor, seed: int) -> dict[str, float]:
     """How far f(x; θ) is from linear in θ on X (n, d): additivity and homogeneity, against their rounding bounds.
 
-    For θ, θ' = ``model.init(seed)``, ``model.init(seed + 1)`` scaled by 3 and c ~ N(0, 9):
+    For θ, θ' = ``model.init(seed)``, ``model.init(child_seed(seed, "restarts", 1))`` scaled by 3
+    and c ~ N(0, 9) from ``generator(seed, "probes")`` (:mod:`losslab.random_streams`):
 
         add = max_i |f(x_i; θ + θ') − f(x_i; θ) − f(x_i; θ')|,   bound 4(p + 1)u·max_i |φ(x_i)|ᵀ(|θ| + |θ'|)
         hom = max_i |f(x_i; cθ) − c·f(x_i; θ)|,                   bound 4(p + 1)u·|c|·max_i |φ(x_i)|ᵀ|θ|
@@ -95,8 +99,8 @@ def linearity_errors(model: Polynomial, X: torch.Tensor, seed: int) -> dict[str,
     Returns:
         ``{"add", "add_bound", "hom", "hom_bound", "c"}`` as floats.
     """
-    a, b = (3 * model.init(seed=seed + k)["coef"] for k in (0, 1))
-    c = 3 * float(torch.randn(1, generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64))
+    a, b = (3 * model.init(seed=s)["coef"] for s in (seed, child_seed(seed, "restarts", 1)))
+    c = 3 * float(torch.randn(1, generator=generator(seed, "probes"), dtype=torch.float64))
 
     def f(theta: torch.Tensor) -> torch.Tensor:
         return model.apply({"coef": theta}, X)
@@ -131,8 +135,7 @@ def normal_equations_residual(problem: Problem, theta: torch.Tensor) -> float:
     return float(((features * resid[:, None]).mean(0) / scale).abs().max())
 
 
-def _data_2d(n: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
+def _data_2d(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     X = 2 * torch.rand(n, 2, generator=g, dtype=torch.float64) - 1
     y = torch.sin(2 * X[:, 0]) + X[:, 0] * X[:, 1] ** 2 + noise * torch.randn(n, generator=g, dtype=torch.float64)
     return X, y
@@ -165,8 +168,8 @@ def _surface(slice_) -> object:
 
 def run(settings: Settings, seed: int, say) -> Outcome:
     """Check linearity in θ, nonlinearity in x, the convexity proof and the normal equations (1-D and 2-D)."""
-    X1, y1 = draw(settings.n, settings.truth, settings.noise, sub_seed(seed, 1))
-    X2, y2 = _data_2d(settings.n_2d, settings.noise, sub_seed(seed, 2))
+    X1, y1 = draw(settings.n, settings.truth, settings.noise, child_seed(seed, "data", 1))
+    X2, y2 = _data_2d(settings.n_2d, settings.noise, generator(seed, "data", 2))
     cases = {"1-D": (Polynomial(1, settings.degree), X1, y1), "2-D": (Polynomial(2, settings.degree_2d), X2, y2)}
     numbers: dict = {}
     rows, problems = [], {}
@@ -174,11 +177,12 @@ def run(settings: Settings, seed: int, say) -> Outcome:
         say(f"{label}: {model.describe()}")
         problem = problems[label] = Problem(model, X, y)
         fitted = least_squares_result(problem)
-        lin = linearity_errors(model, X, sub_seed(seed, 10 + 10 * k))
+        probe_seed = child_seed(seed, "probes", k)
+        lin = linearity_errors(model, X, probe_seed)
         report = check_convexity(problem, seed=seed)
         numbers[label] = {
             "model": model.describe(), "n": problem.n, "p": model.n_params, **lin,
-            "midpoint_defect_x": midpoint_defect(model, 3 * model.init(seed=sub_seed(seed, 10 + 10 * k))["coef"], X),
+            "midpoint_defect_x": midpoint_defect(model, 3 * model.init(seed=probe_seed)["coef"], X),
             "verdict": report.verdict, "proof": report.explanation(),
             "declaration_check": report.proof.declaration_check if report.proof else math.nan,
             "normal_equations": normal_equations_residual(problem, fitted.theta),
@@ -214,7 +218,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     model1, problem1 = cases["1-D"][0], problems["1-D"]
     theta1 = problem1.as_theta(one["theta"])
     say("loss surface on a plane through θ*")
-    slice_ = plane(problem1, theta1, steps=settings.steps, seed=sub_seed(seed, 3))
+    slice_ = plane(problem1, theta1, steps=settings.steps, seed=seed)
     numbers["plane"] = {"method": slice_.method, "min": float(slice_.losses.min()), "max": float(slice_.losses.max())}
     figures = (
         png_figure(_figure_basis(model1, X1, y1, theta1, settings.truth), "basis-and-fit",

@@ -18,7 +18,7 @@ effective degrees of freedom, the weights concentrated at the ends), so each n i
 ``repeats`` independent training sets and the errors averaged.
 
 Data: the r-th training set at the i-th size is ``polynomial_1d(ns[i], coefs=truth, noise=noise,
-seed=seed·1000 + 100·i + r)``.
+seed=child_seed(seed, "data", i, r))`` (:mod:`losslab.random_streams`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float, positive_int
-from ._polyfit import CUBIC, check_increasing, check_truth, draw, excess_error, fit, polyval, sub_seed, two_panels
+from ..random_streams import child_seed
+from ._polyfit import CUBIC, check_increasing, check_truth, draw, excess_error, fit, polyval, two_panels
 from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
@@ -102,7 +103,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
         say(f"n = {n}")
         errs, devs = [], []
         for r in range(settings.repeats):
-            X, y = draw(n, settings.truth, settings.noise, sub_seed(seed, 100 * i + r))
+            X, y = draw(n, settings.truth, settings.noise, child_seed(seed, "data", i, r))
             theta = fit(X, y, settings.degree).theta
             if r == 0:
                 thetas.append(theta)

@@ -17,7 +17,7 @@ zero, so a system with cond(Φ) > 1/(n·u) ≈ 3e14 is numerically rank-deficien
 interpolated in float64 — for 20 uniform inputs and degree 19 that happens for about 5% of the
 draws, for 15 inputs and degree 14 for about 0.1%: hence n = 15 (the claim reports the rank).
 
-Data: ``polynomial_1d(n, coefs=truth, noise=noise, seed=seed·1000 + 1)``.
+Data: ``polynomial_1d(n, coefs=truth, noise=noise, seed=seed)`` (its ``"data"`` stream, :mod:`losslab.random_streams`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float, positive_int
-from ._polyfit import CUBIC, check_truth, draw, excess_error, fit, polyval, sub_seed, two_panels
+from ._polyfit import CUBIC, check_truth, draw, excess_error, fit, polyval, two_panels
 from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
@@ -88,7 +88,7 @@ def _figure(X, y, truth, thetas, train, test, noise_variance, best):
 
 def run(settings: Settings, seed: int, say) -> Outcome:
     """Fit degrees 0 … max_degree to the same n samples; record training error, exact test error and cond(Φ)."""
-    X, y = draw(settings.n, settings.truth, settings.noise, sub_seed(seed, 1))
+    X, y = draw(settings.n, settings.truth, settings.noise, seed)
     s2 = settings.noise**2
     thetas, train, test, conds, ranks = [], [], [], [], []
     say(f"fitting degrees 0…{settings.max_degree} to n = {settings.n} samples")

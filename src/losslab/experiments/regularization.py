@@ -39,6 +39,7 @@ from ..curvature import eigs
 from ..fit import train
 from ..models import TwoLayer
 from ..problem import Problem
+from ..random_streams import child_seed, generator
 from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "dropout_closed_form", "run", "scaling_chord"]
@@ -120,8 +121,8 @@ def dropout_closed_form(features: torch.Tensor, v: torch.Tensor, y: torch.Tensor
 
 
 def _dropout_samples(features, v, y, keep_prob, masks, seed) -> torch.Tensor:
-    """Loss (1/n)‖y − ((M ⊙ Φ)/p)v‖² for ``masks`` seeded Bernoulli(p) masks M (n, h): shape (masks,)."""
-    g = torch.Generator().manual_seed(seed)
+    """Loss (1/n)‖y − ((M ⊙ Φ)/p)v‖² for ``masks`` Bernoulli(p) masks M (n, h) from the ``"masks"`` stream of ``seed``: shape (masks,)."""
+    g = generator(seed, "masks")
     out = []
     for chunk in torch.arange(masks).split(2000):
         M = (torch.rand(len(chunk), *features.shape, generator=g, dtype=torch.float64) < keep_prob).to(torch.float64)
@@ -147,7 +148,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
         for name, theta in (("init", theta_init), ("trained", theta_trained)):
             res = eigs(problem, theta, k=2, which="both", seed=seed)
             curv[name].append((float(res.values[0]), float(res.bounds[0]), float(res.values[-1])))
-        report = check_convexity(problem, at=theta_init, seed=seed * 1000 + i, budget=s.budget, train_steps=0, by_group=False)
+        report = check_convexity(problem, at=theta_init, seed=child_seed(seed, "chords", i), budget=s.budget, train_steps=0, by_group=False)
         found = report.witness is not None and report.witness.verify(problem).holds
         a, b, radius = scaling_chord(problem, s.chord_half_width)
         check = chord_gap(problem, a, b, 0.5)
@@ -172,7 +173,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     params = base.unflatten(theta_trained)
     features = net.hidden(params, base.X)
     plain, expected = dropout_closed_form(features, params["v"], base.y, s.keep_prob)
-    samples = _dropout_samples(features, params["v"], base.y, s.keep_prob, s.masks, seed * 1000 + 999)
+    samples = _dropout_samples(features, params["v"], base.y, s.keep_prob, s.masks, seed)
     mc_mean, mc_se = float(samples.mean()), float(samples.std() / math.sqrt(len(samples)))
 
     claims = (

@@ -47,6 +47,7 @@ from ..curvature import classify
 from ..fit.ensemble import train_ensemble
 from ..models import MLP
 from ..problem import Problem
+from ..random_streams import child_seed
 from ._minima import cluster_values, damped_newton, newton_polish
 from .base import Experiment, Outcome, Table, claim, png_figure
 
@@ -65,7 +66,8 @@ class Settings:
         n: grid points on [−2, 2] of the 1-D XOR data y = 1[|x| > 1].
         width: hidden units h.
         l2: weight decay (> 0 keeps every critical point finite).
-        starts: random starts (``MLP.init`` with seeds seed·1000 + k).
+        starts: random starts (``MLP.init`` with seeds ``child_seed(seed, "restarts", k)``; the tied starts
+            continue the numbering, :mod:`losslab.random_streams`).
         tied_starts: starts with all hidden units tied (equal), which GD keeps tied.
         steps: full-batch GD steps.
         lr: GD learning rate.
@@ -146,8 +148,8 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     s = settings
     X, y = well_data(s.n)
     problem = Problem(MLP([1, s.width, 1], "sigmoid"), X, y, l2=s.l2)
-    random_seeds = [seed * 1000 + k for k in range(s.starts)]
-    tied_seeds = [seed * 1000 + s.starts + k for k in range(s.tied_starts)]
+    random_seeds = [child_seed(seed, "restarts", k) for k in range(s.starts)]
+    tied_seeds = [child_seed(seed, "restarts", s.starts + k) for k in range(s.tied_starts)]
     theta0 = torch.cat([torch.stack([problem.init(k) for k in random_seeds]), _tied(problem, tied_seeds)])
     tied = torch.arange(len(theta0)) >= s.starts
 

@@ -30,6 +30,7 @@ from ..fit import least_squares_result, train
 from ..landscape import discrete_convexity, plane
 from ..models import ACTIVATIONS, RandomFeatures, TwoLayer
 from ..problem import Problem
+from ..random_streams import child_seed
 from ._nonconvex import contour, proof_claim, surface, witness_claim
 from .base import Experiment, Outcome, Table, claim, plotly_figure, png_figure
 
@@ -103,8 +104,8 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     rf_best = least_squares_result(rf_problem)
 
     say(f"plane slices ({s.steps}×{s.steps})")
-    net_slice = plane(problem, net_run.theta, steps=s.steps, span=s.span, seed=seed * 1000 + 1)
-    rf_slice = plane(rf_problem, rf_run.theta, steps=s.steps, span=s.span, seed=seed * 1000 + 2)
+    net_slice = plane(problem, net_run.theta, steps=s.steps, span=s.span, seed=child_seed(seed, "directions", 1))
+    rf_slice = plane(rf_problem, rf_run.theta, steps=s.steps, span=s.span, seed=child_seed(seed, "directions", 2))
     net_dc = discrete_convexity(net_slice, problem=problem)
     rf_dc = discrete_convexity(rf_slice, problem=rf_problem)
     coef = rf_slice.coefficients if rf_slice.coefficients is not None else torch.full((6,), float("nan"), dtype=torch.float64)

@@ -13,7 +13,8 @@ noise level σ². Test errors are exact population values (Gauss–Legendre quad
 projection, for any ``truth``.
 
 Data: the r-th draw at the i-th sample size is ``polynomial_1d(n_i, coefs=truth, noise=noise,
-seed=seed·1000 + 100·i + r)``; both bases are fitted to the same draws.
+seed=child_seed(seed, "data", i, r))`` (:mod:`losslab.random_streams`); both bases are fitted to
+the same draws.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float, positive_int
-from ._polyfit import CUBIC, check_increasing, check_truth, draw, excess_error, fit, polyval, projection_error, sub_seed, two_panels
+from ..random_streams import child_seed
+from ._polyfit import CUBIC, check_increasing, check_truth, draw, excess_error, fit, polyval, projection_error, two_panels
 from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
@@ -102,7 +104,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
         say(f"n = {n}")
         per = {k: [] for k in degrees}
         for r in range(settings.repeats):
-            X, y = draw(n, settings.truth, settings.noise, sub_seed(seed, 100 * i + r))
+            X, y = draw(n, settings.truth, settings.noise, child_seed(seed, "data", i, r))
             for key, degree in degrees.items():
                 theta = fit(X, y, degree).theta
                 per[key].append(excess_error(theta, settings.truth) + s2)
@@ -134,7 +136,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
               n=settings.ns[-1], ds=settings.small_degree, es=small[-1], dl=settings.large_degree, el=large[-1],
               ratio=small[-1] / large[-1], pred=target / s2),
     )
-    X, y = draw(settings.ns[-1], settings.truth, settings.noise, sub_seed(seed, 100 * (len(settings.ns) - 1) + settings.repeats - 1))
+    X, y = draw(settings.ns[-1], settings.truth, settings.noise, child_seed(seed, "data", len(settings.ns) - 1, settings.repeats - 1))
     figure = png_figure(
         _figure(settings, {labels[k]: errors[k] for k in degrees}, floor, {labels[k]: last_fits[k] for k in degrees}, X, y),
         "error-vs-n",

@@ -12,7 +12,8 @@ Minibatches (SGD). Each epoch is a fresh random permutation of the n examples cu
 ``batch_size`` (the last one may be smaller), as in :func:`~losslab.fit.train`:
 
 * ``minibatches="per-start"`` (default): start k draws its permutations from
-  ``torch.Generator().manual_seed(seeds[k])`` — exactly the sequence ``train(seed=seeds[k])`` uses —
+  the ``"minibatches"`` stream of ``seeds[k]`` (:func:`losslab.random_streams.generator`) —
+  exactly the sequence ``train(seed=seeds[k])`` uses —
   so the starts see independent minibatch sequences;
 * ``minibatches="shared"``: every start sees the one sequence drawn from ``seeds[0]``, so the
   starts differ only in θ₀ (a controlled comparison of starting points).
@@ -34,6 +35,7 @@ from .._checks import LosslabError, as_tensor, choice, finite_float, positive_in
 from .._threads import with_analysis_threads
 from ..memory import blocks, ensemble_bytes, fits, require
 from ..problem import Problem
+from ..random_streams import generator
 from .minibatches import batch_indices, minibatch_size
 
 __all__ = ["ENSEMBLE_OPTIMIZERS", "MINIBATCHES", "EnsembleTrajectory", "train_ensemble"]
@@ -191,7 +193,7 @@ def train_ensemble(
     streams = []
     if batch is not None:
         order = seeds[:1] if minibatches == "shared" else seeds
-        streams = [batch_indices(problem.n, batch, torch.Generator().manual_seed(s)) for s in order]
+        streams = [batch_indices(problem.n, batch, generator(s, "minibatches")) for s in order]
 
     theta = theta0.clone()
     rec_steps, rec_losses, rec_norms = [], [], []

@@ -18,6 +18,7 @@ from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
 from ..models.base import Params
 from ..problem import Problem
+from ..random_streams import generator
 from .minibatches import batch_indices, minibatch_size
 
 __all__ = ["OPTIMIZERS", "TrainingDiverged", "Trajectory", "train"]
@@ -123,7 +124,8 @@ def train(
         batch_size: minibatch size in [1, n]: default 32 (or n if smaller) for sgd, full batch
             for adam; gd is always full batch. For a problem over a DataLoader it must be None:
             sgd then steps through the loader's batches in order, epoch after epoch.
-        seed: seeds θ_0 = ``problem.init(seed)`` (when ``theta0`` is None) and the batch order.
+        seed: seeds θ_0 = ``problem.init(seed)`` (when ``theta0`` is None; the ``"init"`` stream)
+            and the batch order (the ``"minibatches"`` stream, :mod:`losslab.random_streams`).
         theta0: the start, a θ (p,) or a params dict; default ``problem.init(seed)``.
         record_every: keep θ every ``record_every`` steps (and always the first and last);
             default ``max(1, steps // 100)``.
@@ -169,7 +171,7 @@ def train(
     elif loader:
         batches = (b for _ in iter(int, 1) for b in problem.batches())  # epoch after epoch, in the loader's order
     else:
-        batches = batch_indices(problem.n, batch, torch.Generator().manual_seed(seed))
+        batches = batch_indices(problem.n, batch, generator(seed, "minibatches"))
     losses = torch.empty(steps + 1, dtype=torch.float64)
     rec_steps: list[int] = []
     rec_thetas: list[torch.Tensor] = []

@@ -26,6 +26,7 @@ from scipy.sparse.linalg import eigsh
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
 from ..curvature.operator import HessianOperator
 from ..problem import Problem
+from ..random_streams import generator, numpy_generator
 from ..tolerances import tolerances
 
 __all__ = [
@@ -55,8 +56,9 @@ def _gaussian(problem: Problem, generator: torch.Generator, k: int) -> torch.Ten
 def random_direction(problem: Problem, *, seed: int = 0) -> torch.Tensor:
     """A Gaussian direction d ~ N(0, I_p), shape (p,), in ``problem.dtype``.
 
-    Drawn in float64 from ``torch.Generator().manual_seed(seed)``: the same seed gives the same
-    direction (rounded to the problem's dtype).
+    Drawn in float64 on the CPU from the ``"directions"`` stream of ``seed``
+    (:func:`losslab.random_streams.generator`): the same seed gives the same direction (rounded
+    to the problem's dtype), independent of ``problem.init(seed)`` and of the Lanczos start.
 
     Example:
         >>> from losslab.models import Polynomial
@@ -65,7 +67,7 @@ def random_direction(problem: Problem, *, seed: int = 0) -> torch.Tensor:
         torch.Size([3])
     """
     seed = seed_int("seed", seed)
-    return _gaussian(problem, torch.Generator().manual_seed(seed), 1)[0]
+    return _gaussian(problem, generator(seed, "directions"), 1)[0]
 
 
 def as_direction(problem: Problem, direction: object, name: str = "direction") -> torch.Tensor:
@@ -286,7 +288,8 @@ def eigenvector_directions(
         theta: the point θ (p,) or params dict.
         k: number of eigenvectors, 1 ≤ k ≤ p.
         which: ``"largest"`` or ``"smallest"``.
-        seed: seed of Lanczos' start vector.
+        seed: seed of Lanczos' start vector (its ``"lanczos"`` stream, drawn with
+            :func:`losslab.random_streams.numpy_generator`).
         tol: relative accuracy asked of ``eigsh`` (default: the ``eig_gap`` tolerance of the problem's
             dtype, :data:`losslab.tolerances.TOLERANCES`).
 
@@ -306,7 +309,7 @@ def eigenvector_directions(
         H = hessian.to_dense().to(torch.float64).cpu().numpy()
         vals, vecs = np.linalg.eigh((H + H.T) / 2)
     else:
-        v0 = np.random.default_rng(seed).standard_normal(p)
+        v0 = numpy_generator(seed, "lanczos").standard_normal(p)
         vals, vecs = eigsh(
             hessian.to_scipy(), k=k, which="LA" if which == "largest" else "SA", v0=v0, tol=tol, maxiter=max(1000, 20 * p)
         )

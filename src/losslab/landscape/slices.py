@@ -28,6 +28,7 @@ import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from ..problem import Problem
+from ..random_streams import generator
 from .directions import _gaussian, as_direction, filter_normalized
 from .evaluate import combine, evaluate_combinations
 from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
@@ -245,7 +246,9 @@ def plane(
         center: θ (p,) or params dict.
         d1, d2: directions, (p,) or params dicts of free groups; a direction not given is a
             filter-normalised Gaussian direction (Li et al. 2018) drawn with ``seed``: d1 from
-            the first and d2 from the second draw of ``torch.Generator().manual_seed(seed)``.
+            the first and d2 from the second draw of the ``"directions"`` stream of ``seed``
+            (:func:`losslab.random_streams.generator`; d1 before normalising is
+            ``random_direction(problem, seed=seed)``).
         steps: grid points per axis (>= 2); the grid has steps² points.
         span: half-width of the grid in units of the directions (> 0).
         seed: seed of drawn directions (default 0 when one is drawn); recorded in the result.
@@ -273,7 +276,7 @@ def plane(
     center = problem.as_theta(center, "center")
     if d1 is None or d2 is None:
         seed = 0 if seed is None else seed
-        drawn = _gaussian(problem, torch.Generator().manual_seed(seed), 2)
+        drawn = _gaussian(problem, generator(seed, "directions"), 2)
     d1 = filter_normalized(problem, center, drawn[0]) if d1 is None else as_direction(problem, d1, "d1")
     d2 = filter_normalized(problem, center, drawn[1]) if d2 is None else as_direction(problem, d2, "d2")
     cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))

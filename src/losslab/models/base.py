@@ -41,7 +41,7 @@ class Model(ABC):
 
     @abstractmethod
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
-        """Parameters drawn with ``torch.Generator().manual_seed(seed)``: same seed, same numbers."""
+        """Parameters drawn from the ``"init"`` stream of ``seed`` (:mod:`losslab.random_streams`): same seed, same numbers."""
 
     def default_params(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
         """The point an analysis starts from when none is given: ``init(seed=seed)``.

@@ -7,6 +7,7 @@ import math
 import torch
 
 from .._checks import LosslabError, positive_int
+from ..random_streams import generator
 from .base import Model, Params
 
 
@@ -26,7 +27,7 @@ class Linear(Model):
         self.affine_sets = (frozenset({"w", "c"}),)
 
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "init")
         return {"w": self._draw(g, (self.d_in,), 1 / math.sqrt(self.d_in), dtype), "c": torch.zeros((), dtype=dtype)}
 
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:

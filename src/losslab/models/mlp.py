@@ -12,6 +12,7 @@ import math
 import torch
 
 from .._checks import LosslabError, choice
+from ..random_streams import generator
 from .activations import ACTIVATIONS, get_activation
 from .base import Model, Params
 from .layers import Layer, forward
@@ -54,7 +55,7 @@ class MLP(Model):
         self.affine_sets = tuple(sets)
 
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "init")
         params = {}
         for i in range(self.depth):
             std = 1 / math.sqrt(self.widths[i])

@@ -3,7 +3,9 @@
 With no init function, every submodule's ``reset_parameters()`` (or, for ``torch.nn`` modules
 that only have it, such as ``MultiheadAttention``, ``_reset_parameters()``) runs on a CPU copy
 with the CPU default generator seeded inside ``torch.random.fork_rng`` — the global random
-state is left as it was. A parameter no reset writes (a custom ``nn.Parameter`` on a module
+state is left as it was. Either way the draws come from the ``"init"`` stream of the seed
+(:mod:`losslab.random_streams`): the init function gets ``generator(seed, "init")``, and the
+default generator is seeded with ``child_seed(seed, "init")``. A parameter no reset writes (a custom ``nn.Parameter`` on a module
 without ``reset_parameters``) would come back unchanged for every seed, so the seed is refused
 instead: the selected parameters are filled with NaN before the resets, and any that still
 holds a NaN afterwards was not re-initialised. Deterministic resets (LayerNorm's ones and
@@ -18,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import LosslabError
+from ..random_streams import child_seed, generator
 
 InitFn = Callable[[torch.nn.Module, torch.Generator], object]
 
@@ -38,7 +41,7 @@ def reinit(
     Args:
         module: the wrapped module (not changed).
         selected: the parameter names to return (the analysed groups).
-        seed: the seed; the same seed gives the same numbers.
+        seed: the seed; the same seed gives the same numbers (its ``"init"`` stream).
         init_fn: ``fn(module_copy, generator)`` re-initialising the copy in place, or None for
             the modules' own ``reset_parameters``.
         dtype: the dtype of the returned floating tensors.
@@ -47,7 +50,7 @@ def reinit(
     fresh = copy.deepcopy(module).to("cpu")  # CPU draws only: the same numbers on every machine
     if init_fn is not None:
         try:
-            init_fn(fresh, torch.Generator().manual_seed(seed))
+            init_fn(fresh, generator(seed, "init"))
         except Exception as err:
             raise LosslabError(
                 f"expected init=fn to re-initialise the module copy in place as fn(module, generator), got {type(err).__name__}: {err}"
@@ -67,7 +70,7 @@ def reinit(
                 if name in selected and p.is_floating_point():
                     p.fill_(float("nan"))
         with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
+            torch.default_generator.manual_seed(child_seed(seed, "init"))
             for m in fresh.modules():
                 reset = _resetter(m)
                 if reset is not None:

@@ -16,6 +16,7 @@ import math
 import torch
 
 from .._checks import LosslabError, positive_int
+from ..random_streams import generator
 from .base import Model, Params
 
 MAX_MONOMIALS = 5_000_000  # the parent/variable index tables: 80 MB of int64
@@ -114,7 +115,7 @@ class Polynomial(Model):
         return feats
 
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "init")
         return {"coef": self._draw(g, self.shapes["coef"], 1 / math.sqrt(self.n_params), dtype)}
 
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:

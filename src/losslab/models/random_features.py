@@ -11,6 +11,7 @@ import math
 import torch
 
 from .._checks import as_tensor, positive_int, shape
+from ..random_streams import generator
 from .activations import get_activation
 from .base import Model, Params
 
@@ -18,6 +19,8 @@ from .base import Model, Params
 class RandomFeatures(Model):
     """φ_i(x) = σ(w_i·x + b_i), W ~ N(0, 1/d_in), b ~ N(0, 1) fixed (buffers); group ``"v"``.
 
+    W and b are drawn from the ``"features"`` stream of ``seed``, and :meth:`init` draws v from
+    the ``"init"`` stream (:mod:`losslab.random_streams`): independent, even for equal seeds.
     Pass ``W`` and ``b`` to use given features instead (e.g. a two-layer net's initial ones).
     """
 
@@ -26,7 +29,7 @@ class RandomFeatures(Model):
         self.width = positive_int("width", width)
         self.activation = activation
         self._sigma = get_activation(activation)
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "features")
         self.W = torch.randn(self.width, self.d_in, generator=g, dtype=torch.float64) / math.sqrt(self.d_in)
         self.b = torch.randn(self.width, generator=g, dtype=torch.float64)
         if W is not None:
@@ -43,7 +46,7 @@ class RandomFeatures(Model):
         return self._sigma(torch.addmm(self.b.to(X.dtype), X, self.W.to(X.dtype).T))
 
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "init")
         return {"v": self._draw(g, (self.width,), 1 / math.sqrt(self.width), dtype)}
 
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:

@@ -47,9 +47,10 @@ class Module(Model):
             (``torch.func.replace_all_batch_norm_modules_``), and dropout is active, which makes
             the loss random (a Problem refuses a non-deterministic loss).
         init: ``fn(module, generator)`` that re-initialises ``module`` (a copy) in place from
-            ``generator`` (``torch.Generator().manual_seed(seed)``), used by ``init(seed=...)``;
+            ``generator`` (the CPU generator ``losslab.random_streams.generator(seed, "init")``), used by ``init(seed=...)``;
             e.g. ``lambda m, g: [torch.nn.init.normal_(p, std=0.1, generator=g) for p in m.parameters()]``.
-            Default: every submodule's ``reset_parameters()`` with the CPU generator seeded.
+            Default: every submodule's ``reset_parameters()`` with the CPU generator seeded with
+            ``child_seed(seed, "init")``.
         affine_sets: sets of group names the output is affine in, declared by the user, added to
             those proven from the traced graph (a wrong declaration is caught by the proof's
             float64 guard and blamed on it).
@@ -161,7 +162,7 @@ class Module(Model):
 
     # ---- parameters ------------------------------------------------------------------------
     def init(self, *, seed: int | None = None, dtype: torch.dtype = torch.float64) -> Params:
-        """The module's own weights (``seed=None``), or fresh ones drawn from ``seed``.
+        """The module's own weights (``seed=None``), or fresh ones drawn from the ``"init"`` stream of ``seed``.
 
         A seed re-initialises a copy with ``init=fn`` or with every submodule's
         ``reset_parameters()`` (:mod:`losslab.models.module_init`); a selected parameter that

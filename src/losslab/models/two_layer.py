@@ -11,6 +11,7 @@ import math
 import torch
 
 from .._checks import positive_int
+from ..random_streams import generator
 from .activations import ODD, POSITIVELY_HOMOGENEOUS, get_activation
 from .base import Model, Params
 from .layers import Layer, forward
@@ -83,7 +84,7 @@ class TwoLayer(Model):
         self.affine_sets = tuple(sets)
 
     def init(self, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> Params:
-        g = torch.Generator().manual_seed(seed)
+        g = generator(seed, "init")
         params = {
             "W": self._draw(g, (self.width, self.d_in), 1 / math.sqrt(self.d_in), dtype),
             "b": self._draw(g, (self.width,), 1.0, dtype),
