@@ -302,7 +302,8 @@ def test_cli_refuses_a_large_landscape_without_yes_and_says_the_estimate(tmp_pat
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip()
     assert "\n" not in line
-    assert re.search(r"a slice of 1,002,001 points: estimated [\d.]+ (s|min) and 22\.9 MiB .*--memory-budget 8\.0 MiB.*pass --yes", line), line
+    pattern = r"a slice of 1,002,001 points: estimated [\d.]+ (s|min) and 22\.9 MiB .*--memory-budget 8\.0 MiB.*pass --yes"
+    assert re.search(pattern, line), line
     assert not (tmp_path / "out" / "landscape.npz").exists()
 
 
