@@ -90,7 +90,7 @@ def test_the_estimated_gap_is_narrowed_by_the_neighbours_residual():
     both are exact Ritz vectors): θ₁ ≈ 1 converged with error r₁²/0.45 exactly, θ₂ = 0.4 with residual 0.4, whose
     interval holds the eigenvalue 0.8. The true gap at θ₁ is 0.2 (to 0.8): a gap estimated from |θ₁ − θ₂| ≈ 0.6
     alone would bound the error by r₁²/0.6, below its true value; widened by r₂ it is 0.2, and sound."""
-    gap_bounds = importlib.import_module("losslab.curvature.eigs")._gap_bounds
+    gap_bounds = importlib.import_module("losslab.curvature.ritz")._gap_bounds
     lam = torch.tensor([1.0, 0.55, 0.8, 0.0], dtype=DT)
     A = torch.diag(lam)
     eps = 1e-3
@@ -113,7 +113,7 @@ def test_the_estimated_gap_is_narrowed_by_the_neighbours_residual():
 def test_one_cluster_of_touching_ritz_intervals_keeps_its_residuals():
     """Two Ritz values whose residual intervals overlap, and nothing else: no gap to the rest of the spectrum is
     known, so each keeps its residual (Kato–Temple needs a gap; a quadratic bound here would be a guess)."""
-    gap_bounds = importlib.import_module("losslab.curvature.eigs")._gap_bounds
+    gap_bounds = importlib.import_module("losslab.curvature.ritz")._gap_bounds
     theta, res = torch.tensor([0.0, 0.1], dtype=DT), torch.tensor([0.3, 0.3], dtype=DT)
     assert torch.equal(gap_bounds(theta, res, torch.tensor([0, 1])), res)
     assert torch.equal(gap_bounds(theta[:1], res[:1], torch.tensor([0])), res[:1])

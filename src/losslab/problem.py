@@ -20,6 +20,8 @@ import torch
 
 from ._checks import LosslabError, as_tensor, finite_result, float_dtype, nonnegative_float, positive_int, shape
 from ._problem_build import check_device, validate
+from ._problem_copies import converted, restricted
+from ._problem_points import losses_at_points
 from .batches import DEFAULT_CACHE_BYTES, Batch, Batches, map_tensors, tensors
 from .losses import Loss, get_loss
 from .memory import DEFAULT_MEMORY_BUDGET
@@ -270,22 +272,7 @@ class Problem:
 
         ``at`` is a params dict or a θ of this problem (default: :meth:`default_theta`).
         """
-        groups = [groups] if isinstance(groups, str) else list(groups)
-        unknown = [g for g in groups if g not in self.free]
-        if not groups or unknown:
-            raise LosslabError(f"expected groups among {list(self.free)}, got {groups}" + (f" (unknown: {unknown})" if unknown else ""))
-        if at is None:
-            at_params = self.unflatten(self.default_theta(0))
-        elif isinstance(at, dict):
-            at_params = {**self.fixed, **{g: at[g] for g in self.free if g in at}}
-            self.flatten(at_params)
-        else:
-            at_params = self.unflatten(self.as_theta(at, "at"))
-        held = {g: at_params[g].detach().to(device=self.device, dtype=self.dtype).clone() for g in self.model.groups if g not in groups}
-        bad = [g for g, v in held.items() if not bool(torch.isfinite(v).all())]
-        if bad:
-            raise LosslabError(f"expected finite values for the groups held fixed, got NaN/inf in {bad}; pass a finite point as at=")
-        return self._copy(free=tuple(g for g in self.model.groups if g in groups), fixed=held)
+        return restricted(self, groups, at)
 
     def full(self) -> Problem:
         """This problem with every group free (the inverse of :meth:`restrict`)."""
@@ -300,18 +287,7 @@ class Problem:
 
         Example: ``problem.to(torch.float64)``, ``problem.to("cuda")``, ``problem.to("cuda", torch.float32)``.
         """
-        dtype, device = self.dtype, self.device
-        for t in targets:
-            if isinstance(t, torch.dtype) or t in ("float32", "float64"):
-                dtype = float_dtype(t)
-            else:
-                device = check_device(self.model, None, t, dtype)
-        if (dtype, device) == (self.dtype, self.device):
-            return self
-        out = self._copy(dtype=dtype, device=device, fixed={g: v.to(device=device, dtype=dtype) for g, v in self.fixed.items()})
-        out._bytes_per_point = self._bytes_per_point * torch.finfo(dtype).bits // torch.finfo(self.dtype).bits
-        out.data = self.data.transformed(out.prepare)
-        return out
+        return converted(self, targets)
 
     # ---- the loss and its derivatives ----------------------------------------------------
     @property
@@ -398,26 +374,7 @@ class Problem:
         A model vmap cannot batch (an LSTM, data-dependent control flow) is evaluated one point at a
         time instead (:attr:`batching_note` says why).
         """
-        Theta = torch.as_tensor(Theta)
-        shape("Theta", Theta, (None, self.n_params))
-        Theta = Theta.to(device=self.device, dtype=self.dtype)
-        if not len(Theta):
-            return Theta.new_zeros(0)
-        total = None
-        size = self.chunk_size()
-        with torch.no_grad():
-            for i, (b, w) in enumerate(self._weights()):
-                part = None
-                if self._batched:
-                    fn = torch.func.vmap(lambda t, b=b, w=w, i=i: self._point_term(t, b, w, i == 0))
-                    try:
-                        part = torch.cat([fn(chunk) for chunk in Theta.split(size)])
-                    except RuntimeError as err:  # e.g. an in-place update of a held (unbatched) tensor by a batched one
-                        self.stop_batching(err)
-                if part is None:
-                    part = torch.stack([self._point_term(t, b, w, i == 0) for t in Theta])
-                total = part if total is None else total + part
-        return total
+        return losses_at_points(self, Theta)
 
     def stop_batching(self, err: Exception) -> None:
         """Evaluate points one at a time from now on, saying why in :attr:`batching_note` (and so in describe())."""
