@@ -126,6 +126,24 @@ def test_a_killed_run_leaves_a_partial_folder_that_the_next_run_removes(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "out"]
 
 
+def test_a_killed_run_is_recognised_by_its_released_lock_even_when_its_pid_is_alive(tmp_path):
+    """In a container every run is PID 1, and PIDs are reused: the partial folder's lock, released by the kernel when
+    its run dies, decides. Here the dead run's folder carries this test's own PID (alive) and an unheld lock."""
+    out = tmp_path / "out"
+    dead = tmp_path / f".out.losslab-partial-{os.getpid()}-dead"
+    dead.mkdir()
+    (dead / ".losslab-lock").write_text("")
+    (dead / "landscape.npz").write_bytes(b"half")
+    with writing_folder(out, "landscape", version="test") as tmp:  # a live run: its own partial folder holds its lock
+        (tmp / "a.txt").write_text("x")
+        assert not dead.exists()  # removed when the run started
+        other = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.losslab-partial-")]
+        assert other == [tmp.name]
+        check_out_folder(out, "landscape")  # a second look while it runs: the live folder is left alone
+        assert tmp.exists() and (tmp / ".losslab-lock").exists()
+    assert listing(tmp_path) == ["out", "out/a.txt", f"out/{MANIFEST}"]  # the lock file is not part of the output
+
+
 def test_a_run_killed_mid_swap_gets_its_earlier_folder_back(tmp_path):
     """Killed after moving the earlier folder aside and before renaming the new one in: the next run restores it."""
     write(tmp_path / "out", files=("old.txt",))

@@ -295,16 +295,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_refuses_a_large_landscape_without_yes_and_says_the_estimate(tmp_path):
-    # refused by memory (the grid's 22.9 MiB over an 8 MiB budget), whatever the machine's speed: the time estimate
-    # (~30 s on an idle 2-core machine, minutes under load) is not a property a test can rely on
-    result = _cli("landscape", "--model", "mlp", "--hidden", "16,16", "--steps", "1001", "--memory-budget", "8",
-                  "--out", str(tmp_path / "out"))
+    # sizes decide, not the timing (the same command is refused on every machine): over 250,000 points
+    result = _cli("landscape", "--model", "mlp", "--hidden", "16,16", "--steps", "1001", "--out", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip()
     assert "\n" not in line
-    pattern = r"a slice of 1,002,001 points: estimated [\d.]+ (s|min) and 22\.9 MiB .*--memory-budget 8\.0 MiB.*pass --yes"
+    pattern = r"the slice: 1,002,001 points > 250,000 \(estimated [\d.]+ (s|min) and 22\.9 MiB of intermediates .*pass --yes"
     assert re.search(pattern, line), line
-    assert not (tmp_path / "out" / "landscape.npz").exists()
+    assert not (tmp_path / "out").exists()
+    # and by memory: the grid's 22.9 MiB over an 8 MiB budget, at 1,002,001 points
+    result = _cli("landscape", "--model", "mlp", "--hidden", "16,16", "--steps", "1001", "--memory-budget", "8",
+                  "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "22.9 MiB > --memory-budget 8.0 MiB" in result.stderr, result.stderr
+    small = _cli("landscape", "--model", "mlp", "--hidden", "16,16", "--steps", "500", "--train-steps", "2",
+                 "--out", str(tmp_path / "small"), "--json")  # 250,000 points: runs without --yes
+    assert small.returncode == 0, small.stderr
 
 
 def test_cli_names_its_own_options_when_the_problem_does_not_fit():

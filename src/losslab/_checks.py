@@ -118,16 +118,30 @@ def finite_result(what: str, theta: torch.Tensor, value: torch.Tensor) -> torch.
     if _transformed(value):
         return value
     if not bool(torch.isfinite(value).all()):
-        t = theta.detach().to(torch.float64)
         raise LosslabError(
             f"expected a finite {what}, got {int((~torch.isfinite(value)).sum())} NaN/inf entries at θ with "
-            f"‖θ‖ = {float(t.norm()):.3g}, max |θ_i| = {float(t.abs().max()):.3g}: the model or loss overflows there "
-            "(e.g. exp of a large logit); evaluate at a smaller θ, or use float64 (problem.to(torch.float64))"
+            f"{theta_scale(theta)}: the model or loss overflows there "
+            f"(e.g. exp of a large logit); {overflow_fix(value.dtype)}"
         )
     return value
+
+
+def overflow_fix(dtype: torch.dtype) -> str:
+    """The fix for an overflow in ``dtype``: a smaller θ, and float64 unless it is float64 already."""
+    if dtype == torch.float64:
+        return "evaluate at a smaller θ, or rescale the model or data so the loss stays below 1e308"
+    return "evaluate at a smaller θ, or use float64 (problem.to(torch.float64))"
 
 
 def _transformed(value: torch.Tensor) -> bool:
     """Whether ``value`` is a torch.func wrapper (vmap's batched or grad's tracking tensor), not a plain tensor."""
     functorch = getattr(torch._C, "_functorch", None)
     return bool(functorch is not None and functorch.is_functorch_wrapped_tensor(value))
+
+
+def theta_scale(theta: torch.Tensor) -> str:
+    """"‖θ‖ = …, max |θ_i| = …" for messages, without overflowing the norm of a finite θ."""
+    t = theta.detach().to(torch.float64)
+    top = float(t.abs().max()) if t.numel() else 0.0
+    norm = top * float((t / top).norm()) if 0 < top < float("inf") else float(t.norm())
+    return f"‖θ‖ = {norm:.3g}, max |θ_i| = {top:.3g}"

@@ -36,7 +36,9 @@ class MemoryBudgetError(LosslabError):
 
 
 def mib(size: float) -> str:
-    """``size`` bytes in MiB (GiB from 10 GiB), for messages: ``"37.4 MiB"``."""
+    """``size`` bytes in MiB (GiB from 10 GiB, KiB or bytes below 0.1 MiB), for messages: ``"37.4 MiB"``."""
+    if size < 0.1 * 2**20:  # "0.0 MiB" says nothing
+        return f"{size / 2**10:,.1f} KiB" if size >= 2**10 else f"{int(size):,} bytes"
     return f"{size / 2**30:,.1f} GiB" if size >= 10 * 2**30 else f"{size / 2**20:,.1f} MiB"
 
 

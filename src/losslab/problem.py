@@ -329,7 +329,11 @@ class Problem:
         return data + self.penalty(params) if self.l2 else data
 
     def loss(self, theta: torch.Tensor, *, indices: torch.Tensor | None = None) -> torch.Tensor:
-        """L(θ), a 0-dim tensor; ``indices`` restricts the data average to a minibatch (in-memory data)."""
+        """L(θ), a 0-dim tensor; ``indices`` restricts the data average to a minibatch (in-memory data).
+
+        An overflowing loss is returned as computed (inf or NaN), as :meth:`loss_batch` does: slices count
+        such points and training reports divergence; :meth:`grad`, :meth:`hvp` and every analysis raise.
+        """
         params = self.unflatten(theta)
         if indices is None:
             return self.loss_of_params(params)
@@ -360,7 +364,7 @@ class Problem:
 
     def chunk_size(self) -> int:
         """How many parameter points one vmapped call evaluates within ``memory_budget`` (≥ 1)."""
-        return max(1, self.memory_budget // max(self._bytes_per_point, 1))
+        return max(1, min(self.memory_budget // max(self._bytes_per_point, 1), 2**31))  # a huge budget: still an index
 
     def _point_term(self, theta: torch.Tensor, batch: Batch, weight: float | None, with_penalty: bool) -> torch.Tensor:
         params = self.unflatten(theta)

@@ -87,7 +87,12 @@ def generator(seed: int, purpose: str, *keys: int, device: torch.device | str | 
     losslab draws on the CPU and moves the numbers, so the same seed gives the same numbers on
     every device; a generator on another device (``device="cuda"``) draws different numbers.
     """
-    return torch.Generator(device="cpu" if device is None else device).manual_seed(child_seed(seed, purpose, *keys))
+    seeded = child_seed(seed, purpose, *keys)
+    try:
+        return torch.Generator(device="cpu" if device is None else device).manual_seed(seeded)
+    except (RuntimeError, TypeError) as err:
+        raise LosslabError(f"expected a device with a random generator (\"cpu\", or \"cuda\" when CUDA is present), got device={device!r} "
+                           f"({str(err).splitlines()[0][:80]})") from None
 
 
 def numpy_generator(seed: int, purpose: str, *keys: int) -> np.random.Generator:

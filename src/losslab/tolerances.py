@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import LosslabError
+from ._checks import LosslabError, finite_float
 
 __all__ = [
     "AFFINE_DEFECT", "ROUNDING_C", "SLICE_RTOL", "TOLERANCES", "WITNESS_FLOOR", "Tolerances", "rounding_floor", "smallest_usable",
@@ -88,19 +88,23 @@ def tolerances(dtype: torch.dtype) -> Tolerances:
     Raises:
         LosslabError: another dtype (losslab analyses float32 and float64 problems only).
     """
-    if dtype not in TOLERANCES:
-        raise LosslabError(f"expected a float32 or float64 dtype, got {dtype}: convert with problem.to(torch.float64)")
+    if dtype in ("float32", "float64"):
+        dtype = getattr(torch, dtype)
+    if not isinstance(dtype, torch.dtype) or dtype not in TOLERANCES:
+        raise LosslabError(f"expected a float32 or float64 dtype, got {dtype!r}: convert with problem.to(torch.float64)")
     return TOLERANCES[dtype]
 
 
 def rounding_floor(dtype: torch.dtype, norm: float) -> float:
     """c·ε(dtype)·‖A‖₂: how far any eigenvalue of an operator evaluated in ``dtype`` may be from the exact one."""
-    return tolerances(dtype).rounding * abs(norm)
+    row = tolerances(dtype)
+    return row.rounding * abs(finite_float("norm", norm))
 
 
 def smallest_usable(floor: float) -> float:
     """``floor`` rounded *up* to two significant digits (1.907e-6 → 2.0e-6): a value to quote in an error message that passes."""
-    if floor <= 0:
+    floor = finite_float("floor", floor, nonnegative=True)
+    if floor == 0:
         return 0.0
     step = 10.0 ** (math.floor(math.log10(floor)) - 1)
     return math.ceil(floor / step * (1 - 1e-12)) * step

@@ -67,25 +67,28 @@ MemoryBudgetOpt = Annotated[int, typer.Option(
     "--memory-budget", help="MiB of intermediates an analysis may allocate (the Problem's memory_budget); larger requests are "
     "done in blocks that fit, or refused up front")]
 
-LARGE_SECONDS = 60.0
-"""A request estimated to take longer than this (or to need more than the memory budget) runs only with --yes."""
+LARGE = {"points": 250_000, "chords": 100_000, "probes": 200}
+"""Sizes that run only with --yes: a slice of more points (a 500×500 plane), a check of more chords, a spectrum of more
+probes; also any request whose kept arrays exceed the memory budget. Deterministic: the time estimate printed beside
+them is measured on the machine (a few of the request's own operations, timed) and only informs."""
 YesOpt = Annotated[bool, typer.Option(
-    "--yes", help=f"run a request estimated to take over {LARGE_SECONDS:g} s or more than --memory-budget (else it is refused, "
-    "with the estimate)")]
+    "--yes", help="run a large request: a slice of over 250,000 points, a check of over 100,000 chords, a spectrum of over 200 "
+    "probes, or one needing more than --memory-budget (else it is refused, with an estimate of its time and memory)")]
 
 
-def confirm_large(what: str, *, seconds: float, needed: int, budget: int, yes: bool) -> None:
+def confirm_large(what: str, *, size: int, unit: str, seconds: float, needed: int, budget: int, yes: bool) -> None:
     """Refuse a large request without ``--yes``, saying the estimate; with ``--yes``, say it on stderr and go on.
 
-    Large: estimated over :data:`LARGE_SECONDS` seconds, or over ``budget`` bytes of intermediates.
+    Large: ``size`` over ``LARGE[unit]``, or over ``budget`` bytes of kept intermediates. ``seconds`` is only reported.
     """
-    if seconds <= LARGE_SECONDS and needed <= budget:
+    over = [f"{size:,} {unit} > {LARGE[unit]:,}"] if size > LARGE[unit] else []
+    over += [f"{mib(needed)} > --memory-budget {mib(budget)}"] if needed > budget else []
+    if not over:
         return
     minutes = f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
-    estimate = f"{what}: estimated {minutes} and {mib(needed)} of intermediates (--memory-budget {mib(budget)})"
+    estimate = f"{what}: {' and '.join(over)} (estimated {minutes} and {mib(needed)} of intermediates on this machine)"
     if not yes:
-        raise LosslabError(f"{estimate}, over the {LARGE_SECONDS:g} s / memory-budget threshold; pass --yes to run it, or choose "
-                           "smaller sizes")
+        raise LosslabError(f"{estimate}; pass --yes to run it, or choose smaller sizes")
     err_console.print(f"{estimate}; running it (--yes)", highlight=False)
 
 

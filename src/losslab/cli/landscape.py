@@ -72,7 +72,7 @@ def landscape(
     needs_training = dims == 1 or at == "trained"
     points = positive_int("steps", steps) ** dims
     seconds, needed = landscape_cost(problem, problem.default_theta(seed), points=points, train_steps=train_steps if needs_training else 0)
-    confirm_large(f"a slice of {points:,} points", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
+    confirm_large("the slice", size=points, unit="points", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
     with err_console.status("evaluating the slice…"):
         if dims == 1:

@@ -20,12 +20,13 @@ If nothing is found the verdict is "no violation found", with what was tried and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
-from .._checks import LosslabError, positive_int, seed_int
+from .._checks import LosslabError, overflow_fix, positive_int, seed_int, theta_scale
 from .._threads import resolve_threads, scoped_threads
 from ..fit import TrainingDiverged, train
 from ..problem import Problem
@@ -210,6 +211,11 @@ def check_convexity(
 def _check(problem, groups, at, *, seed, budget, train_steps, by_group, progress, threads) -> ConvexityReport:
     """:func:`check_convexity` after validation, under the thread policy."""
     start = problem.as_theta(at, "at") if at is not None else problem.default_theta(seed)
+    with torch.no_grad():
+        value = float(problem.loss(start))
+    if not math.isfinite(value):  # the search starts there: say so here, not from inside its training
+        raise LosslabError(f"expected a finite loss at the analysis point, got {value} at θ with {theta_scale(start)}: the model or "
+                           f"loss overflows there; pass a smaller at= ({overflow_fix(problem.dtype)})")
     analysed = problem if groups is None else problem.restrict(groups, at=start)
     center = analysed.flatten(problem.unflatten(start))
 

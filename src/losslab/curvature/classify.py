@@ -143,6 +143,10 @@ def classify(
     table = tolerances(problem.dtype)
     grad_tol = table.grad if grad_tol is None else finite_float("grad_tol", grad_tol, nonnegative=True)
     eig_tol = table.zero_curvature if eig_tol is None else finite_float("eig_tol", eig_tol, nonnegative=True)
+    for name, value in (("grad_tol", grad_tol), ("eig_tol", eig_tol)):
+        if value >= 1:  # ρ_G ≤ 1 always; a zero band of ‖H‖₂ or more covers the whole spectrum
+            raise LosslabError(f"expected {name} < 1 (relative: 1 or more decides nothing), got {name}={value:g}; "
+                               f"the default is {table.grad if name == 'grad_tol' else table.zero_curvature:g}")
     if eig_tol < table.rounding:
         raise LosslabError(
             f"expected eig_tol >= {smallest_usable(table.rounding):.2g} (the rounding floor of {problem.dtype} products relative "

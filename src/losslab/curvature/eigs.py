@@ -157,7 +157,7 @@ def _lanczos(
         size_w = float(torch.linalg.vector_norm(w))  # finite: the operator refuses non-finite products
         if products == 1:
             alpha = float(V[0] @ w)
-            spread = math.sqrt(2.0 / (p + 2) * max(size_w**2 - alpha**2, 0.0))
+            spread = size_w * math.sqrt(2.0 / (p + 2) * max(1.0 - (alpha / size_w) ** 2, 0.0)) if size_w else 0.0  # no overflow
         B = V[: j + 1]
         # The three-term recurrence's own projections first (on v_j, v_{j−1}: two dot products), which
         # remove most of Av; then one pass against the whole basis, and a second only where it cancelled
@@ -315,6 +315,8 @@ def eigs(
     if tol is None:
         tol = table.eig_gap if criterion == "gap" else table.eig_residual
     tol = finite_float("tol", tol, positive=True)
+    if tol >= 1:
+        raise LosslabError(f"expected tol < 1 (a tolerance relative to ‖A‖₂: 1 asks for nothing), got tol={tol:g}; e.g. tol=1e-6")
     if tol < table.rounding:
         usable = smallest_usable(table.rounding)
         f64 = smallest_usable(tolerances(F64).rounding)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
-from .._checks import LosslabError, as_tensor, positive_int, shape
+from .._checks import LosslabError, as_tensor, overflow_fix, positive_int, shape, theta_scale
 from ..memory import DEFAULT_MEMORY_BUDGET, F64_BYTES, require
 from ..problem import Problem
 
@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 _MAX_CHUNK = 64
+
+
+LARGEST_PRODUCT = 1e150  # Lanczos and the trace estimators square norms of products in float64 (max ≈ 1.8e308)
 
 
 class CurvatureOperator:
@@ -82,23 +85,26 @@ class CurvatureOperator:
         of shape (m, p) in ``self.dtype`` by the caller, as Lanczos builds its basis vectors)."""
         self.products += V.shape[0]
         out = self._apply_rows(V)
-        if not bool(torch.isfinite(out).all()):
+        top = float(out.abs().max()) if out.numel() else 0.0
+        if not math.isfinite(top):
             raise LosslabError(self._nonfinite(out, V.shape[0]))
+        if top > LARGEST_PRODUCT:
+            raise LosslabError(
+                f"expected {type(self).__name__} products below {LARGEST_PRODUCT:.0e} in size (their squares must fit in float64), "
+                f"got max |Av| = {top:.3g}: rescale the loss or the model (eigenvalues scale with the loss)"
+            )
         return out
 
     def _nonfinite(self, out: torch.Tensor, m: int) -> str:
         """One line: which product went non-finite, where (θ's scale), and what to do."""
         bad = int((~torch.isfinite(out)).sum())
         theta = getattr(self, "theta", None)
-        at = ""
-        if theta is not None:
-            t = theta.detach().to(torch.float64)
-            at = f" at θ with ‖θ‖ = {float(t.norm()):.3g}, max |θ_i| = {float(t.abs().max()):.3g}"
+        at = "" if theta is None else f" at θ with {theta_scale(theta)}"
         first = self.products - m + 1
         return (
             f"expected finite {type(self).__name__} products, got {bad} NaN/inf entries in product {first}"
             f"{'' if m == 1 else f'–{self.products}'}{at}: the model or loss overflows there "
-            "(e.g. exp of a large logit); evaluate at a smaller θ, or use float64 (problem.to(torch.float64))"
+            f"(e.g. exp of a large logit); {overflow_fix(self.dtype)}"
         )
 
     def matvec(self, v: object) -> torch.Tensor:

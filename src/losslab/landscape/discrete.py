@@ -52,6 +52,7 @@ from .slices import LineSlice, PlaneSlice
 __all__ = ["DEFAULT_RTOL", "DiscreteConvexity", "discrete_convexity"]
 
 DEFAULT_RTOL = SLICE_RTOL  # losslab.tolerances
+LARGEST_LOSS = 1e300  # second differences of larger values overflow float64 (divided by spacings as small as 1e-8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,6 +171,16 @@ def _confirm(
     return out
 
 
+def _check_slice(losses: torch.Tensor, coords: tuple[torch.Tensor, ...]) -> None:
+    """A hand-built slice gets the checks a loaded one gets: float32/float64 losses, strictly increasing coordinates."""
+    if losses.dtype not in (torch.float32, torch.float64):
+        raise LosslabError(f"expected float32 or float64 losses (a problem's dtypes), got {losses.dtype}")
+    for axis, x in enumerate(coords):
+        if len(x) != losses.shape[axis] or not bool(torch.isfinite(x).all()) or bool((x.diff() <= 0).any()):
+            raise LosslabError(f"expected {losses.shape[axis]} finite, strictly increasing coordinates along axis {axis} of the "
+                               f"slice, got {x.tolist()[:6]}{' …' if len(x) > 6 else ''}")
+
+
 def discrete_convexity(slice_: LineSlice | PlaneSlice, *, rtol: float = DEFAULT_RTOL, problem: Problem | None = None) -> DiscreteConvexity:
     """Find the negative second differences of a line or plane slice (see the module docstring).
 
@@ -195,10 +206,14 @@ def discrete_convexity(slice_: LineSlice | PlaneSlice, *, rtol: float = DEFAULT_
         axes, coords = ("alpha", "beta"), (slice_.alphas.to(torch.float64), slice_.betas.to(torch.float64))
     else:
         raise LosslabError(f"expected a LineSlice or PlaneSlice (from losslab.landscape.line/plane), got {type(slice_).__name__}")
+    _check_slice(slice_.losses, coords)
     eps = torch.finfo(slice_.losses.dtype).eps
     L = slice_.losses.to(torch.float64)
     finite = L[torch.isfinite(L)]
     scale = float(finite.abs().max()) if finite.numel() else 0.0
+    if scale > LARGEST_LOSS:
+        raise LosslabError(f"expected losses below {LARGEST_LOSS:.0e} in size (their second differences must fit in float64), got "
+                           f"max |L| = {scale:.3g}: rescale the loss")
     delta = rtol * eps * (L.abs() + scale)
     if problem is not None:
         p = (slice_.a if isinstance(slice_, LineSlice) else slice_.center).numel()

@@ -40,6 +40,8 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], list[str]]:
     """The arrays of an ``.npz`` file (no pickle), and a line for each array that could not be read."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise LosslabError(f"expected the path of a slice file (str or pathlib.Path), got {type(path).__name__}")
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -156,8 +158,8 @@ def load_npz(path: str | os.PathLike, kind: str | None) -> dict[str, np.ndarray]
         problems.append(f"description: {arrays['description'].dtype} array of shape {arrays['description'].shape}, expected text")
     floats = {}
     for k in numeric:
-        if k in arrays and arrays[k].dtype.kind != "f":
-            problems.append(f"{k}: dtype {arrays[k].dtype}, expected floating-point numbers")
+        if k in arrays and arrays[k].dtype not in (np.float32, np.float64):
+            problems.append(f"{k}: dtype {arrays[k].dtype}, expected float32 or float64 numbers (a problem's dtypes)")
         elif k in arrays:
             floats[k] = arrays[k]
     dtypes = {str(floats[k].dtype) for k in (*coords, *points) if k in floats}

@@ -17,6 +17,11 @@ line's files) survives beside the new one.
 
 from __future__ import annotations
 
+try:
+    import fcntl
+except ImportError:  # Windows: stale partial folders are recognised by their PID only
+    fcntl = None
+
 import contextlib
 import json
 import os
@@ -93,6 +98,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_LOCK = ".losslab-lock"  # held (flock) by the run writing a partial folder; the kernel releases it when the run dies
+
+
+def _hold_lock(folder: Path):
+    """An open file holding an exclusive lock on ``folder``'s lock file (None without fcntl: Windows)."""
+    if fcntl is None:
+        return None
+    handle = open(folder / _LOCK, "w")  # held open until the write ends
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _held(lock: Path) -> bool:
+    """Whether a live run holds ``lock`` (a PID can be reused, or be 1 in every container: the lock cannot)."""
+    try:
+        with open(lock) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _remove_stale(parent: Path, name: str) -> None:
     """Remove partial folders of ``name`` left by runs that were killed (their process is gone).
 
@@ -103,7 +132,12 @@ def _remove_stale(parent: Path, name: str) -> None:
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
             match = pattern.fullmatch(entry.name)
-            if not match or int(match.group(2)) == os.getpid() or _alive(int(match.group(2))):
+            if not match:
+                continue
+            if fcntl is not None and (entry / _LOCK).exists():
+                if _held(entry / _LOCK):
+                    continue
+            elif int(match.group(2)) == os.getpid() or _alive(int(match.group(2))):
                 continue
             if match.group(1) == _OLD and (entry / "previous").is_dir() and not (parent / name).exists():
                 os.replace(entry / "previous", parent / name)
@@ -183,8 +217,11 @@ def writing_folder(out: str | os.PathLike, kind: str, *, version: str) -> Iterat
     real = Path(os.path.realpath(out))
     parent = real.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.{_PARTIAL}-{os.getpid()}-", dir=parent))
+    lock = _hold_lock(tmp)
     try:
         yield tmp
+        if lock is not None:
+            (tmp / _LOCK).unlink()  # not part of the output; the PID check covers the instant before the rename
         manifest = {"losslab": version, "kind": kind, "files": _files(tmp)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         os.chmod(tmp, 0o755)
@@ -196,3 +233,5 @@ def writing_folder(out: str | os.PathLike, kind: str, *, version: str) -> Iterat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if lock is not None:
+            lock.close()
