@@ -16,7 +16,7 @@ import math
 import pytest
 import torch
 
-from losslab import Problem
+from losslab import LosslabError, Problem
 from losslab.curvature import EigenResult, MatrixOperator, classify, eigs
 from losslab.fit import least_squares_result
 from losslab.landscape import LineSlice, discrete_convexity
@@ -160,10 +160,20 @@ CLASSIFY_TABLE = [
 
 @pytest.mark.parametrize(("lo", "blo", "hi", "bhi", "converged", "delta", "kind"), CLASSIFY_TABLE)
 def test_classify_boundary_table(monkeypatch, lo, blo, hi, bhi, converged, delta, kind):
-    monkeypatch.setattr(importlib.import_module("losslab.curvature.classify"), "eigs", _fake_eigs(lo, blo, hi, bhi, converged))
+    module = importlib.import_module("losslab.curvature.classify")
+    eig_tol = delta / max(abs(lo), abs(hi))
+    if eig_tol >= 1:  # the whole spectrum inside the band: classify refuses eig_tol ≥ 1, so its decision is checked alone
+        with pytest.raises(LosslabError, match="expected eig_tol < 1"):
+            classify(Problem(Polynomial(1, 1), torch.zeros(3, dtype=DT), torch.zeros(3, dtype=DT)), torch.zeros(2, dtype=DT),
+                     eig_tol=eig_tol)
+        got, reason = module._decide(lo, blo, hi, bhi, delta, converged)
+        assert got == kind, reason
+        assert f"±{delta:.3g}" in reason
+        return
+    monkeypatch.setattr(module, "eigs", _fake_eigs(lo, blo, hi, bhi, converged))
     x = torch.linspace(-1, 1, 5, dtype=DT)
     problem = Problem(Polynomial(1, 1), x, x)  # θ* = (0, 1): a critical point (the eigenvalues are the fake ones)
-    res = classify(problem, torch.tensor([0.0, 1.0], dtype=DT), eig_tol=delta / max(abs(lo), abs(hi)))
+    res = classify(problem, torch.tensor([0.0, 1.0], dtype=DT), eig_tol=eig_tol)
     assert res.zero_tol == pytest.approx(delta, rel=1e-12)
     assert (res.min_eig, res.min_bound, res.max_eig, res.max_bound) == (lo, blo, hi, bhi)
     assert res.kind == kind, res.reason
