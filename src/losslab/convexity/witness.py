@@ -63,13 +63,12 @@ def chord_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: float) ->
     device = full64.device  # re-checked on the problem's device, wherever a and b live
     a64 = torch.as_tensor(a).detach().to(device=device, dtype=torch.float64)
     b64 = torch.as_tensor(b).detach().to(device=device, dtype=torch.float64)
-    nan = float("nan")
     if a64.shape != (full64.n_params,) or b64.shape != (full64.n_params,):
-        return Verification(nan, float("inf"), (nan, nan, nan), False, f"expected points of shape ({full64.n_params},)")
+        return _refused(f"expected points of shape ({full64.n_params},)")
     if not (0.0 < lam < 1.0):
-        return Verification(nan, float("inf"), (nan, nan, nan), False, f"expected λ in (0, 1), got λ={lam!r}")
+        return _refused(f"expected λ in (0, 1), got λ={lam!r}")
     if not (torch.isfinite(a64).all() and torch.isfinite(b64).all()):
-        return Verification(nan, float("inf"), (nan, nan, nan), False, "expected finite points")
+        return _refused("expected finite points")
     mid = lam * a64 + (1 - lam) * b64
     with torch.no_grad():
         la, lb, lm = (float(full64.loss(t)) for t in (a64, b64, mid))
