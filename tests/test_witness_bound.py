@@ -70,3 +70,48 @@ def test_least_squares_returns_the_problems_dtype():
     for dtype in (torch.float32, F64):
         res = least_squares_result(Problem(Polynomial(1, 3), x, y).to(dtype))
         assert res.theta.dtype == dtype
+
+
+def test_the_discrepancy_term_decides_the_bound_of_an_ill_scaled_problem():
+    """Inputs of size 1e4 near the least-squares minimiser: float32 loses the residual, so the float32–float64
+    discrepancy term (not the 1e-12 relative floor) sets the bound — the case the bound exists for."""
+    g = torch.Generator().manual_seed(0)
+    x = 1e4 + torch.rand(50, generator=g, dtype=F64)
+    problem = Problem(Polynomial(1, 1), x, 3.0 + 2.0 * x)
+    star = torch.tensor([3.0, 2.0], dtype=F64)
+    a, b = star + torch.tensor([1e-3, -1e-7], dtype=F64), star - torch.tensor([1e-3, 1e-7], dtype=F64)
+    v = chord_gap(problem, a, b, 0.5)
+    _, bound, _ = expected(problem, a, b, 0.5)
+    m = 0.5 * a + 0.5 * b
+    scale = sum(abs(hand_loss(problem, t)) * w for t, w in ((m, 1.0), (a, 0.5), (b, 0.5)))
+    assert bound > 1e3 * 1e-12 * scale  # the discrepancy term, by far
+    assert v.bound == pytest.approx(bound, rel=1e-6) and not v.holds  # a convex loss: never certified
+
+
+def test_a_float32_counterpart_that_overflows_is_refused_with_the_float64_losses():
+    class Exp(torch.nn.Module):
+        def forward(self, z):
+            return torch.exp(z)
+
+    from losslab.models import Module
+
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), Exp()).double()
+    x = torch.linspace(0, 1, 5, dtype=F64)[:, None]
+    problem = Problem(Module(net), x, torch.zeros(5, dtype=F64))
+    a, b = torch.tensor([100.0], dtype=F64), torch.tensor([0.0], dtype=F64)  # exp(100)² overflows float32, not float64
+    v = chord_gap(problem, a, b, 0.5)
+    la, lb, lm = (hand_loss(problem, t) for t in (a, b, 0.5 * a + 0.5 * b))
+    assert math.isfinite(la) and v.losses == pytest.approx((la, lb, lm), rel=1e-12)
+    assert v.gap == pytest.approx(lm - 0.5 * la - 0.5 * lb, rel=1e-12)
+    assert v.bound == math.inf and v.holds is False and v.reason == "a loss or its float32 counterpart is not finite"
+
+
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_one_bad_point_is_enough_to_refuse(which):
+    x, y = data.cubic(10, seed=0)
+    problem = Problem(Polynomial(1, 2), x, y)
+    good, bad_shape, bad_value = problem.init(0), torch.zeros(4, dtype=F64), torch.tensor([0.0, math.nan, 1.0], dtype=F64)
+    for bad, reason in ((bad_shape, "expected points of shape (3,)"), (bad_value, "expected finite points")):
+        a, b = (bad, good) if which == "a" else (good, bad)
+        v = chord_gap(problem, a, b, 0.5)
+        assert not v.holds and math.isnan(v.gap) and v.bound == math.inf and v.reason == reason
