@@ -79,11 +79,11 @@ def test_the_discrepancy_term_decides_the_bound_of_an_ill_scaled_problem():
     x = 1e4 + torch.rand(50, generator=g, dtype=F64)
     problem = Problem(Polynomial(1, 1), x, 3.0 + 2.0 * x)
     star = torch.tensor([3.0, 2.0], dtype=F64)
-    a, b = star + torch.tensor([1e-3, -1e-7], dtype=F64), star - torch.tensor([1e-3, 1e-7], dtype=F64)
-    v = chord_gap(problem, a, b, 0.5)
-    _, bound, _ = expected(problem, a, b, 0.5)
-    m = 0.5 * a + 0.5 * b
-    scale = sum(abs(hand_loss(problem, t)) * w for t, w in ((m, 1.0), (a, 0.5), (b, 0.5)))
+    a, b = star + torch.tensor([3e-3, -2e-7], dtype=F64), star - torch.tensor([1e-3, 1e-7], dtype=F64)  # unequal ends
+    v = chord_gap(problem, a, b, 0.25)
+    _, bound, _ = expected(problem, a, b, 0.25)
+    m = 0.25 * a + 0.75 * b
+    scale = sum(abs(hand_loss(problem, t)) * w for t, w in ((m, 1.0), (a, 0.25), (b, 0.75)))
     assert bound > 1e3 * 1e-12 * scale  # the discrepancy term, by far
     assert v.bound == pytest.approx(bound, rel=1e-6) and not v.holds  # a convex loss: never certified
 
