@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from losslab import LosslabError, Problem, check_convexity
+from losslab._checks import NonFiniteError
 from losslab.curvature import (
     GGNOperator,
     HessianOperator,
@@ -69,6 +70,7 @@ def test_an_overflowing_point_is_a_clear_error_not_a_nan_result(name):
     with pytest.raises(LosslabError, match=r"expected (a )?finite .*NaN/inf.*‖θ‖ = 50") as err:
         ANALYSES[name](p, theta)
     assert "\n" not in str(err.value) and "float64" in str(err.value)
+    assert isinstance(err.value, NonFiniteError)  # the one kind the chord search may skip a centre for
     finite = torch.tensor([1.0, 0.0], dtype=p.dtype)
     ANALYSES[name](p, finite)  # and the same call is fine where the loss is finite
 
@@ -104,3 +106,23 @@ def test_a_chord_search_says_how_many_chords_overflowed():
     assert report.to_dict()["search"]["nonfinite_chords"] == report.search.nonfinite_chords
     quiet = check_convexity(p, at=torch.tensor([0.1]), seed=0, budget=60, train_steps=0, by_group=False)
     assert quiet.search.nonfinite_chords == 0 and "non-finite" not in quiet.explanation()
+
+
+def test_smallest_eigenpair_gives_nan_only_for_an_overflow_and_raises_every_other_error():
+    """The chord search's negative-curvature stage skips a centre where the model overflows (NaN, zero vector); a
+    bad setting or a memory refusal is the caller's error and must not be turned into "no eigenvalue"."""
+    from losslab.convexity.hessian import smallest_eigenpair
+    from losslab.memory import MemoryBudgetError
+
+    p = problem()
+    value, vector, products = smallest_eigenpair(p, overflowing(p))
+    assert value != value and torch.equal(vector, torch.zeros(2, dtype=torch.float64)) and products >= 1
+    with pytest.raises(NonFiniteError, match="overflows"):
+        eigs(p, overflowing(p), k=1)
+    with pytest.raises(LosslabError, match="tol") as refused:
+        smallest_eigenpair(p, torch.zeros(2, dtype=p.dtype), tol=2.0)
+    assert not isinstance(refused.value, NonFiniteError)
+    big = Problem(Module(nn.Linear(40, 1).double()), torch.rand(5, 40, dtype=torch.float64), torch.rand(5, dtype=torch.float64))
+    big.memory_budget = 1000
+    with pytest.raises(MemoryBudgetError):
+        smallest_eigenpair(big, big.init(0))

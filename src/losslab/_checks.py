@@ -14,6 +14,11 @@ class LosslabError(ValueError):
     """A bad input to losslab: the message says what was expected, what was got, and the fix."""
 
 
+class NonFiniteError(LosslabError):
+    """A loss, gradient or product went NaN/inf (or too large to square in float64) at some θ: the model or loss
+    overflows there. Raised by :func:`finite_result` and the curvature operators; the message names where and θ's scale."""
+
+
 def choice(name: str, value: object, valid: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``valid``, else raise naming the valid ones."""
     valid = list(valid)
@@ -118,12 +123,18 @@ def finite_result(what: str, theta: torch.Tensor, value: torch.Tensor) -> torch.
     if _transformed(value):
         return value
     if not bool(torch.isfinite(value).all()):
-        raise LosslabError(
-            f"expected a finite {what}, got {int((~torch.isfinite(value)).sum())} NaN/inf entries at θ with "
-            f"{theta_scale(theta)}: the model or loss overflows there "
-            f"(e.g. exp of a large logit); {overflow_fix(value.dtype)}"
-        )
+        raise NonFiniteError(nonfinite_message(f"a finite {what}", int((~torch.isfinite(value)).sum()), "", theta, value.dtype))
     return value
+
+
+def nonfinite_message(expected: str, bad: int, where: str, theta: torch.Tensor | None, dtype: torch.dtype) -> str:
+    """The one line every NaN/inf error says: what was expected, how many entries went bad ``where`` (e.g. " in
+    product 3"), θ's scale when known, and the fix for ``dtype``."""
+    at = "" if theta is None else f" at θ with {theta_scale(theta)}"
+    return (
+        f"expected {expected}, got {bad} NaN/inf entries{where}{at}: the model or loss overflows there "
+        f"(e.g. exp of a large logit); {overflow_fix(dtype)}"
+    )
 
 
 def overflow_fix(dtype: torch.dtype) -> str:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import LosslabError
+from .._checks import NonFiniteError
 from ..curvature.eigs import eigs
 from ..curvature.operator import HessianOperator
-from ..memory import MemoryBudgetError
 from ..problem import Problem
 
 __all__ = ["smallest_eigenpair"]
@@ -37,14 +36,13 @@ def smallest_eigenpair(
     ‖Hy − λy‖ ≤ ``tol``·‖H‖ (``criterion="residual"``: some eigenvalue lies within it; default
     :data:`~losslab.tolerances.TOLERANCES`' ``eig_residual`` of the problem's dtype), or after
     ``max_products`` HVPs (default ``eigs``'s) with the best pair so far. For p ≤ 30 the matrix
-    is assembled from p HVPs and diagonalised densely. NaN if the products are not finite.
+    is assembled from p HVPs and diagonalised densely. NaN (and a zero vector) if the products are not finite
+    (:class:`~losslab._checks.NonFiniteError`); every other error, a memory refusal included, is raised.
     """
     hessian = HessianOperator(problem, theta.to(problem.dtype))
     try:
         res = eigs(hessian, k=1, which="smallest", tol=tol, criterion="residual", max_iter=max_products, seed=seed)
-    except MemoryBudgetError:  # the basis does not fit: say so, it is no property of the loss
-        raise
-    except LosslabError:  # non-finite products (a model that overflows at θ): no eigenvalue, no witness
+    except NonFiniteError:  # the model overflows at θ: no eigenvalue, no witness (other errors are the caller's)
         p = problem.n_params
         return float("nan"), torch.zeros(p, dtype=torch.float64, device=theta.device), hessian.products
     return float(res.values[0]), res.vectors[:, 0].to(theta.device), res.matvecs

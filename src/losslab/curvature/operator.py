@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
-from .._checks import LosslabError, as_tensor, overflow_fix, positive_int, shape, theta_scale
+from .._checks import LosslabError, NonFiniteError, as_tensor, nonfinite_message, positive_int, shape
 from ..memory import DEFAULT_MEMORY_BUDGET, F64_BYTES, require
 from ..problem import Problem
 
@@ -87,9 +87,9 @@ class CurvatureOperator:
         out = self._apply_rows(V)
         top = float(out.abs().max()) if out.numel() else 0.0
         if not math.isfinite(top):
-            raise LosslabError(self._nonfinite(out, V.shape[0]))
+            raise NonFiniteError(self._nonfinite(out, V.shape[0]))
         if top > LARGEST_PRODUCT:
-            raise LosslabError(
+            raise NonFiniteError(
                 f"expected {type(self).__name__} products below {LARGEST_PRODUCT:.0e} in size (their squares must fit in float64), "
                 f"got max |Av| = {top:.3g}: rescale the loss or the model (eigenvalues scale with the loss)"
             )
@@ -97,15 +97,10 @@ class CurvatureOperator:
 
     def _nonfinite(self, out: torch.Tensor, m: int) -> str:
         """One line: which product went non-finite, where (θ's scale), and what to do."""
-        bad = int((~torch.isfinite(out)).sum())
-        theta = getattr(self, "theta", None)
-        at = "" if theta is None else f" at θ with {theta_scale(theta)}"
         first = self.products - m + 1
-        return (
-            f"expected finite {type(self).__name__} products, got {bad} NaN/inf entries in product {first}"
-            f"{'' if m == 1 else f'–{self.products}'}{at}: the model or loss overflows there "
-            f"(e.g. exp of a large logit); {overflow_fix(self.dtype)}"
-        )
+        where = f" in product {first}" + ("" if m == 1 else f"–{self.products}")
+        bad = int((~torch.isfinite(out)).sum())
+        return nonfinite_message(f"finite {type(self).__name__} products", bad, where, getattr(self, "theta", None), self.dtype)
 
     def matvec(self, v: object) -> torch.Tensor:
         """A v for v of shape (p,); returns shape (p,) in ``self.dtype``."""
