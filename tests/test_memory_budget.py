@@ -318,3 +318,23 @@ def test_cli_names_its_own_options_when_the_problem_does_not_fit():
     assert re.fullmatch(r"error: the forward and gradient graph of TwoLayer\(d_in=1, width=100000, activation=relu\) at one θ on a "
                         r"batch of 200 examples needs 1,373\.3 MiB, over --memory-budget 64\.0 MiB: lower --batch-size \(at most 9 "
                         r"rows per batch fit\) \(or raise --memory-budget\)", result.stderr.strip()), result.stderr
+
+
+def test_the_cli_times_a_request_only_when_it_is_large():
+    """Bytes and sizes decide; the seconds (a few timed products) are measured only to be reported in a refusal."""
+    from losslab.cli.common import LARGE, confirm_large
+    from losslab.cli.estimate import Cost
+
+    timed = []
+
+    def timer() -> float:
+        timed.append(1)
+        return 7200.0
+
+    confirm_large("the slice", size=LARGE["points"], unit="points", cost=Cost(100, timer), budget=100, yes=False)
+    assert timed == []  # at the limits, not over them: nothing timed, nothing said
+    with pytest.raises(LosslabError, match=r"the slice: 250,001 points > 250,000 \(estimated 120\.0 min and .*pass --yes"):
+        confirm_large("the slice", size=LARGE["points"] + 1, unit="points", cost=Cost(100, timer), budget=100, yes=False)
+    with pytest.raises(LosslabError, match=r"3\.0 MiB > --memory-budget 1\.0 MiB"):
+        confirm_large("the slice", size=1, unit="points", cost=Cost(3 * 2**20, timer), budget=2**20, yes=False)
+    assert timed == [1, 1]

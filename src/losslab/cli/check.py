@@ -50,9 +50,8 @@ def check(
 ) -> None:
     """Is the loss convex in the parameters (a built-in model, or yours: --model-file)? A proof, a certified witness, or what was tried."""
     if not prove_convex(problem):  # a proof is immediate; the witness search is what takes long
-        seconds, needed = check_cost(problem, problem.default_theta(seed), budget=budget, train_steps=300)
-        confirm_large("the convexity check", size=budget, unit="chords", seconds=seconds, needed=needed, budget=problem.memory_budget,
-                      yes=yes)
+        cost = check_cost(problem, problem.default_theta(seed), budget=budget, train_steps=300)
+        confirm_large("the convexity check", size=budget, unit="chords", cost=cost, budget=problem.memory_budget, yes=yes)
     with err_console.status("looking for a proof, then for a witness…") as status:
         report = check_convexity(problem, seed=seed, budget=budget, progress=status.update)
     if as_json:

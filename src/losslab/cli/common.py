@@ -6,7 +6,7 @@ import functools
 import inspect
 import sys
 import typing
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 import typer
@@ -20,6 +20,9 @@ from ..memory import DEFAULT_MEMORY_BUDGET, MemoryBudgetError, mib
 from ..models import MLP, Linear, Model, Module, Polynomial, RandomFeatures, TwoLayer
 from ..problem import Problem
 from .user_files import apply_weights, is_data_file, load_data, load_model_file, load_weights
+
+if TYPE_CHECKING:
+    from .estimate import Cost
 
 out = Console()
 err_console = Console(stderr=True)
@@ -76,17 +79,19 @@ YesOpt = Annotated[bool, typer.Option(
     "probes, or one needing more than --memory-budget (else it is refused, with an estimate of its time and memory)")]
 
 
-def confirm_large(what: str, *, size: int, unit: str, seconds: float, needed: int, budget: int, yes: bool) -> None:
+def confirm_large(what: str, *, size: int, unit: str, cost: Cost, budget: int, yes: bool) -> None:
     """Refuse a large request without ``--yes``, saying the estimate; with ``--yes``, say it on stderr and go on.
 
-    Large: ``size`` over ``LARGE[unit]``, or over ``budget`` bytes of kept intermediates. ``seconds`` is only reported.
+    Large: ``size`` over ``LARGE[unit]``, or ``cost.needed`` over ``budget`` bytes of kept intermediates. The seconds
+    are only reported, so they are timed only for a large request.
     """
     over = [f"{size:,} {unit} > {LARGE[unit]:,}"] if size > LARGE[unit] else []
-    over += [f"{mib(needed)} > --memory-budget {mib(budget)}"] if needed > budget else []
+    over += [f"{mib(cost.needed)} > --memory-budget {mib(budget)}"] if cost.needed > budget else []
     if not over:
         return
+    seconds = cost.seconds
     minutes = f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
-    estimate = f"{what}: {' and '.join(over)} (estimated {minutes} and {mib(needed)} of intermediates on this machine)"
+    estimate = f"{what}: {' and '.join(over)} (estimated {minutes} and {mib(cost.needed)} of intermediates on this machine)"
     if not yes:
         raise LosslabError(f"{estimate}; pass --yes to run it, or choose smaller sizes")
     err_console.print(f"{estimate}; running it (--yes)", highlight=False)

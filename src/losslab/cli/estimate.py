@@ -5,11 +5,17 @@ at a few points, a gradient, a Hessian-vector product) and multiplies by how man
 makes; memory is what the request keeps beyond the memory-budgeted blocks (the slice's grid,
 a Lanczos basis, the probes). They are estimates, good to a factor of a few: enough to say
 "this will take an hour" before it does (:func:`~losslab.cli.common.confirm_large`).
+
+The bytes are arithmetic and decide whether a request is large; the seconds are timed only when it is (a
+:class:`Cost`'s ``seconds`` runs its timings on first use), so an ordinary run pays nothing for them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -19,7 +25,20 @@ from ..landscape import evaluate_points
 from ..memory import F64_BYTES, lanczos_bytes, slq_probe_bytes, xtrace_bytes
 from ..problem import Problem
 
-__all__ = ["check_cost", "landscape_cost", "spectrum_cost"]
+__all__ = ["Cost", "check_cost", "landscape_cost", "spectrum_cost"]
+
+
+@dataclass
+class Cost:
+    """A request's kept intermediates in bytes (``needed``: arithmetic, no work done) and its estimated seconds, timed
+    on first use of ``seconds`` by running a few of the request's unit operations (``timer``)."""
+
+    needed: int
+    timer: Callable[[], float]
+
+    @cached_property
+    def seconds(self) -> float:
+        return self.timer()
 
 _TIMED_POINTS = 64  # points of one timed loss evaluation (fewer cost more each: per-call overhead)
 SPECTRUM_BASE_PRODUCTS = 600  # Hessian-vector products of eigs (both ends), H − GGN's extremes and classify, typically
@@ -55,31 +74,33 @@ def _hvp(problem: Problem, theta: torch.Tensor) -> float:
     return _seconds(lambda: H.matvec(v), problem)
 
 
-def landscape_cost(problem: Problem, theta: torch.Tensor, *, points: int, train_steps: int) -> tuple[float, int]:
-    """(seconds, bytes) of a slice of ``points`` points after ``train_steps`` Adam steps: points × one point's time
+def landscape_cost(problem: Problem, theta: torch.Tensor, *, points: int, train_steps: int) -> Cost:
+    """The :class:`Cost` (seconds, bytes) of a slice of ``points`` points after ``train_steps`` Adam steps: points × one point's time
     + steps × one gradient's; the grid the slice returns, its coordinates and losses (3 float64 per point; the
     points themselves are evaluated in chunks within the budget)."""
-    seconds = points * _per_point(problem, theta, points) + train_steps * _grad(problem, theta)
-    return seconds, 3 * points * F64_BYTES
+    return Cost(3 * points * F64_BYTES, lambda: points * _per_point(problem, theta, points) + train_steps * _grad(problem, theta))
 
 
-def spectrum_cost(problem: Problem, theta: torch.Tensor, *, probes: int, k: int, train_steps: int) -> tuple[float, int]:
-    """(seconds, bytes) of ``losslab spectrum``: ~(600 + 46·probes) Hessian-vector products (eigs and classify ~600,
+def spectrum_cost(problem: Problem, theta: torch.Tensor, *, probes: int, k: int, train_steps: int) -> Cost:
+    """The :class:`Cost` (seconds, bytes) of ``losslab spectrum``: ~(600 + 46·probes) Hessian-vector products (eigs and classify ~600,
     SLQ 40 per probe, XTrace and three Frobenius norms 6 per probe) and the training; memory: the largest of its
     Lanczos basis, one SLQ probe's basis and XTrace's probes (each of which the analysis refuses over the budget)."""
     p = problem.n_params
     products = SPECTRUM_BASE_PRODUCTS + 46 * probes
-    seconds = products * _hvp(problem, theta) + train_steps * _grad(problem, theta)
     steps = min(40, p)
     basis = lanczos_bytes(p, min(p, max(30, 2 * k + 10)), k)
     needed = max(basis, slq_probe_bytes(p, steps), xtrace_bytes(p, min(p, max(16, 3 * probes) // 2)))
-    return seconds, needed
+    return Cost(needed, lambda: products * _hvp(problem, theta) + train_steps * _grad(problem, theta))
 
 
-def check_cost(problem: Problem, theta: torch.Tensor, *, budget: int, train_steps: int) -> tuple[float, int]:
-    """(seconds, bytes) of ``losslab check``: budget chords (5/3 loss evaluations each: the middle point, and the
+def check_cost(problem: Problem, theta: torch.Tensor, *, budget: int, train_steps: int) -> Cost:
+    """The :class:`Cost` (seconds, bytes) of ``losslab check``: budget chords (5/3 loss evaluations each: the middle point, and the
     ends shared by 3 λ), two training runs of ``train_steps``, 1200 Hessian-vector products, and a quarter of all
     that again per parameter group (the per-group verdicts); memory: its blocks fill at most the budget."""
     groups = len(problem.groups) if len(problem.groups) > 1 else 0
-    one = budget * 5 / 3 * _per_point(problem, theta, 16) + 2 * train_steps * _grad(problem, theta) + CHECK_HVPS * _hvp(problem, theta)
-    return one * (1 + groups / 4), problem.memory_budget
+
+    def seconds() -> float:
+        one = budget * 5 / 3 * _per_point(problem, theta, 16) + 2 * train_steps * _grad(problem, theta) + CHECK_HVPS * _hvp(problem, theta)
+        return one * (1 + groups / 4)
+
+    return Cost(problem.memory_budget, seconds)

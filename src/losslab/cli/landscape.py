@@ -71,8 +71,8 @@ def landscape(
     at = "trained" if directions == "pca" and dims == 2 else resolve_at(problem, at)
     needs_training = dims == 1 or at == "trained"
     points = positive_int("steps", steps) ** dims
-    seconds, needed = landscape_cost(problem, problem.default_theta(seed), points=points, train_steps=train_steps if needs_training else 0)
-    confirm_large("the slice", size=points, unit="points", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
+    cost = landscape_cost(problem, problem.default_theta(seed), points=points, train_steps=train_steps if needs_training else 0)
+    confirm_large("the slice", size=points, unit="points", cost=cost, budget=problem.memory_budget, yes=yes)
     center, run = analysis_point(problem, "trained" if needs_training else at, train_steps=train_steps, seed=seed)
     with err_console.status("evaluating the slice…"):
         if dims == 1:

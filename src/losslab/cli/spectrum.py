@@ -80,9 +80,9 @@ def spectrum(
     check_out_folder(out_dir, "spectrum")
     at = resolve_at(problem, at)
     steps = train_steps if at == "trained" else 0
-    seconds, needed = spectrum_cost(problem, problem.default_theta(seed), probes=probes, k=min(k, problem.n_params), train_steps=steps)
-    require(needed, problem.memory_budget, "the Lanczos bases and probes of the spectrum", "--probes or --k")  # before training
-    confirm_large("the spectrum", size=probes, unit="probes", seconds=seconds, needed=needed, budget=problem.memory_budget, yes=yes)
+    cost = spectrum_cost(problem, problem.default_theta(seed), probes=probes, k=min(k, problem.n_params), train_steps=steps)
+    require(cost.needed, problem.memory_budget, "the Lanczos bases and probes of the spectrum", "--probes or --k")  # before training
+    confirm_large("the spectrum", size=probes, unit="probes", cost=cost, budget=problem.memory_budget, yes=yes)
     theta, _ = analysis_point(problem, at, train_steps=train_steps, seed=seed)
     with err_console.status("Lanczos for the extreme eigenvalues…") as status:
         H = HessianOperator(problem, theta)
