@@ -71,7 +71,8 @@ BAD = [  # (kind, change, the problem lines expected, in order)
     ("plane", _set(method=np.array("exact quadratic")), ["coefficients: float64 array of shape (0,), expected finite floats of "
                                                           "shape (6,) for method 'exact quadratic'"]),
     ("plane", _set(seed=np.array([1.5])), ["seed: float64 array of shape (1,), expected an integer array"]),
-    ("plane", _set(version=np.array(99)), ["version: array(99), expected an integer <= 1"]),
+    ("plane", _set(version=np.array(99)), ["version: array(99), expected an integer from 1 to 1"]),
+    ("plane", _set(version=np.array(-5)), ["version: array(-5), expected an integer from 1 to 1"]),
     ("plane", _set(description=np.zeros(2)), ["description: float64 array of shape (2,), expected text"]),
     ("plane", _set(losses=lambda a: a["losses"][:2], d1=lambda a: a["d1"].astype(np.int64)),
      ["d1: dtype int64, expected float32 or float64 numbers", "losses: shape (2, 3), expected (3, 3)"]),
@@ -133,3 +134,23 @@ def test_the_untampered_files_load_exactly(saved, tmp_path):
     for kind in ("plane", "line"):
         back = load_slice(tampered(saved, tmp_path, kind, lambda a: None))
         assert np.array_equal(back.losses.numpy(), saved[kind]["losses"])
+
+
+def test_a_saved_slice_has_the_permissions_of_any_new_file(tmp_path):
+    """Written atomically through a private temp file (mode 0o600), then given 0o666 less the umask, as open() would."""
+    import os
+    import stat
+
+    from losslab.landscape.slice_files import save_npz
+
+    old = os.umask(0o022)
+    try:
+        save_npz(tmp_path / "s.npz", {"x": np.zeros(2)})
+        save_npz(tmp_path / "t.npz", {"x": np.zeros(2)})
+        os.umask(0o077)
+        save_npz(tmp_path / "u.npz", {"x": np.zeros(2)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "s.npz").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "u.npz").stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "t.npz", "u.npz"]  # no temp file left

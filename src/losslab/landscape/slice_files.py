@@ -26,12 +26,16 @@ _ARRAYS = {"line": (("t",), ("a", "b")), "plane": (("alphas", "betas"), ("center
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to exactly ``path`` (no suffix added), atomically: temp file, then rename."""
+    """Write ``arrays`` to exactly ``path`` (no suffix added), atomically: temp file, then rename. The file gets the
+    permissions of any new file (0o666 less the umask), not the temp file's private 0o600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -151,9 +155,9 @@ def load_npz(path: str | os.PathLike, kind: str | None) -> dict[str, np.ndarray]
     required = (*numeric, *(("seed", "method", "coefficients") if got == "plane" else ()))
     problems += [f"{k}: missing" for k in required if k not in arrays and not any(p.startswith(f"{k}:") for p in problems)]
     version = arrays.get("version")
-    if version is None or version.shape != () or version.dtype.kind not in "iu" or int(version) > FORMAT_VERSION:
+    if version is None or version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= FORMAT_VERSION:
         shown = "missing" if version is None else f"{version!r}"
-        problems.append(f"version: {shown}, expected an integer <= {FORMAT_VERSION} (this losslab's slice format)")
+        problems.append(f"version: {shown}, expected an integer from 1 to {FORMAT_VERSION} (this losslab's slice format)")
     if "description" in arrays and _text(arrays, "description") is None:
         problems.append(f"description: {arrays['description'].dtype} array of shape {arrays['description'].shape}, expected text")
     floats = {}
