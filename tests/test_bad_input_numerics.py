@@ -38,6 +38,7 @@ def line(losses, t=None) -> LineSlice:
 
 BAD = {
     "eigs tol = 1": (lambda: eigs(MatrixOperator(A), k=2, tol=1.0), "expected tol < 1"),
+    "eigs tol as a string": (lambda: eigs(MatrixOperator(A), k=2, tol="1e-3"), "expected tol to be a number > 0, got tol='1e-3'"),
     "classify grad_tol = 1": (lambda: classify(two_layer(), two_layer().init(0), grad_tol=1.0), "expected grad_tol < 1"),
     "classify eig_tol = 2": (lambda: classify(two_layer(), two_layer().init(0), eig_tol=2.0), "expected eig_tol < 1"),
     "eigs of a 1e155 operator": (lambda: eigs(MatrixOperator(A * 1e155), k=2), "products below 1e\\+150"),

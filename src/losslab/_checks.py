@@ -35,9 +35,9 @@ def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
 
 
 def finite_float(name: str, value: object, *, positive: bool = False, nonnegative: bool = False) -> float:
-    """Return ``value`` as a finite float (> 0 when ``positive``, >= 0 when ``nonnegative``); reject bools."""
+    """Return ``value`` as a finite float (> 0 when ``positive``, >= 0 when ``nonnegative``); reject bools and strings."""
     cond = " > 0" if positive else " >= 0" if nonnegative else ""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise LosslabError(f"expected {name} to be a number{cond}, got {name}={value!r}")
     try:
         out = float(value)  # type: ignore[arg-type]
