@@ -37,7 +37,7 @@ __all__ = [
 ROUNDING_C = 16.0  # products are within ROUNDING_C · eps · ‖A‖₂ · ‖v‖ of exact (module docstring)
 SLICE_RTOL = 64.0  # discrete_convexity: each loss value trusted to SLICE_RTOL · eps · (|L| + max |L|) (landscape.discrete)
 WITNESS_FLOOR = 1e-12  # a float64 witness's gap must exceed this · (|L(mid)| + the chord's |terms|) (convexity.witness)
-AFFINE_DEFECT = 1e-9  # an affine-in-θ claim holds when the relative defect on the data is below this (convexity.structure)
+AFFINE_DEFECT = 1e-9  # an affine-in-θ claim holds when the relative defect on the data is at most this (convexity.structure)
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,9 @@ def prove_convex(problem: Problem) -> Proof | None:
     if problem.l2:
         statement += f"; the penalty {problem.l2:g}·‖θ‖² is convex and sums of convex functions are convex"
     check = affine_defect(problem)
+    # only a Module declares sets, and a Module always has proven_affine_sets (possibly empty)
     declared = [d for d in getattr(model, "declared_affine_sets", ()) if frozenset(groups) <= d]
-    if declared and not check <= AFFINE_DEFECT and not any(frozenset(groups) <= s for s in getattr(model, "proven_affine_sets", ())):
+    if declared and not check <= AFFINE_DEFECT and not any(frozenset(groups) <= s for s in model.proven_affine_sets):
         raise LosslabError(
             f"expected the declared affine_sets to hold, got the output nonlinear in {names} (relative defect {check:.3g} on "
             f"the data); remove {sorted(declared[0])} from Module(..., affine_sets=...): the output is not affine in it"
