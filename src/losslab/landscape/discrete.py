@@ -63,8 +63,9 @@ class DiscreteConvexity:
         axes: ``("t",)`` for a line, ``("alpha", "beta")`` for a plane.
         coordinates: the grid of each axis (t, or alphas and betas), float64.
         second_differences: per axis, float64 tensors of the losses' shape: D at each point
-            (the difference along that axis centred there), NaN where undefined (the ends).
-        tolerances: per axis, the rounding tolerance tol at each point (NaN at the ends).
+            (the difference along that axis centred there), NaN where undefined (the ends, and
+            where the three losses of the stencil are not all finite).
+        tolerances: per axis, the rounding tolerance tol at each point (NaN where D is).
         masks: per axis, bool tensors of the losses' shape: True where D < −tol.
         counts: per axis, the number of violations.
         checked: the number of second differences computed (all axes).
@@ -113,16 +114,18 @@ class DiscreteConvexity:
     def locations(self) -> torch.Tensor:
         """Coordinates of every violation's centre point, shape (violations, len(axes)), axis by axis."""
         grids = torch.meshgrid(*self.coordinates, indexing="ij")
-        rows = [torch.stack([g[mask] for g in grids], dim=1) for mask in self.masks]
-        return torch.cat(rows) if rows else torch.zeros(0, len(self.axes), dtype=torch.float64)
+        return torch.cat([torch.stack([g[mask] for g in grids], dim=1) for mask in self.masks])  # one mask per axis
 
 
 def _along(L: torch.Tensor, delta: torch.Tensor, x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(D, tol) along ``axis``, shaped like L, NaN at the two ends of the axis."""
+    """(D, tol) along ``axis``, shaped like L, NaN at the two ends of the axis and where the stencil has a non-finite loss."""
     Lm, dm = L.movedim(axis, 0), delta.movedim(axis, 0)
     view = (-1,) + (1,) * (L.ndim - 1)
     hl, hr = (x[1:-1] - x[:-2]).reshape(view), (x[2:] - x[1:-1]).reshape(view)
-    D, tol = _divided(torch.stack([Lm[:-2], Lm[1:-1], Lm[2:]]), torch.stack([dm[:-2], dm[1:-1], dm[2:]]), hl, hr)
+    stencil = torch.stack([Lm[:-2], Lm[1:-1], Lm[2:]])
+    D, tol = _divided(stencil, torch.stack([dm[:-2], dm[1:-1], dm[2:]]), hl, hr)
+    undefined = ~torch.isfinite(stencil).all(0)  # an inf loss gives D = ±inf, not a second difference
+    D, tol = D.masked_fill(undefined, float("nan")), tol.masked_fill(undefined, float("nan"))
     full_D, full_tol = torch.full_like(Lm, float("nan")), torch.full_like(Lm, float("nan"))
     full_D[1:-1], full_tol[1:-1] = D, tol
     return full_D.movedim(0, axis), full_tol.movedim(0, axis)
