@@ -56,13 +56,14 @@ def chord_gap(problem: Problem, a: torch.Tensor, b: torch.Tensor, lam: float) ->
 
     Args:
         problem: any Problem; it is evaluated with every group free, in float64 and float32.
-        a, b: full parameter vectors, shape (P,).
+        a, b: full parameter vectors, shape (P,): tensors, arrays or lists, read in float64.
         lam: λ in (0, 1).
     """
     full64, full32 = problem.full().to(torch.float64), problem.full().to(torch.float32)
     device = full64.device  # re-checked on the problem's device, wherever a and b live
-    a64 = torch.as_tensor(a).detach().to(device=device, dtype=torch.float64)
-    b64 = torch.as_tensor(b).detach().to(device=device, dtype=torch.float64)
+    # read in float64 from the start: torch.as_tensor would read a list of floats as float32
+    a64 = torch.as_tensor(a, dtype=torch.float64, device=device).detach()
+    b64 = torch.as_tensor(b, dtype=torch.float64, device=device).detach()
     if a64.shape != (full64.n_params,) or b64.shape != (full64.n_params,):
         return _refused(f"expected points of shape ({full64.n_params},)")
     if not (0.0 < lam < 1.0):
@@ -117,8 +118,8 @@ class ChordWitness:
         ``problem``'s free groups, and agree with its fixed groups (a restricted problem).
         """
         full = problem.full().to(torch.float64)
-        a = torch.as_tensor(self.a).to(device=full.device, dtype=torch.float64)
-        b = torch.as_tensor(self.b).to(device=full.device, dtype=torch.float64)
+        a = torch.as_tensor(self.a, dtype=torch.float64, device=full.device)  # a list (from JSON) is read in float64
+        b = torch.as_tensor(self.b, dtype=torch.float64, device=full.device)
         if a.shape == b.shape == (full.n_params,):
             pa, pb = full.unflatten(a), full.unflatten(b)
             moved = [g for g in full.groups if not torch.equal(pa[g], pb[g])]
