@@ -187,9 +187,9 @@ def _lanczos(
             estimate = beta * S[-1].abs()  # ‖Ay − θy‖ of every Ritz pair by the Lanczos relation AV = VT + w e_jᵀ
             hopeful = float(estimate[idx].max()) <= _residual_cap(tol, criterion) * scale  # cheap; the gap bounds only if it holds
             hopeful = hopeful and bool(_converged(estimate[idx], _gap_bounds(theta, estimate, idx), tol, scale, criterion).all())
-            if hopeful or products >= max_iter or j == p:
+            if hopeful or products >= max_iter:  # (j ≤ m < p: the basis never fills R^p)
                 rq, Y, res = _ritz(V[:j], AV[:j], S, theta, estimate, idx)  # true residuals, from the stored products
-                if products >= max_iter or j == p:
+                if products >= max_iter:
                     return finish(rq, Y, res, idx)
                 if bool(_converged(res[idx], _gap_bounds(rq, res, idx), tol, scale, criterion).all()):
                     check = verify if verify is not None else _reaches(alpha, spread, rq[idx], k, which)
@@ -202,7 +202,7 @@ def _lanczos(
         nxt = None
         if fresh:
             nxt = _random_orthogonal(V[:j], gen)
-            if nxt is None:  # V spans R^p
+            if nxt is None:  # no direction left: j < p, so only a draw within 1e-8 of span(V) (odds under 1e-8)
                 idx = _wanted(j, k, which)
                 rq, Y, res = _ritz(V[:j], AV[:j], S, theta, beta * S[-1].abs(), idx)
                 return finish(rq, Y, res, idx)
