@@ -169,6 +169,8 @@ def test_classify_boundary_table(monkeypatch, lo, blo, hi, bhi, converged, delta
         got, reason = module._decide(lo, blo, hi, bhi, delta, converged)
         assert got == kind, reason
         assert f"±{delta:.3g}" in reason
+        if kind == "degenerate":  # every eigenvalue in the band: neither sign is certain
+            assert "(zero curvature and zero curvature)" in reason, reason
         return
     monkeypatch.setattr(module, "eigs", _fake_eigs(lo, blo, hi, bhi, converged))
     x = torch.linspace(-1, 1, 5, dtype=DT)
