@@ -84,9 +84,11 @@ def slq_probe_bytes(p: int, steps: int) -> int:
 
 
 def lanczos_bytes(p: int, basis: int, k: int) -> int:
-    """Thick-restart Lanczos with ``basis`` vectors kept: V and AV (2·basis × p), the k Ritz vectors
-    and their products (2k × p), and the work vectors."""
-    return (2 * basis + 2 * k + 4) * p * F64_BYTES
+    """Thick-restart Lanczos with ``basis`` vectors kept, at its peak: V and AV (2·basis × p), the larger of a restart's
+    rotated copy (k + ⌊(basis − k)/2⌋ vectors kept) and the k Ritz vectors, their products and the result's sorted copy
+    (3k), and the work vectors (4); and the basis × basis tridiagonal matrix, its eigenvectors and their kept columns
+    (3·basis²). Measured against torch's allocator in tests/test_eigs_memory_budget.py."""
+    return ((2 * basis + max(k + (basis - k) // 2, 3 * k) + 4) * p + 3 * basis * basis) * F64_BYTES
 
 
 def dense_bytes(p: int) -> int:

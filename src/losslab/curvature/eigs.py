@@ -209,7 +209,9 @@ def _lanczos(
         if j == m:  # thick restart: keep the best Ritz vectors, continue from the next vector (orthogonal to them)
             keep = _wanted(m, k + (m - k) // 2, which)
             Sk = S[:, keep].to(dev)
-            V[: len(keep)], AV[: len(keep)] = Sk.T @ V, Sk.T @ AV
+            Y = None  # the last check's Ritz vectors: freed before the rotated copy
+            V[: len(keep)] = Sk.T @ V  # one rotated copy at a time: keep vectors beyond V and AV (lanczos_bytes)
+            AV[: len(keep)] = Sk.T @ AV
             T.zero_()
             T[: len(keep), : len(keep)] = torch.diag(theta[keep])
             j = len(keep)
@@ -222,8 +224,8 @@ def _lanczos(
 def _basis_within_budget(op: CurvatureOperator, k: int, m: int, *, given: bool) -> int:
     """The basis size to use: ``m``, or fewer vectors (more restarts) when the default does not fit the budget.
 
-    The dense path (m ≥ p) holds 5·p² values; Lanczos holds 2·m + 2·k + 4 vectors of p
-    (:func:`losslab.memory.lanczos_bytes`). A basis the caller chose (``given``) is kept or refused.
+    The dense path (m ≥ p) holds 5·p² values; Lanczos holds 2·m + max(k + ⌊(m − k)/2⌋, 3·k) + 4 vectors of p and
+    3·m² values at its peak (:func:`losslab.memory.lanczos_bytes`). A basis the caller chose (``given``) is kept or refused.
     """
     p, budget = op.shape[0], op.memory_budget
     dense = f"the dense {p} × {p} matrix (used when max_basis >= p)"
@@ -235,8 +237,8 @@ def _basis_within_budget(op: CurvatureOperator, k: int, m: int, *, given: bool) 
         if m < k + 2:  # too few vectors for a restarted Lanczos: only the dense path is left
             require(dense_bytes(p), budget, dense, "k")
     if not given:
-        room = (budget // (p * F64_BYTES) - 2 * k - 4) // 2
-        m = min(m, max(k + 2, room))
+        while m > k + 2 and lanczos_bytes(p, m, k) > budget:
+            m -= 1
     what = f"Lanczos for {k} eigenpair(s) with a basis of {m} vectors of p = {p:,}"
     require(lanczos_bytes(p, m, k), budget, what, "max_basis" if given else "k")
     return m

@@ -90,12 +90,13 @@ def _ritz(
     ``theta`` and the Lanczos estimates ``estimate`` = β|s_j| (they only enter the estimated gaps).
     """
     Sw = S[:, idx].to(V.device)
-    Y, AY = V.T @ Sw, AV.T @ Sw
+    Y, AY = V.T @ Sw, AV.T @ Sw  # in place from here: 2·k vectors at most (losslab.memory.lanczos_bytes)
     norms = torch.linalg.vector_norm(Y, dim=0)
-    Y, AY = Y / norms, AY / norms
-    rq_w = (Y * AY).sum(0)
+    Y.div_(norms)
+    AY.div_(norms)
+    rq_w = torch.linalg.vecdot(Y, AY, dim=0)
     rq, res = theta.clone(), estimate.clone()
-    rq[idx], res[idx] = rq_w.cpu(), torch.linalg.vector_norm(AY - Y * rq_w, dim=0).cpu()
+    rq[idx], res[idx] = rq_w.cpu(), torch.linalg.vector_norm(AY.addcmul_(Y, rq_w, value=-1.0), dim=0).cpu()
     return rq, Y, res
 
 
