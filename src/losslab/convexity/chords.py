@@ -105,14 +105,14 @@ class ChordSearch:
         self.by_strategy[strategy] += keep * len(lams)
         best = float(rel.max())
         if best > self.best_relative_gap:
-            self.best_relative_gap, self.best_source = best, f"{strategy} {where}"
+            self.best_relative_gap, self.best_source = best, f"{strategy} {where}".rstrip()
         flat = rel.reshape(-1)
         screen = tolerances(A.dtype).chord_screen  # re-check in float64 above this relative gap
         for idx in flat.argsort(descending=True)[:4].tolist():
             if flat[idx] <= screen:
                 break
             i, k = divmod(idx, keep)
-            witness = self.certify(A[k], B[k], lams[i], f"{strategy} {where}")
+            witness = self.certify(A[k], B[k], lams[i], f"{strategy} {where}".rstrip())
             if witness is not None:
                 return witness
         return None
