@@ -83,7 +83,8 @@ def test_every_documented_starting_point_is_searched_at_every_scale(fruitless):
         "the analysis point", "θ = 0", f"init seed {restarts[0]}", f"init seed {restarts[1]}",
         "trained from the analysis point", f"trained from init seed {restarts[0]}",
     )
-    assert s.scales == SCALES and s.lambdas == LAMBDAS
+    # the random and symmetric chords at λ = 1/4, 1/2, 3/4; the chord between the two trained points at 0.1 … 0.9
+    assert s.scales == SCALES and s.lambdas == tuple(sorted({*LAMBDAS, 0.1, 0.25, 0.5, 0.75, 0.9}))
 
 
 def test_the_counts_add_up_and_a_fruitless_search_spends_its_budget(fruitless):
@@ -157,7 +158,7 @@ def test_the_json_and_the_explanation_say_what_the_log_holds(fruitless):
         "by_strategy": dict(s.by_strategy),
         "centers": list(s.centers),
         "scales": list(SCALES),
-        "lambdas": list(LAMBDAS),
+        "lambdas": [0.1, 0.25, 0.5, 0.75, 0.9],
         "smallest_hessian_eigenvalues": [{"where": w, "value": v} for w, v in s.curvature],
         "hessian_vector_products": s.hvps,
         "largest_relative_gap": s.best_relative_gap,

@@ -44,7 +44,8 @@ VERDICTS = ("convex", "non-convex", "no violation found")
 
 @dataclass(frozen=True)
 class SearchLog:
-    """What the witness search tried: chord counts per strategy, where, and what it saw."""
+    """What the witness search tried: chord counts per strategy, where, at which scales and λ values (of the chords
+    actually evaluated), and what it saw."""
 
     chords: int
     by_strategy: dict[str, int]
@@ -260,7 +261,7 @@ def _search(problem: Problem, center: torch.Tensor, *, seed: int, budget: int, t
     def log():
         scales = tuple(s for s in SCALES if s in scales_used)
         return SearchLog(
-            search.tried, dict(search.by_strategy), tuple(visited), scales, LAMBDAS,
+            search.tried, dict(search.by_strategy), tuple(visited), scales, tuple(sorted(search.lambdas)),
             tuple(curvature), hvps, search.best_relative_gap, search.best_source, search.nonfinite,
         )
 

@@ -74,6 +74,7 @@ class ChordSearch:
     best_relative_gap: float = float("-inf")
     best_source: str = ""
     nonfinite: int = 0  # chords with a NaN/inf loss at an end or the midpoint: not evidence either way
+    lambdas: set = field(default_factory=set)  # every λ of a chord evaluated
 
     @property
     def remaining(self) -> int:
@@ -93,6 +94,7 @@ class ChordSearch:
         if keep == 0:
             return None
         A, B = A[:keep], B[:keep]
+        self.lambdas.update(lams)
         la, lb = self.problem.loss_batch(A), self.problem.loss_batch(B)
         self.check_memory(keep)
         lam = torch.tensor(lams, dtype=A.dtype, device=A.device)

@@ -215,7 +215,7 @@ def discrete_convexity(slice_: LineSlice | PlaneSlice, *, rtol: float = DEFAULT_
     finite = L[torch.isfinite(L)]
     scale = float(finite.abs().max()) if finite.numel() else 0.0
     if scale > LARGEST_LOSS:
-        raise LosslabError(f"expected losses below {LARGEST_LOSS:.0e} in size (their second differences must fit in float64), got "
+        raise LosslabError(f"expected losses of at most {LARGEST_LOSS:.0e} in size (their second differences must fit in float64), got "
                            f"max |L| = {scale:.3g}: rescale the loss")
     delta = rtol * eps * (L.abs() + scale)
     if problem is not None:
