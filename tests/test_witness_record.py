@@ -38,7 +38,7 @@ def hand_two_layer_tanh_mse(theta: torch.Tensor, X: torch.Tensor, y: torch.Tenso
     return math.fsum(terms) / len(terms)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test, not per module: mutmut credits a test with the calls its own fixtures make
 def restricted_witness():
     """A witness of TwoLayer(1, 5, tanh) on cubic data with only W free, at init(5)."""
     X, y = data.cubic(24, seed=0)
