@@ -49,7 +49,8 @@ BAD = {
         lambda: discrete_convexity(line(torch.zeros(7, dtype=F64), torch.tensor([0, 0, .2, .4, .6, .8, 1.0], dtype=F64))),
         "strictly increasing coordinates"),
     "losses near float64's maximum": (
-        lambda: discrete_convexity(line(torch.tensor([0, 1.7e308, 0, 1.7e308, 0, 0, 0], dtype=F64))), "expected losses of at most 1e\\+300"),
+        lambda: discrete_convexity(line(torch.tensor([0, 1.7e308, 0, 1.7e308, 0, 0, 0], dtype=F64))),
+        "expected losses of at most 1e\\+300"),
     "a generator on a device that is not one": (lambda: generator(0, "init", device="nonsense"), "expected a device with a random"),
     "tolerances of a list": (lambda: tolerances([]), "expected a float32 or float64 dtype"),
     "tolerances of float16": (lambda: tolerances(torch.float16), "expected a float32 or float64 dtype"),

@@ -3,10 +3,11 @@
 The promise (:mod:`losslab.memory`, :func:`losslab.curvature.eigs`): the dense path (max_basis ≥ p)
 holds 5·p² float64 values and is used only when they fit; otherwise a restarted Lanczos holds
 (2·m + max(k + ⌊(m − k)/2⌋, 3·k) + 4)·p float64 values at its peak (a restart's rotated copy, or the Ritz
-vectors, their products and a sorted copy) and 3·m² values (T, its eigenvectors, their kept columns), with the default basis m lowered to the largest that fits (down to
-k + 2); a basis the caller gives is kept or refused, and a refusal comes before anything is allocated,
-naming the bytes and the setting to lower. The byte counts here are written out by hand from those
-formulas, the basis sizes found by brute force, and the eigenvalues compared with dense ``eigvalsh``.
+vectors, their products and a sorted copy) and 3·m² values (T, its eigenvectors, their kept columns), with the
+default basis m lowered to the largest that fits (down to k + 2); a basis the caller gives is kept or refused,
+and a refusal comes before anything is allocated, naming the bytes and the setting to lower. The byte counts
+here are written out by hand from those formulas, the basis sizes found by brute force, and the eigenvalues
+compared with dense ``eigvalsh``.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def test_losses_of_size_exactly_1e300_are_accepted_and_larger_ones_refused():
     ok = discrete_convexity(LineSlice(t, torch.tensor([1e300, 0.0, 1e300], dtype=F64), a, b))
     assert ok.checked == 1 and ok.violations == 0
     with pytest.raises(LosslabError, match="rescale the loss"):
-        discrete_convexity(LineSlice(t, torch.tensor([torch.nextafter(torch.tensor(1e300, dtype=F64), torch.tensor(2e300, dtype=F64)).item(), 0.0, 0.0], dtype=F64), a, b))
+        above = torch.nextafter(torch.tensor(1e300, dtype=F64), torch.tensor(2e300, dtype=F64)).item()
+        discrete_convexity(LineSlice(t, torch.tensor([above, 0.0, 0.0], dtype=F64), a, b))
 
 
 class _Square(Model):

@@ -79,7 +79,7 @@ import torch
 
 from .._checks import LosslabError, choice, finite_float, positive_int, seed_int
 from .._threads import with_analysis_threads
-from ..memory import F64_BYTES, dense_bytes, lanczos_bytes, require
+from ..memory import dense_bytes, lanczos_bytes, require
 from ..random_streams import generator
 from ..tolerances import smallest_usable, tolerances
 from .operator import CurvatureOperator, as_operator
