@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import matplotlib
 import matplotlib.ticker
 import numpy as np
 import torch
@@ -20,8 +19,6 @@ from ..fit import least_squares_result, train
 from ..fit.kernel_ridge import kernel_ridge, monomial_weights
 from ..models import Polynomial, RandomFeatures, TwoLayer
 from .base import png_figure
-
-matplotlib.use("Agg")  # files only: no display needed
 
 F64 = torch.float64
 
@@ -179,9 +176,9 @@ SHRUNK = 1e-3  # units whose ‖w_j‖ fell below this fraction of the largest i
 
 def error_figure(n_values: list[int], errors: dict[str, list[float]], *, degree: int, count: int, width: int, rf_width: int):
     """Test error against n, log-log, one line per model."""
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for key, label, color, marker in CURVES:
         ax.plot(n_values, errors[key], marker=marker, color=color, label=label.replace("degree k", f"degree {degree}"))
     ax.set(xscale="log", yscale="log", xlabel="training samples n", ylabel="test error / Var f*",
@@ -199,11 +196,11 @@ def error_figure(n_values: list[int], errors: dict[str, list[float]], *, degree:
 
 def overlap_figure(W0: torch.Tensor, W1: torch.Tensor, U: torch.Tensor, *, n: int):
     """Per-unit overlap ‖Uᵀw_j‖/‖w_j‖ against ‖w_j‖, before and after training."""
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
     d, r = U.shape
     floor = SHRUNK * float(W0.norm(dim=1).max())
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for W, label, color in ((W0, "at initialisation", "0.55"), (W1, f"after training (n = {n})", "C0")):
         norms = W.norm(dim=1)
         ax.scatter(norms.clamp(min=floor).numpy(), unit_overlaps(W, U).numpy(), s=14, color=color,

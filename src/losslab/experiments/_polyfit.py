@@ -117,12 +117,9 @@ def projection_error(truth: tuple[float, ...], degree: int) -> tuple[float, torc
 
 def two_panels(title_left: str, title_right: str):
     """A (10 × 3.8)-inch figure with two axes side by side (spacing fixed, no layout pass: rendering is the slow part)."""
-    import matplotlib
+    from ..report.figures import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.22})
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.22})
     left.set_title(title_left, fontsize=10)
     right.set_title(title_right, fontsize=10)
     return fig, left, right

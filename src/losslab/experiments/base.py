@@ -109,12 +109,9 @@ class Figure:
 
 
 def png_figure(fig, name: str, caption: str) -> Figure:
-    """Render a matplotlib figure to PNG bytes (and close it) as a :class:`Figure`."""
-    import matplotlib.pyplot as plt
-
+    """Render a matplotlib figure (made with :func:`losslab.report.figures.subplots`) to PNG bytes as a :class:`Figure`."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return Figure(name, caption, png=buf.getvalue())
 
 

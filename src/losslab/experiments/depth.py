@@ -229,11 +229,10 @@ def run(settings: Settings, seed: int, say) -> Outcome:
 
 
 def _spectrum_figure(densities: dict, at_init: dict, at_trained: dict, s: Settings):
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
-    from ..report import figures as _agg  # noqa: F401  (selects the Agg backend)
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = subplots(1, 2, figsize=(9, 3.6))
     for ax, where, extremes in zip(axes, ("init", "trained"), (at_init, at_trained)):
         peak = max(float(densities[where, k].density.max()) for k in ("H", "GGN"))
         floor = peak * 1e-6

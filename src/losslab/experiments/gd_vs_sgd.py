@@ -247,10 +247,10 @@ def run(settings: Settings, seed: int, say) -> Outcome:
 
 def _figures(runs, best, levels, level_rows):
     """Violins of the final losses per method; the share of runs per polished loss level."""
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
     names = list(runs)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     finite = [torch.log10(r["raw"][torch.isfinite(r["raw"])]).numpy() for r in runs.values()]
     ax.violinplot(finite, showmedians=True)
     if math.isfinite(best):
@@ -263,7 +263,7 @@ def _figures(runs, best, levels, level_rows):
                       "learning rate. The red line is the lowest minimum any run found; several bumps mean several minima.")]
 
     top = list(range(min(len(levels), 8)))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     width = 0.8 / max(len(names), 1)
     k = len(next(iter(runs.values()))["loss"])
     for j, name in enumerate(names):

@@ -235,7 +235,7 @@ def _radius(report) -> float:
 
 def _figures(s, curv, witnesses, samples, plain, expected):
     """λ_min against λ; witness gap and radius against λ; the Monte Carlo dropout loss converging."""
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
     lams = list(s.lambdas)
     positive = [x for x in lams if x > 0]
@@ -243,7 +243,7 @@ def _figures(s, curv, witnesses, samples, plain, expected):
     out = []
     i0 = lams.index(min(lams))
     dense = [min(lams), *torch.logspace(math.log10(linthresh), math.log10(max(max(lams), linthresh)), 100).tolist()]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for name, color in (("init", "C0"), ("trained", "C1")):
         lo = [c[0] for c in curv[name]]
         ax.plot(lams, lo, "o", color=color, label=f"λ_min(H) at the {name} point")
@@ -258,7 +258,7 @@ def _figures(s, curv, witnesses, samples, plain, expected):
                           "Smallest Hessian eigenvalue against λ (dots: measured; dashed: λ_min(H₀) + 2λ). It crosses zero at "
                           "λ = −λ_min(H₀)/2: beyond it the loss is convex near that point — only near it."))
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     x = [max(v, linthresh / 10) for v in lams]
     ax.plot(x, [w["gap"] for w in witnesses], "o-", color="C3", label="constructed chord: gap")
     ax.plot(x, [w["bound"] for w in witnesses], "--", color="0.5", label="its rounding bound")
@@ -276,7 +276,7 @@ def _figures(s, curv, witnesses, samples, plain, expected):
     mean = torch.cumsum(samples, 0) / n
     sq = torch.cumsum(samples**2, 0) / n
     se = ((sq - mean**2).clamp_min(0) / n).sqrt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(n, mean, color="C0", lw=1, label="Monte Carlo mean of the dropout loss")
     ax.fill_between(n.numpy(), (mean - 2 * se).numpy(), (mean + 2 * se).numpy(), color="C0", alpha=0.2, label="± 2 standard errors")
     ax.axhline(expected, color="C3", lw=1.2, label="closed form: plain loss + L2 penalty")

@@ -227,14 +227,14 @@ def valley_points(s: Settings, count: int) -> torch.Tensor:
 
 
 def _figures(surf, problem, grid_chord, valley, s: Settings):
-    import matplotlib.pyplot as plt
     import plotly.graph_objects as go
 
-    from ..report import figures as _agg  # noqa: F401  (selects the Agg backend)
+    from ..report.figures import subplots
+
 
     a, b, check = grid_chord
     origin = (s.w0, s.w1)
-    fig, ax = plt.subplots(figsize=(6, 4.4))
+    fig, ax = subplots(figsize=(6, 4.4))
     cap = float(max(4 * check.losses[2], 4 * s.y**2))
     contour(ax, surf, title="relu(w₁·relu(w₀x + b₀) + b₁): squared loss of one sample", labels=("w₀", "w₁"), origin=origin,
             log=False, cap=cap)

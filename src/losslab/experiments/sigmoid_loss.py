@@ -143,11 +143,10 @@ def run(settings: Settings, seed: int, say) -> Outcome:
 
 
 def _figures(slices, checks, chord_line, witness, fit_bce, fit_mse, s: Settings):
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
-    from ..report import figures as _agg  # noqa: F401  (selects the Agg backend)
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = subplots(1, 2, figsize=(9, 3.6))
     labels = ("w" if s.d_in == 1 else "w₁", "c")
     for ax, name, title, fit in ((axes[0], "bce", "cross-entropy: convex", fit_bce), (axes[1], "mse", "squared loss: not convex", fit_mse)):
         contour(ax, slices[name], title=title, discrete=checks[name], labels=labels)
@@ -167,7 +166,7 @@ def _figures(slices, checks, chord_line, witness, fit_bce, fit_mse, s: Settings)
     )
     if not chord_line:
         return (planes,)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = subplots(1, 2, figsize=(9, 3.4))
     lam = witness.lam
     for ax, name, title in ((axes[0], "mse", "squared loss"), (axes[1], "bce", "cross-entropy")):
         sl = chord_line[name]

@@ -241,11 +241,11 @@ COLORS = {"minimum": "C0", "saddle": "C3", "degenerate": "C2", "maximum": "C4", 
 
 def _figures(problem, final, losses, kinds, tied, gd, polish, values, labels, critical):
     """Sorted final losses by kind; gradient-norm traces; the fitted functions at each critical value."""
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
     out = []
     order = torch.argsort(losses).tolist()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for kind in COLORS:
         for is_tied, marker in ((False, "o"), (True, "^")):
             idx = [r for r, i in enumerate(order) if kinds[i] == kind and bool(tied[i]) == is_tied]
@@ -263,7 +263,7 @@ def _figures(problem, final, losses, kinds, tied, gd, polish, values, labels, cr
     unit = float(steps[-1]) / 40  # width of one Newton / damped-Newton iteration on the x axis
     newton_x = steps[-1] + unit * torch.arange(1, len(newton_norms), dtype=torch.float64)
     descent_x = newton_x[-1] + unit * torch.arange(1, len(descent_norms), dtype=torch.float64)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for k in range(final.shape[0]):
         xs, trace = torch.cat([steps, newton_x]), torch.cat([gd.grad_norms[:, k], newton_norms[1:, k]])
         if bool(pending[k]):
@@ -281,7 +281,7 @@ def _figures(problem, final, losses, kinds, tied, gd, polish, values, labels, cr
 
     X = problem.X
     grid = torch.linspace(float(X.min()), float(X.max()), 200, dtype=torch.float64)[:, None]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.scatter(X[:, 0], problem.y, color="k", s=12, label="data", zorder=3)
     crit_index = torch.nonzero(critical)[:, 0]
     for c, value in enumerate(values.tolist()):

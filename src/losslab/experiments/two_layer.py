@@ -162,11 +162,10 @@ def run(settings: Settings, seed: int, say) -> Outcome:
 
 
 def _figures(net_slice, rf_slice, net_dc, rf_dc, s: Settings):
-    import matplotlib.pyplot as plt
+    from ..report.figures import subplots
 
-    from ..report import figures as _agg  # noqa: F401  (selects the Agg backend)
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (left, right) = subplots(1, 2, figsize=(9, 3.6))
     contour(left, net_slice, title=f"trained net v·{s.activation}(Wx+b)", discrete=net_dc)
     contour(right, rf_slice, title="its initial features, frozen (random features)", discrete=rf_dc)
     fig.subplots_adjust(wspace=0.3)

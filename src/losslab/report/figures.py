@@ -9,11 +9,15 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], dpi: float | None = None, **kwargs):
+    """(figure, axes) like ``matplotlib.pyplot.subplots``, through matplotlib's object API: no pyplot state and no
+    backend switch, so importing or running losslab leaves a notebook's backend alone. ``savefig`` renders with Agg."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _np(x) -> np.ndarray:
@@ -23,7 +27,7 @@ def _np(x) -> np.ndarray:
 def line_png(slice_, path: str | Path, *, title: str = "loss along a line") -> Path:
     """L(t) along θ(t) = (1−t)·a + t·b from a :class:`~losslab.landscape.LineSlice`; a and b marked."""
     t, losses = _np(slice_.t), _np(slice_.losses)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = subplots(figsize=(6, 4), dpi=120)
     ax.plot(t, losses, color="C0", lw=2)
     for end, label in ((0.0, "a"), (1.0, "b")):
         ax.axvline(end, color="0.7", lw=1, ls="--")
@@ -31,7 +35,6 @@ def line_png(slice_, path: str | Path, *, title: str = "loss along a line") -> P
     ax.set(xlabel="t", ylabel="loss", title=title)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
 
 
@@ -45,7 +48,7 @@ def plane_contour_png(slice_, path: str | Path, *, title: str = "loss on a plane
     if log is None:
         log = bool(positive and losses.max() / losses.min() > 100)
     z = np.log10(losses) if log and positive else losses
-    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    fig, ax = subplots(figsize=(5.5, 4.5), dpi=120)
     cs = ax.contourf(alphas, betas, z.T, levels=30, cmap="viridis")  # losses[α, β]: rows are α
     ax.contour(alphas, betas, z.T, levels=15, colors="k", linewidths=0.3, alpha=0.5)
     fig.colorbar(cs, ax=ax, label="log10 loss" if log and positive else "loss")
@@ -54,7 +57,6 @@ def plane_contour_png(slice_, path: str | Path, *, title: str = "loss on a plane
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
 
 
@@ -76,7 +78,7 @@ def plane_surface_html(slice_, path: str | Path, *, title: str = "loss surface")
 def spectrum_png(grid, density, path: str | Path, *, eigenvalues=None, title: str = "Hessian spectral density") -> Path:
     """A spectral density ρ(λ) on ``grid`` (log scale), with exact or Ritz ``eigenvalues`` as ticks."""
     grid, density = _np(grid), _np(density)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = subplots(figsize=(6, 4), dpi=120)
     floor = max(float(density.max()), 1e-300) * 1e-8  # show eight decades below the peak
     ax.semilogy(grid, np.maximum(density, floor), color="C0", lw=1.5)
     ax.set_ylim(bottom=floor)
@@ -88,5 +90,4 @@ def spectrum_png(grid, density, path: str | Path, *, eigenvalues=None, title: st
     ax.set(xlabel="eigenvalue λ", ylabel="density", title=title)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return Path(path)
