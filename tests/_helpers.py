@@ -7,6 +7,8 @@ import re
 
 import torch
 
+from losslab.models.base import Model
+
 DT = torch.float64
 
 
@@ -113,3 +115,44 @@ def assert_certified(problem, witness) -> None:
     la, lb, lm = (hand_loss(problem, t) for t in (a, b, lam * a + (1 - lam) * b))
     gap = lm - lam * la - (1 - lam) * lb
     assert gap > witness.bound > 0, (gap, witness.bound)
+
+
+def with_spectrum(values, seed: int = 0, dtype: torch.dtype = DT) -> torch.Tensor:
+    """Q diag(values) Qᵀ with a random orthogonal Q from ``gen(seed)``: a symmetric matrix of known spectrum (built in
+    float64, then cast to ``dtype``)."""
+    values = torch.as_tensor(values, dtype=DT)
+    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
+    A = Q @ torch.diag(values) @ Q.T
+    return ((A + A.T) / 2).to(dtype)
+
+
+def wanted_eigenvalues(true: torch.Tensor, k: int, which: str) -> torch.Tensor:
+    """The eigenvalues (ascending ``true``) that ``eigs`` promises: ⌊k/2⌋ smallest and ⌈k/2⌉ largest for "both"."""
+    if which == "largest":
+        return true[-k:]
+    if which == "smallest":
+        return true[:k]
+    return torch.cat([true[: k // 2], true[len(true) - (k - k // 2) :]])
+
+
+class Untraced(torch.nn.Module):
+    """x ↦ w·x + b behind a branch on a tensor value that torch.fx cannot trace: affine, so convex losses, but no proof."""
+
+    def __init__(self, d_in: int):
+        super().__init__()
+        self.lin = torch.nn.Linear(d_in, 1).double()
+
+    def forward(self, x):
+        return self.lin(x) if bool(x.abs().sum() >= 0) else -self.lin(x)
+
+
+class SquaredWeight(Model):
+    """w²·x: with one example x = 1 and target Y, L(w) = (w² − Y)², concave around w = 0 for Y > 0."""
+
+    d_in, shapes, affine_sets = 1, {"w": (1,)}, ()
+
+    def init(self, *, seed: int = 0, dtype: torch.dtype = DT):
+        return {"w": torch.zeros(1, dtype=dtype)}
+
+    def logit(self, params, X):
+        return params["w"] ** 2 * X[:, 0]

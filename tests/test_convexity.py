@@ -20,7 +20,7 @@ from losslab.convexity.symmetry import symmetry_pairs
 from losslab.fit import train
 from losslab.models import MLP, Linear, Linearized, Module, Polynomial, RandomFeatures, TwoLayer
 
-from _helpers import assert_certified
+from _helpers import Untraced, assert_certified
 
 DT = torch.float64
 
@@ -126,17 +126,6 @@ def test_two_layer_is_convex_in_v_alone_and_non_convex_jointly():
     assert report.by_group["v"].verdict == "convex"
     assert report.by_group["W"].verdict == "non-convex"
     assert_certified(problem, report.by_group["W"].witness)
-
-
-class Untraced(torch.nn.Module):
-    """An affine module whose forward torch.fx cannot trace (a branch on a tensor value): no proof."""
-
-    def __init__(self, d_in: int):
-        super().__init__()
-        self.lin = torch.nn.Linear(d_in, 1).double()
-
-    def forward(self, x):
-        return self.lin(x) if bool(x.abs().sum() >= 0) else -self.lin(x)
 
 
 def test_a_traced_affine_module_is_proven_convex():

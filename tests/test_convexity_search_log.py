@@ -20,22 +20,13 @@ from losslab.convexity.chords import LAMBDAS, SCALES
 from losslab.models import MLP, Module, TwoLayer
 from losslab.random_streams import child_seed
 
+from _helpers import Untraced
+
 DT = torch.float64
 X, Y = data.logistic_labels(40, seed=0)
 AT = {"lin.weight": torch.tensor([[0.7, -0.4]], dtype=DT), "lin.bias": torch.tensor([0.3], dtype=DT)}
 AT_THETA = torch.tensor([0.7, -0.4, 0.3], dtype=DT)  # θ = (weight, bias), the order of the groups
 SEED, BUDGET, TRAIN_STEPS = 2, 864, 6
-
-
-class Untraced(torch.nn.Module):
-    """x ↦ w·x + b, with a branch on a tensor value that torch.fx cannot trace: affine, but no proof."""
-
-    def __init__(self, d_in: int):
-        super().__init__()
-        self.lin = torch.nn.Linear(d_in, 1).double()
-
-    def forward(self, x):
-        return self.lin(x) if bool(x.abs().sum() >= 0) else -self.lin(x)
 
 
 def logistic_problem(**kw) -> Problem:

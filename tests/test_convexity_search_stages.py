@@ -21,6 +21,8 @@ from losslab.fit import train
 from losslab.models import Module, TwoLayer
 from losslab.random_streams import child_seed
 
+from _helpers import Untraced
+
 DT = torch.float64
 
 
@@ -75,17 +77,6 @@ def test_the_curvature_stage_radii_are_max_norm_1_times_powers_of_ten(theta, rad
     expected = radius * 10 ** (-4 + 0.5 * torch.arange(9, dtype=DT))
     steps = _radius_steps(torch.tensor(theta, dtype=DT))
     assert steps.dtype == DT and torch.allclose(steps, expected, rtol=1e-12, atol=0)
-
-
-class Untraced(torch.nn.Module):
-    """x ↦ w·x + b behind a branch torch.fx cannot trace: convex losses without a proof."""
-
-    def __init__(self, d_in: int):
-        super().__init__()
-        self.lin = torch.nn.Linear(d_in, 1).double()
-
-    def forward(self, x):
-        return self.lin(x) if bool(x.abs().sum() >= 0) else -self.lin(x)
 
 
 def untraced(d_in: int = 2) -> Module:

@@ -14,7 +14,7 @@ from losslab import LosslabError, Problem
 from losslab.curvature import GGNOperator, HessianOperator, MatrixOperator, eigs, nonlinearity_curvature
 from losslab.models import Polynomial, TwoLayer
 
-from _helpers import gen
+from _helpers import gen, wanted_eigenvalues, with_spectrum
 
 DT = torch.float64
 
@@ -31,31 +31,16 @@ class Counted(MatrixOperator):
         return super()._apply_rows(V)
 
 
-def with_spectrum(values: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Q diag(values) Qᵀ with a random orthogonal Q."""
-    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
-    A = Q @ torch.diag(values) @ Q.T
-    return (A + A.T) / 2
-
-
 def spectrum(p: int = 150, seed: int = 0) -> torch.Tensor:
     """A Hessian-like spectrum: a few outliers, a bulk around 0, some negative values."""
     bulk = 0.3 * torch.randn(p - 6, generator=gen(seed), dtype=DT)
     return torch.cat([torch.tensor([25.0, 12.0, 7.5, -4.0, -2.5, 5.0], dtype=DT), bulk])
 
 
-def expected(true: torch.Tensor, k: int, which: str) -> torch.Tensor:
-    if which == "largest":
-        return true[-k:]
-    if which == "smallest":
-        return true[:k]
-    return torch.cat([true[: k // 2], true[len(true) - (k - k // 2) :]])
-
-
 def check(res, A: torch.Tensor, k: int, which: str, scale: float) -> None:
     """Values within bounds of the right eigenvalues; bounds are true residuals; vectors orthonormal."""
     true = torch.linalg.eigvalsh(A)
-    ref = expected(true, k, which)
+    ref = wanted_eigenvalues(true, k, which)
     assert res.values.shape == (k,) and res.vectors.shape == (A.shape[0], k) and res.bounds.shape == (k,)
     assert torch.all(res.values[1:] >= res.values[:-1])  # ascending
     assert torch.all((res.values - ref).abs() <= res.bounds + 1e-12 * scale)
@@ -73,7 +58,7 @@ def test_lanczos_matches_eigvalsh_of_a_known_spectrum(which, max_basis):
     res = eigs(op, k=k, which=which, max_basis=max_basis)
     assert res.method == "lanczos" and res.all_converged
     check(res, A, k, which, scale=25.0)
-    ref = expected(torch.linalg.eigvalsh(A), k, which)
+    ref = wanted_eigenvalues(torch.linalg.eigvalsh(A), k, which)
     assert float((res.values - ref).abs().max()) <= 1e-10 * 25.0  # high accuracy at the default tol
     assert res.matvecs == op.count == op.products
     assert res.matvecs < 150  # fewer products than the dense matrix needs
@@ -90,7 +75,7 @@ def test_lanczos_matches_the_dense_hessian_of_a_two_layer_net(which):
     assert res.method == "lanczos" and res.all_converged
     scale = float(torch.linalg.matrix_norm(H, ord=2))
     check(res, H, k, which, scale)
-    assert float((res.values - expected(torch.linalg.eigvalsh(H), k, which)).abs().max()) <= 1e-9 * scale
+    assert float((res.values - wanted_eigenvalues(torch.linalg.eigvalsh(H), k, which)).abs().max()) <= 1e-9 * scale
     again = eigs(problem, theta, k=k, which=which, max_basis=20, seed=3)
     assert torch.equal(again.values, res.values)  # same seed, same numbers
 
@@ -213,7 +198,7 @@ def test_gap_bounds_hold_against_eigvalsh_of_tiny_models(seed, which, max_iter):
     residual = torch.linalg.vector_norm(H @ res.vectors - res.vectors * res.values, dim=0)
     torch.testing.assert_close(residual, res.bounds, rtol=1e-3, atol=1e-13 * scale)
     assert torch.all(nearest <= res.gap_bounds + 1e-12 * scale)  # the gap bound holds too, unconditionally
-    ref = expected(true, k, which)
+    ref = wanted_eigenvalues(true, k, which)
     assert len(ref) == len(res.values) == k
     for value, target, r in zip(res.values.tolist(), ref.tolist(), res.bounds.tolist()):
         error = abs(value - target)
@@ -237,7 +222,7 @@ def test_gap_criterion_needs_fewer_products_than_the_residual_one():
         old = eigs(problem, theta, k=5, which=which, criterion="residual", verify=True)  # the previous default
         assert new.criterion == "gap" and new.all_converged and old.all_converged
         assert torch.all(new.gap_bounds <= new.tol * scale) and torch.all(new.bounds <= new.tol**0.5 * scale)
-        ref = expected(true, 5, which)
+        ref = wanted_eigenvalues(true, 5, which)
         assert torch.all((new.values - ref).abs() <= new.gap_bounds + 1e-12 * scale)
         assert torch.all((new.values - ref).abs() <= new.bounds + 1e-12 * scale)
         total_new, total_old = total_new + new.matvecs, total_old + old.matvecs

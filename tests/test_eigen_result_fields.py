@@ -17,19 +17,12 @@ import torch
 
 from losslab.curvature import CurvatureOperator, MatrixOperator, eigs
 
-from _helpers import gen
+from _helpers import gen, with_spectrum
 
 DT = torch.float64
 EPS64 = torch.finfo(DT).eps
 ROUNDING_C = 16  # no bound below c·ε·‖A‖ (losslab.tolerances)
 make_result = importlib.import_module("losslab.curvature.ritz")._result
-
-
-def spectrum_matrix(values: list[float], seed: int) -> torch.Tensor:
-    """Q diag(values) Qᵀ with a random orthogonal Q."""
-    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
-    A = Q @ torch.diag(torch.tensor(values, dtype=DT)) @ Q.T
-    return (A + A.T) / 2
 
 
 class AsEvaluated(CurvatureOperator):
@@ -48,14 +41,14 @@ class AsEvaluated(CurvatureOperator):
 @pytest.mark.parametrize("criterion", ["gap", "residual"])
 @pytest.mark.parametrize("p", [8, 60], ids=["dense", "lanczos"])
 def test_the_result_says_which_pairs_and_which_criterion(p, criterion, which):
-    op = MatrixOperator(spectrum_matrix([float(i) for i in range(1, p + 1)], seed=p))
+    op = MatrixOperator(with_spectrum([float(i) for i in range(1, p + 1)], seed=p))
     res = eigs(op, k=3, which=which, criterion=criterion, seed=0)
     assert (res.method, res.which, res.criterion) == ("dense" if p <= 30 else "lanczos", which, criterion)
 
 
 def test_a_float32_operator_gets_float64_eigenpairs_on_the_dense_path():
     # the dense path assembles the float32 matrix from exact products (A e_j) and diagonalises it in float64
-    A = spectrum_matrix([1.0, 1.0 + 1e-4, 2.0, 3.0, 5.0, 8.0], seed=1).float()
+    A = with_spectrum([1.0, 1.0 + 1e-4, 2.0, 3.0, 5.0, 8.0], seed=1).float()
     res = eigs(MatrixOperator(A), k=6, which="largest", criterion="residual")
     assert res.method == "dense"
     assert res.values.dtype == DT and res.vectors.dtype == DT
@@ -64,7 +57,7 @@ def test_a_float32_operator_gets_float64_eigenpairs_on_the_dense_path():
 
 
 def test_dense_bounds_are_the_residuals_of_the_returned_pairs():
-    S = spectrum_matrix([-2.0, -1.0, 0.5, 1.0, 3.0, 4.0], seed=2)
+    S = with_spectrum([-2.0, -1.0, 0.5, 1.0, 3.0, 4.0], seed=2)
     N = torch.randn(6, 6, generator=gen(3), dtype=DT)
     A = S + 1e-4 * N  # products as evaluated: not symmetric
     res = eigs(AsEvaluated(A), k=4, which="both", tol=1e-6)

@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 from losslab import MemoryBudgetError
 from losslab.curvature import MatrixOperator, eigs
 
-from _helpers import gen
+from _helpers import with_spectrum
 
 DT = torch.float64
 basis_within_budget = importlib.import_module("losslab.curvature.eigs")._basis_within_budget
@@ -45,16 +45,9 @@ def largest_basis(p: int, k: int, default: int, budget: int) -> int:
     return max(fitting, default=k + 2)
 
 
-def spectrum_matrix(values: list[float], seed: int) -> torch.Tensor:
-    """Q diag(values) Qᵀ with a random orthogonal Q: a matrix of known spectrum."""
-    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
-    A = Q @ torch.diag(torch.tensor(values, dtype=DT)) @ Q.T
-    return (A + A.T) / 2
-
-
 def operator(p: int, budget: int, seed: int = 0) -> MatrixOperator:
     """A p × p matrix with eigenvalues 1, 2, …, p (well separated: every method finds them to ~1e-12)."""
-    return MatrixOperator(spectrum_matrix([float(i) for i in range(1, p + 1)], seed), memory_budget=budget)
+    return MatrixOperator(with_spectrum([float(i) for i in range(1, p + 1)], seed), memory_budget=budget)
 
 
 def assert_true_eigenvalues(res, A: torch.Tensor, k: int, which: str) -> None:
@@ -103,7 +96,7 @@ def test_a_shrunk_basis_stays_within_the_budget_when_measured(p, k, which, fits)
     # budget is the bytes eigs keeps, so the peak may exceed it by at most one product's temporaries, p·8 bytes here).
     budget = lanczos_needs(p, fits, k)
     values = [i / p for i in range(p - 4)] + [2.0, 3.0, 4.0, 5.0]
-    op = MatrixOperator(spectrum_matrix(values, seed=2), memory_budget=budget)
+    op = MatrixOperator(with_spectrum(values, seed=2), memory_budget=budget)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         res = eigs(op, k=k, which=which, seed=0)
     events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)

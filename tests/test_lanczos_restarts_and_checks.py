@@ -18,26 +18,10 @@ import torch
 
 from losslab.curvature import MatrixOperator, eigs
 
-from _helpers import gen
+from _helpers import gen, wanted_eigenvalues, with_spectrum
 
 DT = torch.float64
 EIGS = importlib.import_module("losslab.curvature.eigs")  # the module (``losslab.curvature.eigs`` is also the function)
-
-
-def with_spectrum(values: torch.Tensor, seed: int = 0, dtype: torch.dtype = DT) -> torch.Tensor:
-    """Q diag(values) Qᵀ with a random orthogonal Q (built in float64, then cast)."""
-    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
-    A = Q @ torch.diag(values.to(DT)) @ Q.T
-    return ((A + A.T) / 2).to(dtype)
-
-
-def wanted(true: torch.Tensor, k: int, which: str) -> torch.Tensor:
-    """The eigenvalues (ascending) that ``eigs`` promises: ⌊k/2⌋ smallest and ⌈k/2⌉ largest for "both"."""
-    if which == "largest":
-        return true[-k:]
-    if which == "smallest":
-        return true[:k]
-    return torch.cat([true[: k // 2], true[len(true) - (k - k // 2) :]])
 
 
 def outliers_over_a_bulk(p: int = 60, seed: int = 0) -> torch.Tensor:
@@ -86,7 +70,7 @@ def test_one_extreme_eigenvalue_converges_through_restarts(dtype, criterion, whi
     true = torch.linalg.eigvalsh(A.to(DT))
     res = eigs(MatrixOperator(A), k=1, which=which, criterion=criterion, max_basis=5)
     assert res.all_converged and res.which == which and res.matvecs < 80
-    ref = wanted(true, 1, which)
+    ref = wanted_eigenvalues(true, 1, which)
     slack = 0.0 if dtype == DT else 1e-5 * 9.0
     assert torch.all((res.values - ref).abs() <= res.gap_bounds + slack)
     assert torch.all((res.values - ref).abs() <= res.bounds + slack)
@@ -121,7 +105,7 @@ def test_without_a_fresh_direction_the_converged_pairs_are_returned_as_they_are(
         for name in ("values", "bounds", "gap_bounds", "converged"):
             assert torch.equal(getattr(forced, name), getattr(plain, name)), name
         assert forced.all_converged
-        assert torch.all((forced.values - wanted(true, 3, which)).abs() <= forced.gap_bounds + 1e-12 * 9.0)
+        assert torch.all((forced.values - wanted_eigenvalues(true, 3, which)).abs() <= forced.gap_bounds + 1e-12 * 9.0)
 
 
 def test_random_orthogonal_gives_the_one_direction_left_or_none():

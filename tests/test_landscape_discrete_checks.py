@@ -14,26 +14,15 @@ import torch
 from losslab import LosslabError, Problem
 from losslab.landscape import DEFAULT_RTOL, LineSlice, PlaneSlice, discrete_convexity, line
 from losslab.models import Polynomial
-from losslab.models.base import Model
+
+from _helpers import SquaredWeight
 
 F64 = torch.float64
 EPS = torch.finfo(F64).eps
 
 
-class _Square(Model):
-    """w²·x: with one example x = 1 and target Y, L(w) = (w² − Y)², concave around w = 0 for Y > 0."""
-
-    d_in, shapes, affine_sets = 1, {"w": (1,)}, ()
-
-    def init(self, *, seed: int = 0, dtype: torch.dtype = F64):
-        return {"w": torch.zeros(1, dtype=dtype)}
-
-    def logit(self, params, X):
-        return params["w"] ** 2 * X[:, 0]
-
-
 def _square_problem(Y: float) -> Problem:
-    return Problem(_Square(), torch.ones(1, 1, dtype=F64), torch.tensor([Y], dtype=F64))
+    return Problem(SquaredWeight(), torch.ones(1, 1, dtype=F64), torch.tensor([Y], dtype=F64))
 
 
 def _stored_line(losses: list[float], a: float = -1.0, b: float = 1.0) -> LineSlice:

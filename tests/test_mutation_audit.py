@@ -18,6 +18,8 @@ from losslab.landscape import LineSlice, PlaneSlice, discrete_convexity
 from losslab.models import Polynomial
 from losslab.models.base import Model
 
+from _helpers import SquaredWeight
+
 F64, F32 = torch.float64, torch.float32
 
 
@@ -57,24 +59,12 @@ def test_losses_of_size_exactly_1e300_are_accepted_and_larger_ones_refused():
         discrete_convexity(LineSlice(t, torch.tensor([above, 0.0, 0.0], dtype=F64), a, b))
 
 
-class _Square(Model):
-    """w²·x: with one example x = 1 and target 1, L(w) = (w² − 1)², concave around w = 0 (D = −8 on w = −1, 0, 1)."""
-
-    d_in, shapes, affine_sets = 1, {"w": (1,)}, ()
-
-    def init(self, *, seed: int = 0, dtype: torch.dtype = F64):
-        return {"w": torch.zeros(1, dtype=dtype)}
-
-    def logit(self, params, X):
-        return params["w"] ** 2 * X[:, 0]
-
-
 def test_a_difference_exactly_at_minus_tol_is_not_flagged_so_not_confirmed():
     # x_discrete_convexity__mutmut_90 (`D <= -tol` as the mask to confirm): a violation is D < −tol (module docstring),
     # and "confirmation only removes flags, it never adds one". Stored float32 values [0, 1, 0, 1.5] on t = 0, ½, 1, 1.5
     # (the first three are the problem's, w = −1, 0, 1; the last only sets M = 1.5); rtol = 2²¹ makes rtol·ε₃₂ = ¼, so at
     # t = ½: D = −8 and tol = 2·(δ₀/½ + δ₁·4 + δ₂/½) with δ = ¼·(|L| + 1.5) = (0.375, 0.625, 0.375): 8, exactly.
-    prob = Problem(_Square(), torch.ones(1, 1, dtype=F64), torch.ones(1, dtype=F64))
+    prob = Problem(SquaredWeight(), torch.ones(1, 1, dtype=F64), torch.ones(1, dtype=F64))
     s = LineSlice(torch.tensor([0.0, 0.5, 1.0, 1.5]), torch.tensor([0.0, 1.0, 0.0, 1.5], dtype=F32),
                   torch.tensor([-1.0], dtype=F64), torch.tensor([1.0], dtype=F64))
     rtol = 2.0**21

@@ -22,18 +22,12 @@ from losslab.fit import least_squares_result
 from losslab.landscape import LineSlice, discrete_convexity
 from losslab.models import Linearized, Module, Polynomial, TwoLayer
 
-from _helpers import gen
+from _helpers import gen, with_spectrum
 
 DT = torch.float64
 
 
 # ---- eigenvalue bounds: unconditional on early-stopped runs with known spectra ---------------
-
-
-def with_spectrum(values: torch.Tensor, seed: int) -> torch.Tensor:
-    Q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=gen(seed), dtype=DT))
-    A = Q @ torch.diag(values) @ Q.T
-    return (A + A.T) / 2
 
 
 def known_spectra():
