@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from losslab import LosslabError, Problem, check_convexity, data
+from losslab._checks import NonFiniteError
 from losslab.convexity.chords import LAMBDAS, SCALES
 from losslab.models import MLP, Module, TwoLayer
 from losslab.random_streams import child_seed
@@ -258,6 +259,7 @@ def test_an_overflowing_analysis_point_is_refused_before_the_search():
     big = torch.tensor([1e308, 1e308, 0.0], dtype=DT)
     with pytest.raises(LosslabError) as info:
         check_convexity(logistic_problem(), at=big, budget=30)
+    assert isinstance(info.value, NonFiniteError)  # the one kind every overflow raises
     message = str(info.value)
     assert re.match(r"expected a finite loss at the analysis point, got (inf|nan) at θ with ‖θ‖ = 1\.41e\+308, max \|θ_i\| = 1e\+308: ",
                     message), message

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._checks import LosslabError, overflow_fix, positive_int, seed_int, theta_scale
+from .._checks import LosslabError, NonFiniteError, overflow_fix, positive_int, seed_int, theta_scale
 from .._threads import resolve_threads, scoped_threads
 from ..fit import TrainingDiverged, train
 from ..problem import Problem
@@ -215,7 +215,7 @@ def _check(problem, groups, at, *, seed, budget, train_steps, by_group, progress
     with torch.no_grad():
         value = float(problem.loss(start))
     if not math.isfinite(value):  # the search starts there: say so here, not from inside its training
-        raise LosslabError(f"expected a finite loss at the analysis point, got {value} at θ with {theta_scale(start)}: the model or "
+        raise NonFiniteError(f"expected a finite loss at the analysis point, got {value} at θ with {theta_scale(start)}: the model or "
                            f"loss overflows there; pass a smaller at= ({overflow_fix(problem.dtype)})")
     analysed = problem if groups is None else problem.restrict(groups, at=start)
     center = analysed.flatten(problem.unflatten(start))

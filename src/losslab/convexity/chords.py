@@ -105,16 +105,16 @@ class ChordSearch:
         self.nonfinite += int((~(torch.isfinite(lm) & torch.isfinite(la) & torch.isfinite(lb))).sum())
         self.tried += keep * len(lams)
         self.by_strategy[strategy] += keep * len(lams)
-        best = float(rel.max())
+        best, source = float(rel.max()), f"{strategy} {where}".rstrip()  # no trailing space without a place
         if best > self.best_relative_gap:
-            self.best_relative_gap, self.best_source = best, f"{strategy} {where}".rstrip()
+            self.best_relative_gap, self.best_source = best, source
         flat = rel.reshape(-1)
         screen = tolerances(A.dtype).chord_screen  # re-check in float64 above this relative gap
         for idx in flat.argsort(descending=True)[:4].tolist():
             if flat[idx] <= screen:
                 break
             i, k = divmod(idx, keep)
-            witness = self.certify(A[k], B[k], lams[i], f"{strategy} {where}".rstrip())
+            witness = self.certify(A[k], B[k], lams[i], source)
             if witness is not None:
                 return witness
         return None
