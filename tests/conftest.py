@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from losslab import Problem
-from losslab.experiments import Experiment, Outcome, Table, claim
+from losslab.experiments import Experiment, Integer, Measured, Settings, claim, setting
 from losslab.models import MLP, Linear, Linearized, Model, Module, Params, Polynomial, RandomFeatures, TwoLayer
+from losslab.report.sections import register_drawings
 
 DT = torch.float64
 
@@ -137,14 +138,15 @@ def make_case() -> Callable[[str], Case]:
 
 @pytest.fixture(scope="session")
 def quick_result():
-    """``quick_result(name)``: the experiment's ``--quick`` Result at seed 0, computed once per test session."""
+    """``quick_result(name)``: the experiment's ``--quick`` Result at seed 0, drawn, computed once per test session."""
     from losslab.experiments import get_experiment, run_experiment
+    from losslab.report.sections import draw
 
     cache: dict = {}
 
     def get(name: str):
         if name not in cache:
-            cache[name] = run_experiment(get_experiment(name), seed=0, quick=True)
+            cache[name] = draw(run_experiment(get_experiment(name), seed=0, quick=True))
         return cache[name]
 
     return get
@@ -156,34 +158,53 @@ FAKE_EVIL = "<script>alert('x')</script>"
 
 
 @dataclass(frozen=True)
-class FakeSettings:
-    n: int = 3
+class FakeSettings(Settings):
+    n: int = setting(3, Integer(2, 50), "points on the line")
     label: str = FAKE_EVIL
 
 
-def _fake_run(settings: FakeSettings, seed: int, say) -> Outcome:
-    import matplotlib
+@dataclass(frozen=True)
+class FakeMeasured(Measured):
+    n: int
+    seed: int
+    label: str
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _fake_measure(settings: FakeSettings, seed: int, say) -> FakeMeasured:
+    return FakeMeasured(n=settings.n, seed=seed, label=settings.label)
+
+
+def _fake_claims(settings: FakeSettings, m: FakeMeasured) -> tuple:
+    return (claim("holds", f"a claim about {m.label}", True, "x = {x:.2f} ≤ 1", x=0.5),
+            claim("fails", "a claim that fails", False, "y = {y} > 1", plain="two is more than one", y=2))
+
+
+def _fake_line(m: FakeMeasured):
+    from losslab.report.drawn import png_figure
+    from losslab.report.figures import subplots
+
+    fig, ax = subplots(figsize=(3, 2))
+    ax.plot(range(m.n), range(m.n))
+    return png_figure(fig, "line", "a line " + FAKE_EVIL)
+
+
+def _fake_surface(m: FakeMeasured):
     import plotly.graph_objects as go
 
-    from losslab.experiments.base import plotly_figure, png_figure
+    from losslab.report.drawn import plotly_figure
 
-    fig, ax = plt.subplots(figsize=(3, 2))
-    ax.plot(range(settings.n), range(settings.n))
-    surface = go.Figure(go.Surface(z=[[0, 1], [1, 0]]))
-    return Outcome(
-        numbers={"n": settings.n, "seed": seed},
-        claims=(claim(f"a claim about {settings.label}", True, "x = {x:.2f} ≤ 1", x=0.5),
-                claim("a claim that fails", False, "y = {y} > 1", y=2)),
-        figures=(png_figure(fig, "line", "a line " + FAKE_EVIL), plotly_figure(surface, "surface", "a surface")),
-        tables=(Table("a table", ("k", "value"), ((1, 0.25), (FAKE_EVIL, 10**6))),),
-    )
+    return plotly_figure(go.Figure(go.Surface(z=[[0, 1], [1, 0]])), "surface", "a surface")
+
+
+def _fake_table(m: FakeMeasured):
+    from losslab.report.drawn import Table
+
+    return Table("a table", ("k", "value"), ((1, 0.25), (FAKE_EVIL, 10**6)))
 
 
 FAKE = Experiment(name="fake", number=1, title="A fake " + FAKE_EVIL, intro="intro " + FAKE_EVIL, settings=FakeSettings,
-                  quick={"n": 2}, run=_fake_run)
+                  quick={"n": 2}, measure=_fake_measure, claims=_fake_claims)
+register_drawings("fake", figures=(_fake_line, _fake_surface), tables=(_fake_table,))
 
 
 @pytest.fixture

@@ -102,8 +102,10 @@ def test_experiment_command_runs_one_experiment_with_changed_settings(tmp_path):
 
 
 def test_experiment_show_settings_applies_set_with_the_field_types():
-    default = json.loads(losslab("experiment", "overfitting", "--show-settings").stdout)
-    changed = losslab("experiment", "overfitting", "--show-settings", "--set", "noise=0.25", "--set", "truth=1,0,2")
+    default = json.loads(losslab("experiment", "overfitting", "--show-settings", "--json").stdout)
+    changed = losslab("experiment", "overfitting", "--show-settings", "--json", "--set", "noise=0.25", "--set", "truth=1,0,2")
+    table = losslab("experiment", "overfitting", "--show-settings")
+    assert table.returncode == 0 and "max_degree" in table.stdout and "noise" in table.stdout
     assert changed.returncode == 0, changed.stderr
     assert json.loads(changed.stdout) == {**default, "noise": 0.25, "truth": [1.0, 0.0, 2.0]}
     clash = losslab("experiment", "overfitting", "--set", f"n={default['n'] + 5}")  # validated together: max_degree ≥ n − 1

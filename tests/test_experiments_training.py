@@ -257,7 +257,7 @@ def test_sgd_claims_are_decided_by_their_numbers(quick_result):
     result = quick_result("gd-vs-sgd")
     nums = result.numbers
     crit = {m: torch.as_tensor(v) for m, v in nums["critical"].items()}
-    pol = {m: torch.as_tensor(v) for m, v in nums["polished_losses"].items()}
+    pol = {m: torch.as_tensor(v, dtype=F64) for m, v in nums["polished_losses"].items()}
     best = min(float(pol[m][crit[m]].min()) for m in pol)
     assert best == pytest.approx(nums["best_loss"], rel=0)
     reach = {m: pol[m] <= 1.01 * best for m in pol}

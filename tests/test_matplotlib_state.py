@@ -21,7 +21,7 @@ def test_losslab_never_switches_the_backend_nor_imports_pyplot(tmp_path):
         for mod in pkgutil.walk_packages(losslab.__path__, "losslab."):
             if not mod.name.startswith("losslab.cli"):
                 importlib.import_module(mod.name)
-        from losslab.experiments.base import png_figure
+        from losslab.report.drawn import png_figure
         from losslab.landscape import LineSlice
         from losslab.report.figures import line_png, subplots
         f64 = torch.float64

@@ -37,7 +37,7 @@ def test_report_folder_has_page_json_figures_and_plotly(tmp_path, fake_report):
     payload = json.loads((folder / "results.json").read_text())
     assert payload["claims_held"] == 1 and payload["claims_total"] == 2 and payload["quick"] is True
     exp = payload["experiments"][0]
-    assert exp["settings"] == {"n": 2, "label": EVIL} and exp["numbers"] == {"n": 2, "seed": 0} and exp["passed"] is False
+    assert exp["settings"] == {"n": 2, "label": EVIL} and exp["numbers"] == {"n": 2, "seed": 0, "label": EVIL} and exp["passed"] is False
     assert [c["holds"] for c in exp["claims"]] == [True, False]
 
 
@@ -110,7 +110,8 @@ def test_an_empty_folder_is_fine(tmp_path, fake_report):
 
 @pytest.mark.parametrize(
     ("overrides", "match"),
-    [({"m": 1}, "unknown setting 'm'; valid settings: n, label"), ({"n": "many"}, "expected int for n, got 'many'")],
+    [({"m": 1}, "unknown setting 'm'; valid settings: n, label"),
+     ({"n": "many"}, "expected n to be an integer >= 2 and <= 50 \\(points on the line\\), got n='many'"), ({"n": 1}, "got n=1")],
 )
 def test_bad_settings_are_errors_listing_what_is_valid(overrides, match, fake_experiment):
     with pytest.raises(LosslabError, match=match):
@@ -131,7 +132,7 @@ def test_a_crashing_experiment_becomes_a_failed_claim_and_the_others_still_run(t
     def crash(settings, seed, say):
         raise RuntimeError("a bug in the experiment")
 
-    broken = dataclasses.replace(fake_experiment, name="broken", number=2, run=crash)
+    broken = dataclasses.replace(fake_experiment, name="broken", number=2, measure=crash)
     results, crashed = run_all([broken, fake_experiment], seed=0, quick=True)
     assert crashed == ["broken"] and [r.name for r in results] == ["broken", "fake"]
     (c,) = results[0].claims

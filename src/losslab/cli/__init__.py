@@ -12,9 +12,9 @@ import sys
 
 def _load_app():
     from . import check, demo, landscape, spectrum  # noqa: F401  (each registers its command; demo also registers experiment)
-    from .app import app
+    from ._app import app
 
-    globals()["app"] = app  # importing the submodule .app bound its name here to the module: the app itself instead
+    globals()["app"] = app
     return app
 
 

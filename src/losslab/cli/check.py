@@ -10,7 +10,7 @@ from rich.table import Table
 from ..convexity import ConvexityReport, check_convexity, prove_convex
 from ..examples import EXAMPLES
 from ..problem import Problem
-from .app import app
+from ._app import app
 from .common import COLORS, JsonOpt, YesOpt, confirm_large, err_console, module_mode, out, problem_command
 from .estimate import check_cost
 

@@ -16,7 +16,8 @@ from .. import __version__
 from .._checks import LosslabError
 from ..experiments import NAMES, Claim, Result, get_experiment, run_experiment
 from ..report.html import check_report_target, write_report
-from .app import app
+from ..report.sections import draw
+from ._app import app
 from .common import JsonOpt, SeedOpt, friendly_errors, out
 
 
@@ -41,6 +42,8 @@ def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | 
             say("running")
             try:
                 r = run_experiment(exp, seed=seed, quick=quick, overrides=overrides, say=say)
+                say("drawing")
+                r = draw(r)
             except LosslabError:
                 raise
             except Exception as err:  # a bug: report it in its section and go on with the others
@@ -64,8 +67,7 @@ def crashed_result(exp, err: Exception, *, seed: int, quick: bool, overrides: di
     evidence = f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"
     return Result(name=exp.name, number=exp.number, title=exp.title, intro=exp.intro, seed=seed, quick=quick,
                   settings=dataclasses.asdict(exp.make_settings(quick=quick, overrides=overrides)), seconds=0.0,
-                  numbers={"error": evidence}, claims=(Claim("the experiment runs to completion", False, evidence),),
-                  figures=(), tables=())
+                  measured=None, claims=(Claim("runs", "the experiment runs to completion", False, evidence),), error=evidence)
 
 
 def claims_table(results: Sequence) -> Table:
@@ -122,6 +124,21 @@ def _overrides(pairs: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _show_settings(settings, *, as_json: bool) -> None:
+    """The settings as a table (name, value, what it may be, help), or as JSON {name: value} with --json."""
+    import dataclasses
+
+    from ..experiments.settings import describe_settings
+
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(settings), indent=1))
+        return
+    table = Table("setting", "value", "allowed", "meaning", title=f"settings ({type(settings).__module__.rsplit('.', 1)[-1]})")
+    for row in describe_settings(settings):
+        table.add_row(row["name"], str(row["value"]), row["allowed"], row["help"])
+    Console().print(table)
+
+
 @app.command()
 @friendly_errors
 def experiment(
@@ -139,9 +156,7 @@ def experiment(
     overrides = _overrides(set_ or [])
     settings = exp.make_settings(quick=quick, overrides=overrides)
     if show_settings:
-        import dataclasses
-
-        typer.echo(json.dumps(dataclasses.asdict(settings), indent=1))
+        _show_settings(settings, as_json=as_json)
         return
     if out_dir is not None:
         check_report_target(out_dir)

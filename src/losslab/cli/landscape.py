@@ -13,7 +13,7 @@ from ..landscape import discrete_convexity, eigenvector_directions, filter_norma
 from ..problem import Problem
 from ..random_streams import child_seed
 from ..report import check_out_folder, line_png, plane_contour_png, plane_surface_html, writing_folder
-from .app import app
+from ._app import app
 from .common import (
     POINTS,
     AtOpt,

@@ -14,7 +14,7 @@ from ..curvature import GGNOperator, HessianOperator, classify, eigs, frobenius_
 from ..memory import require
 from ..problem import Problem
 from ..report import check_out_folder, spectrum_png, writing_folder
-from .app import app
+from ._app import app
 from .common import (
     POINTS,
     AtOpt,

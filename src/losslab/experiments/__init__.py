@@ -26,7 +26,8 @@ from __future__ import annotations
 import importlib
 
 from .._checks import LosslabError
-from .base import Claim, Experiment, Figure, Outcome, Result, Table, claim, parse_settings, run_experiment
+from .base import Claim, Experiment, Measured, Result, claim, run_experiment
+from .settings import Integer, Integers, OneOf, Real, Reals, Rule, Settings, parse_settings, setting
 
 MODULES = {
     "linear-in-parameters": "linear_in_parameters",
@@ -48,10 +49,29 @@ MODULES = {
 NAMES = tuple(MODULES)
 
 
+_REGISTERED: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Make a user's own ``experiment`` available to :func:`get_experiment` and ``run_experiment`` by name.
+
+    Its figures are registered separately with :func:`losslab.report.register_drawings`. A name of a
+    built-in experiment is an error.
+    """
+    if not isinstance(experiment, Experiment):
+        raise LosslabError(f"register: expected an Experiment, got {type(experiment).__name__}")
+    if experiment.name in MODULES:
+        raise LosslabError(f"register: {experiment.name!r} is a built-in experiment; choose another name")
+    _REGISTERED[experiment.name] = experiment
+    return experiment
+
+
 def get_experiment(name: str) -> Experiment:
-    """The experiment called ``name``; an unknown name is an error listing the valid ones."""
+    """The experiment called ``name`` (built-in or registered); an unknown name is an error listing the valid ones."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     if name not in MODULES:
-        raise LosslabError(f"unknown experiment {name!r}; valid names: {', '.join(NAMES)}")
+        raise LosslabError(f"unknown experiment {name!r}; valid names: {', '.join((*NAMES, *_REGISTERED))}")
     return importlib.import_module(f"{__name__}.{MODULES[name]}").EXPERIMENT
 
 
@@ -65,13 +85,20 @@ __all__ = [
     "NAMES",
     "Claim",
     "Experiment",
-    "Figure",
-    "Outcome",
+    "Integer",
+    "Integers",
+    "Measured",
+    "OneOf",
+    "Real",
+    "Reals",
     "Result",
-    "Table",
+    "Rule",
+    "Settings",
     "all_experiments",
     "claim",
     "get_experiment",
     "parse_settings",
+    "register",
     "run_experiment",
+    "setting",
 ]

@@ -18,7 +18,7 @@ from .. import Problem
 from ..fit import least_squares_result, train
 from ..fit.kernel_ridge import kernel_ridge, monomial_weights
 from ..models import Polynomial, RandomFeatures, TwoLayer
-from .base import png_figure
+from ._legacy import png_figure
 
 F64 = torch.float64
 

@@ -15,7 +15,7 @@ import torch
 from ..convexity import ConvexityReport
 from ..landscape import DiscreteConvexity, PlaneSlice
 from ..problem import Problem
-from .base import Claim, claim
+from ._legacy import Claim, claim
 
 __all__ = ["contour", "proof_claim", "surface", "witness_claim", "witness_numbers"]
 

@@ -29,9 +29,11 @@ from ..data import polynomial_1d
 from ..fit import LeastSquaresResult, least_squares_result
 from ..models import Polynomial
 from ..problem import Problem
+from .settings import Reals
 
 __all__ = [
     "CUBIC",
+    "TRUTH",
     "check_increasing",
     "check_truth",
     "draw",
@@ -45,6 +47,9 @@ __all__ = [
 
 CUBIC = (0.0, -1.0, 0.0, 1.0)
 """Coefficients (constant term first) of the default target g(x) = x³ − x."""
+
+TRUTH = Reals(min_len=1, max_len=21)
+"""The settings constraint of a target: 1 to 21 finite coefficients, constant term first."""
 
 NODES = 64
 """Gauss–Legendre nodes: exact for ∫(f̂ − g)² when f̂ and g have degree ≤ 63."""

@@ -45,8 +45,8 @@ import torch
 from .._checks import LosslabError, finite_float, positive_int
 from ..models import Polynomial
 from ..random_streams import generator
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._polyfit import CUBIC, check_truth, draw, polyval, two_panels
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Decomposition", "Settings", "decompose", "repeated_fits", "run"]
 
@@ -230,7 +230,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     return Outcome(numbers=numbers, claims=claims, figures=(figure,), tables=(table,))
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="bias-variance",
     number=5,
     title="Bias and variance against the basis size",

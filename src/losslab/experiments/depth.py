@@ -31,8 +31,8 @@ from ..convexity import check_convexity
 from ..fit import train
 from ..models import ACTIVATIONS, MLP, Linearized, RandomFeatures
 from ..problem import Problem
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._nonconvex import witness_claim
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
 
@@ -255,7 +255,7 @@ def _spectrum_figure(densities: dict, at_init: dict, at_trained: dict, s: Settin
     )
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="depth",
     number=8,
     title="Depth: an MLP and a deep linear net",

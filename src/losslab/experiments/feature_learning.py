@@ -39,7 +39,7 @@ from ..data.multi_index import LINKS, multi_index, multi_index_target
 from ..models import ACTIVATIONS, Polynomial, monomial_exponents
 from ..random_streams import child_seed
 from . import _feature_learning_models as M
-from .base import Experiment, Outcome, Table, claim
+from ._legacy import Outcome, Table, claim, legacy_experiment
 
 COUNT_DIMS = (1, 10, 100, 1000)
 COUNT_DEGREES = (1, 2, 3, 4)
@@ -259,7 +259,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     return Outcome(numbers=numbers, claims=claims, figures=figures, tables=(count_table, error_table))
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="feature-learning",
     number=6,
     title="The curse of the fixed basis, and what feature learning buys",

@@ -53,8 +53,8 @@ from ..fit.ensemble import train_ensemble
 from ..models import TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._minima import canonical_two_layer, cluster_points, cluster_values, damped_newton
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "mcnemar_z", "run"]
 
@@ -278,7 +278,7 @@ def _figures(runs, best, levels, level_rows):
     return tuple(out)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="gd-vs-sgd",
     number=13,
     title="GD against SGD from many starts",

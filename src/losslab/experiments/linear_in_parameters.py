@@ -38,8 +38,8 @@ from ..landscape import plane
 from ..models import Polynomial
 from ..problem import Problem
 from ..random_streams import child_seed, generator
+from ._legacy import Outcome, Table, claim, legacy_experiment, plotly_figure, png_figure
 from ._polyfit import CUBIC, check_truth, draw, polyval, two_panels
-from .base import Experiment, Outcome, Table, claim, plotly_figure, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "linearity_errors", "midpoint_defect", "run"]
 
@@ -233,7 +233,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     return Outcome(numbers=numbers, claims=claims, figures=figures, tables=(table,))
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="linear-in-parameters",
     number=1,
     title="Linear in parameters, nonlinear in x",

@@ -29,8 +29,8 @@ import torch
 
 from .._checks import LosslabError, finite_float, positive_int
 from ..random_streams import child_seed
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._polyfit import CUBIC, check_increasing, check_truth, draw, excess_error, fit, polyval, two_panels
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
 
@@ -147,7 +147,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     return Outcome(numbers=numbers, claims=claims, figures=(figure,), tables=(table,))
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="more-data",
     number=4,
     title="More data tames the large basis",

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float, positive_int
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._polyfit import CUBIC, check_truth, draw, excess_error, fit, polyval, two_panels
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
 
@@ -138,7 +138,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     return Outcome(numbers=numbers, claims=claims, figures=(figure,), tables=(table,))
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="overfitting",
     number=3,
     title="Too many features: overfitting",

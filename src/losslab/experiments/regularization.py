@@ -40,7 +40,7 @@ from ..fit import train
 from ..models import TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed, generator
-from .base import Experiment, Outcome, Table, claim, png_figure
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "dropout_closed_form", "run", "scaling_chord"]
 
@@ -289,7 +289,7 @@ def _figures(s, curv, witnesses, samples, plain, expected):
     return tuple(out)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="regularization",
     number=12,
     title="L2 convexifies locally, never globally; dropout is an L2 penalty",

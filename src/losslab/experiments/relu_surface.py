@@ -33,8 +33,8 @@ from ..convexity import ChordWitness, check_convexity
 from ..landscape import evaluate_points, plane
 from ..models import MLP
 from ..problem import Problem
+from ._legacy import Outcome, Table, claim, legacy_experiment, plotly_figure, png_figure
 from ._nonconvex import contour, surface, witness_claim
-from .base import Experiment, Outcome, Table, claim, plotly_figure, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "largest_grid_chord", "run"]
 
@@ -270,7 +270,7 @@ def _figures(surf, problem, grid_chord, valley, s: Settings):
     return (png, html)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="relu-surface",
     number=10,
     title="The surface of relu(w₁·relu(w₀x + b₀) + b₁)",

@@ -32,8 +32,8 @@ from ..fit import train
 from ..landscape import discrete_convexity, line, plane
 from ..models import Linear
 from ..problem import Problem
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._nonconvex import contour, proof_claim, witness_claim
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
 
@@ -190,7 +190,7 @@ def _figures(slices, checks, chord_line, witness, fit_bce, fit_mse, s: Settings)
     return (planes, chord)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="sigmoid-loss",
     number=9,
     title="Linear model with a sigmoid: the loss decides",

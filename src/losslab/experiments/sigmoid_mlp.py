@@ -48,8 +48,8 @@ from ..fit.ensemble import train_ensemble
 from ..models import MLP
 from ..problem import Problem
 from ..random_streams import child_seed
+from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._minima import cluster_values, damped_newton, newton_polish
-from .base import Experiment, Outcome, Table, claim, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "backprop", "run", "well_data"]
 
@@ -297,7 +297,7 @@ def _figures(problem, final, losses, kinds, tied, gd, polish, values, labels, cr
     return tuple(out)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="sigmoid-mlp",
     number=11,
     title="A sigmoid MLP: backprop by hand, and minima and saddles from many starts",

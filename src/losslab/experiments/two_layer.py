@@ -31,8 +31,8 @@ from ..landscape import discrete_convexity, plane
 from ..models import ACTIVATIONS, RandomFeatures, TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed
+from ._legacy import Outcome, Table, claim, legacy_experiment, plotly_figure, png_figure
 from ._nonconvex import contour, proof_claim, surface, witness_claim
-from .base import Experiment, Outcome, Table, claim, plotly_figure, png_figure
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
 
@@ -183,7 +183,7 @@ def _figures(net_slice, rf_slice, net_dc, rf_dc, s: Settings):
     return (pngs, surf)
 
 
-EXPERIMENT = Experiment(
+EXPERIMENT = legacy_experiment(
     name="two-layer",
     number=7,
     title="Two-layer network v·σ(Wx+b)",

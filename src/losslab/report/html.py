@@ -179,6 +179,9 @@ def write_report(results: Sequence, out: str | os.PathLike, *, seed: int, quick:
     ``out`` is replaced only then (:func:`~losslab.report.out_folder.writing_folder`, which also
     refuses a folder holding files losslab did not write). Returns the path of index.html.
     """
+    from .sections import draw
+
+    results = [r if r.figures or r.tables else draw(r) for r in results]
     payload = report_payload(results, seed=seed, quick=quick, version=version)
     with writing_folder(out, "report", version=version) as tmp:
         figures = tmp / "figures"
