@@ -126,17 +126,10 @@ def claims(settings: UnderfittingSettings, m: UnderfittingMeasured) -> tuple[Cla
     )
 
 
-EXPERIMENT = Experiment(
-    name="underfitting",
-    number=2,
-    title="Too few features: underfitting",
-    intro=(
-        "With fixed features, the best a model can do is the projection of the truth onto their span. A quadratic basis fitted "
-        "to a cubic target keeps a bias floor — the error of the best quadratic — that no amount of data removes, while a cubic "
-        "basis, which contains the target, approaches the noise level."
-    ),
-    settings=UnderfittingSettings,
-    quick=QUICK,
-    measure=measure,
-    claims=claims,
+INTRO = (
+    "With fixed features, the best a model can do is the projection of the truth onto their span. A quadratic basis fitted "
+    "to a cubic target keeps a bias floor — the error of the best quadratic — that no amount of data removes, while a cubic "
+    "basis, which contains the target, approaches the noise level."
 )
+EXPERIMENT = Experiment(name="underfitting", number=2, title="Too few features: underfitting", intro=INTRO,
+                        settings=UnderfittingSettings, quick=QUICK, measure=measure, claims=claims)
