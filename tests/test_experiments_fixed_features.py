@@ -82,11 +82,12 @@ BAD_SETTINGS = [
     ("underfitting", {"noise": "0"}, "noise"),
     ("overfitting", {"max_degree": 10}, "max_degree"),
     ("overfitting", {"n": 2}, "n to be an integer >= 3"),
-    ("more-data", {"ns": "10,100"}, "ns"),
-    ("more-data", {"degree": 2}, "contain the target"),
-    ("bias-variance", {"max_degree": 25}, r"max_degree <= min\(n - 1, 30\)"),
-    ("bias-variance", {"draws": 1}, "draws"),
-    ("bias-variance", {"noise": "-1"}, "noise"),
+    ("more-data", {"ns": "10,100"}, r"expected every n >= degree \+ 2 \(more examples than features\), got ns=\(10, 100\), degree=15"),
+    ("more-data", {"degree": 2}, r"expected degree of truth <= degree \(the basis must contain the target\), got truth=.*, degree=2"),
+    ("more-data", {"degree": 31}, r"expected degree to be an integer >= 1 and <= 30 .*got degree=31"),
+    ("bias-variance", {"max_degree": 25}, r"expected max_degree <= min\(n - 1, 30\) .*got max_degree=25, n=20"),
+    ("bias-variance", {"draws": 1}, r"expected draws to be an integer >= 2 \(noise redraws R\), got draws=1"),
+    ("bias-variance", {"noise": "-1"}, r"expected noise to be a finite number > 0 .*got noise=-1.0"),
     ("bias-variance", {"degree": 3}, "unknown setting"),
 ]
 
@@ -179,6 +180,12 @@ def test_more_data_matches_numpy_at_the_largest_n(quick_result):
         deviations.append(np.abs(P.polyval(grid, coef) - P.polyval(grid, CUBIC)).max())
     assert num["excess"][-1] == pytest.approx(np.mean(errors), rel=1e-6)
     assert num["max_deviation"][-1] == pytest.approx(max(deviations), rel=1e-6)
+    x, y = data(s["ns"][i], child_seed(0, "data", i, 0), s["noise"])  # the figure's fit: the first draw
+    np.testing.assert_allclose(np.asarray(num["thetas"][-1]), lstsq(x, y, s["degree"]), rtol=1e-6, atol=1e-9)
+    assert result.claim("large-basis-reaches-noise-level").values["e"] == num["excess"][-1]
+    assert result.claim("fit-within-noise-of-truth").values["d"] == num["max_deviation"][-1]
+    assert result.claim("excess-falls-every-decade").values["low"] == pytest.approx(min(
+        num["excess"][a] / num["excess"][b] for a in range(len(s["ns"])) for b in range(len(s["ns"])) if s["ns"][b] == 10 * s["ns"][a]))
     # the variance theory: E[excess] ≈ σ²·p/n at large n; the mean of the draws lies within a factor 3 of it
     assert 1 / 3 <= num["excess"][-1] / (s["noise"] ** 2 * (s["degree"] + 1) / s["ns"][i]) <= 3
 
@@ -218,3 +225,13 @@ def test_bias_variance_against_exact_theory(quick_result):
         assert -1e-10 <= mc <= sigma**2 / (n * R) * chi2.ppf(1 - 1e-6, degree + 1)
     best = num["best_degree"]
     assert num["fresh_labels"][best] == pytest.approx(num["total"][best], rel=0.1)  # Monte Carlo with fresh noisy labels
+    assert num["band_degrees"] == sorted({1, best, s["max_degree"]})
+    grid = np.asarray(num["band_x"])
+    for degree, mean, sd in zip(num["band_degrees"], num["band_mean"], num["band_sd"], strict=True):  # the figure's bands
+        V = np.vander(x, degree + 1, increasing=True)
+        curves = np.vander(grid, degree + 1, increasing=True) @ np.linalg.lstsq(V, g[:, None] + eps, rcond=None)[0]
+        np.testing.assert_allclose(mean, curves.mean(1), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(sd, curves.std(1, ddof=1), rtol=1e-6, atol=1e-9)
+    assert result.claim("test-error-u-shaped").values["best"] == best
+    assert result.claim("bias-never-increases").values["rise"] == max(np.diff(num["bias2"]))
+    assert result.claim("variance-increases").values["step"] == min(np.diff(num["variance"]))

@@ -42,48 +42,36 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import LosslabError, finite_float, positive_int
 from ..models import Polynomial
 from ..random_streams import generator
-from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
-from ._polyfit import CUBIC, check_truth, draw, polyval, two_panels
+from ._polyfit import CUBIC, TRUTH, draw
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Real, Rule, Settings, setting
 
-__all__ = ["EXPERIMENT", "QUICK", "Decomposition", "Settings", "decompose", "repeated_fits", "run"]
+__all__ = [
+    "EXPERIMENT", "QUICK", "BiasVarianceMeasured", "BiasVarianceSettings", "Decomposition", "claims", "decompose", "measure",
+    "repeated_fits",
+]
 
 UNIT_ROUNDOFF = 2.0**-53
+GRID = 201  # points on [−1, 1] where the mean fit and its spread are shown
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Settings of the bias–variance experiment.
+class BiasVarianceSettings(Settings):
+    """Settings of the bias–variance experiment (defaults: the full run)."""
 
-    Attributes:
-        n: training inputs (fixed across draws).
-        max_degree: degrees 0 … max_degree are fitted (at most n − 1).
-        draws: noise redraws R.
-        noise: standard deviation σ of the label noise.
-        truth: the target's coefficients, constant term first (default x³ − x).
-    """
+    n: int = setting(20, Integer(3), "training inputs (fixed across draws)")
+    max_degree: int = setting(15, Integer(2, 30), "degrees 0 … max_degree are fitted")
+    draws: int = setting(1000, Integer(2), "noise redraws R")
+    noise: float = setting(0.2, Real(0, low_open=True), "standard deviation σ of the label noise")
+    truth: tuple[float, ...] = setting(CUBIC, TRUTH, "the target's coefficients, constant term first")
 
-    n: int = 20
-    max_degree: int = 15
-    draws: int = 1000
-    noise: float = 0.2
-    truth: tuple[float, ...] = CUBIC
-
-    def __post_init__(self) -> None:
-        positive_int("n", self.n, minimum=3)
-        positive_int("max_degree", self.max_degree, minimum=2)
-        positive_int("draws", self.draws, minimum=2)
-        finite_float("noise", self.noise, positive=True)
-        check_truth(self.truth)
-        if self.max_degree > min(self.n - 1, 30):
-            raise LosslabError(
-                f"expected max_degree <= min(n - 1, 30) (a least-squares fit, not an interpolation family), got "
-                f"max_degree={self.max_degree}, n={self.n}"
-            )
-        if self.n * self.draws > 10_000_000:
-            raise LosslabError(f"expected n × draws <= 10,000,000, got n={self.n}, draws={self.draws}")
+    RULES = (
+        Rule(lambda s: s.max_degree <= s.n - 1, "max_degree <= min(n - 1, 30) (a least-squares fit, not an interpolation family)",
+             ("max_degree", "n"), {"max_degree": 20}),
+        Rule(lambda s: s.n * s.draws <= 10_000_000, "n × draws <= 10,000,000", ("n", "draws"), {"draws": 1_000_000}),
+    )
 
 
 QUICK = {"draws": 200}
@@ -149,30 +137,32 @@ def decompose(X: torch.Tensor, g: torch.Tensor, Y: torch.Tensor, fresh: torch.Te
     return Decomposition(noise=noise**2, **out)
 
 
-def _figure(settings: Settings, dec: Decomposition, X: torch.Tensor, g: torch.Tensor, Y: torch.Tensor, best: int):
-    degrees = list(range(settings.max_degree + 1))
-    fig, left, right = two_panels(f"decomposition over {settings.draws} noise draws", "mean fit ± one standard deviation over the draws")
-    left.plot(degrees, dec.total, "o-", color="k", lw=2, label="test error (total)")
-    left.plot(degrees, dec.bias2, "s-", color="C0", label="bias²")
-    left.plot(degrees, dec.variance, "^-", color="C3", label="variance")
-    left.plot(degrees, dec.variance_theory, color="C3", ls=":", lw=1, label="σ²·p/n (theory)")
-    left.axhline(dec.noise, color="0.5", ls="--", lw=1, label="noise σ²")
-    left.set(xlabel="polynomial degree", ylabel="error at the training inputs")
-    left.legend(fontsize=8)
-    grid = torch.linspace(-1, 1, 201, dtype=torch.float64)
-    for degree, color in zip(sorted({1, best, settings.max_degree}), ("C0", "C2", "C3")):
-        curves = grid[:, None] ** torch.arange(degree + 1, dtype=torch.float64) @ repeated_fits(X, Y, degree)  # (201, R)
-        mean, spread = curves.mean(1), curves.std(1)
-        right.fill_between(grid, mean - spread, mean + spread, color=color, alpha=0.25, lw=0)
-        right.plot(grid, mean, color=color, lw=1.8, label=f"degree {degree}: mean fit ± 1 sd")
-    right.plot(grid, polyval(settings.truth, grid), "k--", lw=1.5, label="truth", zorder=5)
-    right.plot(X[:, 0], g, "k|", ms=10, label="training inputs")
-    right.set(xlabel="x", ylim=(-1.2, 1.2))
-    right.legend(fontsize=8, loc="lower left")
-    return fig
+@dataclass(frozen=True)
+class BiasVarianceMeasured(Measured):
+    """What the bias–variance experiment measured: the decomposition per degree, and the spread of a few fits on [−1, 1]."""
+
+    n: int
+    draws: int
+    sigma: float  # the noise standard deviation σ
+    truth: tuple[float, ...]
+    degrees: list[int]
+    bias2: list[float]
+    variance: list[float]
+    noise: float  # σ²
+    total: list[float]
+    direct: list[float]
+    fresh_labels: list[float]
+    variance_theory: list[float]
+    best_degree: int
+    x: torch.Tensor  # the training inputs (n,)
+    g: torch.Tensor  # the target at them
+    band_x: torch.Tensor  # GRID points on [−1, 1]
+    band_degrees: list[int]  # degree 1, the best degree and max_degree
+    band_mean: list[torch.Tensor]  # per band degree: the mean fit over the draws on band_x
+    band_sd: list[torch.Tensor]  # and its standard deviation over the draws
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
+def measure(settings: BiasVarianceSettings, seed: int, say) -> BiasVarianceMeasured:
     """Redraw the noise ``draws`` times at fixed inputs; decompose the in-sample test error for every degree."""
     n, R, s = settings.n, settings.draws, settings.noise
     X, g = draw(n, settings.truth, 0.0, seed)
@@ -182,64 +172,66 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     say(f"{len(degrees)} degrees × {R} draws")
     dec = decompose(X, g, Y, fresh, s, degrees)
     best = min(degrees, key=dec.total.__getitem__)
-    identity_gap = max(abs(t - d) / d for t, d in zip(dec.total, dec.direct))
+    grid = torch.linspace(-1, 1, GRID, dtype=torch.float64)
+    band_degrees = sorted({1, best, settings.max_degree})
+    means, sds = [], []
+    for degree in band_degrees:
+        curves = grid[:, None] ** torch.arange(degree + 1, dtype=torch.float64) @ repeated_fits(X, Y, degree)  # (GRID, R)
+        means.append(curves.mean(1))
+        sds.append(curves.std(1))
+    return BiasVarianceMeasured(
+        n=n, draws=R, sigma=s, truth=settings.truth, degrees=degrees, bias2=dec.bias2, variance=dec.variance, noise=dec.noise,
+        total=dec.total, direct=dec.direct, fresh_labels=dec.fresh, variance_theory=dec.variance_theory, best_degree=best,
+        x=X[:, 0], g=g, band_x=grid, band_degrees=band_degrees, band_mean=means, band_sd=sds,
+    )
+
+
+def claims(settings: BiasVarianceSettings, m: BiasVarianceMeasured) -> tuple[Claim, ...]:
+    """The parts add up; bias² never increases and the variance grows with the basis; the total is U-shaped."""
+    n, R, best, dmax = m.n, m.draws, m.best_degree, m.degrees[-1]
+    identity_gap = max(abs(t - d) / d for t, d in zip(m.total, m.direct, strict=True))
     identity_bound = 10 * n * R * UNIT_ROUNDOFF
-    bias_rise = max(b - a for a, b in itertools.pairwise(dec.bias2))
-    bias_allowance = 16 * s**2 / (n * R)
-    var_steps = min(b - a for a, b in itertools.pairwise(dec.variance))
-    var_dev = [abs(v / t - 1) / math.sqrt(2 / ((k + 1) * (R - 1))) for k, (v, t) in enumerate(zip(dec.variance, dec.variance_theory))]
-    ends = min(dec.total[0], dec.total[-1]) / dec.total[best]
-    numbers = {"degrees": degrees, "bias2": dec.bias2, "variance": dec.variance, "noise": dec.noise, "total": dec.total,
-               "direct": dec.direct, "fresh_labels": dec.fresh, "variance_theory": dec.variance_theory, "best_degree": best,
-               "x": X[:, 0]}
-    claims = (
-        claim("the decomposition adds up: bias² + variance + noise equals the directly averaged test error",
+    bias_rise = max(b - a for a, b in itertools.pairwise(m.bias2))
+    bias_allowance = 16 * m.noise / (n * R)
+    var_steps = min(b - a for a, b in itertools.pairwise(m.variance))
+    pairs = zip(m.variance, m.variance_theory, strict=True)
+    var_dev = [abs(v / t - 1) / math.sqrt(2 / ((k + 1) * (R - 1))) for k, (v, t) in enumerate(pairs)]
+    ends = min(m.total[0], m.total[-1]) / m.total[best]
+    return (
+        claim("decomposition-adds-up", "the decomposition adds up: bias² + variance + noise equals the directly averaged test error",
               identity_gap <= identity_bound,
               "max over degrees |bias² + variance + σ² − direct mean| / direct = {gap:.1e} ≤ 10·n·R·u = {bound:.1e} "
               "(fresh noisy labels, Monte Carlo: {fresh:.4f} vs {total:.4f} at degree {best})",
-              gap=identity_gap, bound=identity_bound, fresh=dec.fresh[best], total=dec.total[best], best=best),
-        claim("bias² never increases with the basis size",
+              plain="The three parts add up to the directly averaged error to within floating-point rounding (u is the "
+                    "rounding unit of double precision), and fresh noisy labels give about the same error.",
+              gap=identity_gap, bound=identity_bound, fresh=m.fresh_labels[best], total=m.total[best], best=best),
+        claim("bias-never-increases", "bias² never increases with the basis size",
               bias_rise <= bias_allowance,
               "max over k of bias²(k + 1) − bias²(k) = {rise:.1e} ≤ Monte-Carlo allowance 16σ²/(nR) = {tol:.1e}; "
               "bias² falls from {b0:.4f} (degree 0) to {bend:.1e} (degree {dmax})",
-              rise=bias_rise, tol=bias_allowance, b0=dec.bias2[0], bend=dec.bias2[-1], dmax=settings.max_degree),
-        claim("the variance increases with the basis size, by σ²/n per feature",
+              plain="Adding a feature never moves the average fit away from the truth, apart from a tiny wobble that comes from "
+                    "averaging a finite number of noise draws.",
+              rise=bias_rise, tol=bias_allowance, b0=m.bias2[0], bend=m.bias2[-1], dmax=dmax),
+        claim("variance-increases", "the variance increases with the basis size, by σ²/n per feature",
               var_steps > 0 and max(var_dev) <= 4,
               "min over k of variance(k + 1) − variance(k) = {step:.1e} > 0; variance vs σ²·p(R − 1)/(nR): largest deviation "
               "{dev:.2f} standard deviations ≤ 4 (degree {dmax}: {v:.5f} vs {t:.5f})",
-              step=var_steps, dev=max(var_dev), dmax=settings.max_degree, v=dec.variance[-1], t=dec.variance_theory[-1]),
-        claim("the test error is U-shaped: its minimum lies strictly inside the degree range",
-              0 < best < settings.max_degree and ends >= 1.25,
+              plain="Every added feature lets the fit follow the noise a little more, and the measured variance agrees with the "
+                    "textbook formula to within its expected random scatter.",
+              step=var_steps, dev=max(var_dev), dmax=dmax, v=m.variance[-1], t=m.variance_theory[-1]),
+        claim("test-error-u-shaped", "the test error is U-shaped: its minimum lies strictly inside the degree range",
+              0 < best < dmax and ends >= 1.25,
               "minimum {tmin:.4f} at degree {best}; degree 0: {t0:.4f}, degree {dmax}: {tend:.4f}, both ≥ 1.25 × the minimum "
               "(smaller ratio {ends:.2f}; theory for the right end with the cubic target: (1 + {pmax}/n)/(1 + 4/n) = {pred:.2f})",
-              tmin=dec.total[best], best=best, t0=dec.total[0], dmax=settings.max_degree, tend=dec.total[-1], ends=ends,
-              pmax=settings.max_degree + 1, pred=(1 + (settings.max_degree + 1) / n) / (1 + 4 / n)),
+              tmin=m.total[best], best=best, t0=m.total[0], dmax=dmax, tend=m.total[-1], ends=ends,
+              pmax=dmax + 1, pred=(1 + (dmax + 1) / n) / (1 + 4 / n)),
     )
-    figure = png_figure(
-        _figure(settings, dec, X, g, Y, best), "bias-variance",
-        "Left: bias² (blue) falls as features are added and vanishes once the basis contains the cubic; the variance (red) "
-        "grows by σ²/n per feature (dotted: theory); their sum plus the noise σ² (dashed) is the U-shaped test error (black), "
-        f"lowest at degree {best}. Right: the average fit (line) and its spread over the draws (band): degree 1 is stable but "
-        f"wrong (bias), degree {settings.max_degree} is right on average at the training inputs but moves with the noise (variance), "
-        "most of all between and beyond them.",
-    )
-    table = Table(f"Decomposition at the training inputs ({R} noise draws, σ = {s})",
-                  ("degree", "bias²", "variance", "σ²p(R−1)/(nR)", "noise", "total", "direct average"),
-                  tuple((k, dec.bias2[k], dec.variance[k], dec.variance_theory[k], dec.noise, dec.total[k], dec.direct[k])
-                        for k in degrees))
-    return Outcome(numbers=numbers, claims=claims, figures=(figure,), tables=(table,))
 
 
-EXPERIMENT = legacy_experiment(
-    name="bias-variance",
-    number=5,
-    title="Bias and variance against the basis size",
-    intro=(
-        "Refit the same inputs with many fresh draws of the label noise and the expected test error splits exactly into "
-        "bias² (how far the average fit is from the truth), variance (how much the fit moves with the noise) and the noise "
-        "itself. Adding fixed features lowers the bias and raises the variance, so the test error is U-shaped in the basis size."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+INTRO = (
+    "Refit the same inputs with many fresh draws of the label noise and the expected test error splits exactly into "
+    "bias² (how far the average fit is from the truth), variance (how much the fit moves with the noise) and the noise "
+    "itself. Adding fixed features lowers the bias and raises the variance, so the test error is U-shaped in the basis size."
 )
+EXPERIMENT = Experiment(name="bias-variance", number=5, title="Bias and variance against the basis size", intro=INTRO,
+                        settings=BiasVarianceSettings, quick=QUICK, measure=measure, claims=claims)
