@@ -31,7 +31,12 @@ from _helpers import assert_evidence_shows_values
 F64 = torch.float64
 NAMES = ("sigmoid-mlp", "regularization", "gd-vs-sgd")
 # Claims the theory predicts (all but gd-vs-sgd's last two, empirical questions decided by their numbers).
-PREDICTED = {"sigmoid-mlp": (0, 1, 2), "regularization": (0, 1, 2, 3), "gd-vs-sgd": (0, 1)}
+PREDICTED = {
+    "sigmoid-mlp": ("backprop-equals-autograd", "minima-at-different-heights", "tied-starts-reach-saddles"),
+    "regularization": ("l2-shifts-eigenvalues-by-2-lambda", "large-lambda-locally-convex", "no-lambda-globally-convex",
+                       "dropout-is-l2-penalty"),
+    "gd-vs-sgd": ("several-minima", "best-level-one-network-up-to-symmetry"),
+}
 
 
 # ---- hand-written losses (no Problem, no model classes) ---------------------------------------------
@@ -56,25 +61,27 @@ def dense_eigenvalues(loss, theta: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize("name", NAMES)
 def test_predicted_claims_hold_and_evidence_has_numbers(quick_result, name):
     result = quick_result(name)
-    for i in PREDICTED[name]:
-        assert result.claims[i].holds, result.claims[i].evidence
+    for key in PREDICTED[name]:
+        assert result.claim(key).holds, result.claim(key).evidence
     for c in result.claims:
         assert_evidence_shows_values(c)
+        if any(word in c.evidence for word in ("Lanczos", "McNemar", "bound")):  # specialist evidence comes with a plain sentence
+            assert c.plain, c.key
     assert result.figures and all(f.png is None or len(f.png) < 150_000 for f in result.figures)
 
 
 BAD_SETTINGS = [
-    ("sigmoid-mlp", {"width": 1}, "width"),
-    ("sigmoid-mlp", {"l2": 0.0}, "l2"),
-    ("sigmoid-mlp", {"lr": "-1"}, "lr"),
-    ("sigmoid-mlp", {"starts": "many"}, "starts"),
-    ("regularization", {"keep_prob": 1.0}, "keep_prob"),
-    ("regularization", {"lambdas": (0.1,)}, "lambdas"),
-    ("regularization", {"lambdas": "0,-1"}, "lambdas"),
-    ("regularization", {"masks": 10}, "masks"),
-    ("gd-vs-sgd", {"batch_size": 32}, "batch_size"),
-    ("gd-vs-sgd", {"starts": 5}, "starts"),
-    ("gd-vs-sgd", {"lr": "nan"}, "lr"),
+    ("sigmoid-mlp", {"width": 1}, r"expected width to be an integer >= 2 \(hidden units h\), got width=1"),
+    ("sigmoid-mlp", {"l2": 0.0}, r"expected l2 to be a finite number > 0 .*, got l2=0.0"),
+    ("sigmoid-mlp", {"lr": "-1"}, r"expected lr to be a finite number > 0 .*, got lr=-1.0"),
+    ("sigmoid-mlp", {"starts": "many"}, r"expected starts to be an integer >= 2 .*, got starts='many'"),
+    ("regularization", {"keep_prob": 1.0}, r"expected keep_prob to be a finite number > 0 and < 1 .*, got keep_prob=1.0"),
+    ("regularization", {"lambdas": (0.1,)}, r"expected lambdas to be at least 2 finite numbers >= 0 .*, got lambdas=\(0.1,\)"),
+    ("regularization", {"lambdas": "0,-1"}, r"expected lambdas to be .*, got lambdas=\(0.0, -1.0\)"),
+    ("regularization", {"masks": 10}, r"expected masks to be an integer >= 100 .*, got masks=10"),
+    ("gd-vs-sgd", {"batch_size": 32}, r"expected batch_size < n \(else SGD is GD\), got batch_size=32, n=32"),
+    ("gd-vs-sgd", {"starts": 5}, r"expected starts to be an integer >= 10 .*, got starts=5"),
+    ("gd-vs-sgd", {"lr": "nan"}, r"expected lr to be a finite number > 0 .*, got lr=nan"),
 ]
 
 
@@ -261,13 +268,15 @@ def test_sgd_claims_are_decided_by_their_numbers(quick_result):
     best = min(float(pol[m][crit[m]].min()) for m in pol)
     assert best == pytest.approx(nums["best_loss"], rel=0)
     reach = {m: pol[m] <= 1.01 * best for m in pol}
-    for claim_index, other, key in ((2, "GD", "mcnemar"), (3, "GD, SGD's step count", "mcnemar_control")):
+    for claim_key, other, key in (("optimiser-decides-minimum", "GD", "mcnemar"),
+                                  ("sgd-noise-not-extra-steps", "GD, SGD's step count", "mcnemar_control")):
+        decided = result.claim(claim_key)
         b = int((reach["SGD"] & ~reach[other]).sum())
         c = int((~reach["SGD"] & reach[other]).sum())
         z = (b - c) / math.sqrt(b + c) if b + c else 0.0
         assert z == pytest.approx(nums[key]["z"], abs=1e-12)
-        assert result.claims[claim_index].holds == (b + c >= 0.05 * s_starts(result))  # discordant starts, no direction
-        assert f"z = {z:.2f}" in result.claims[claim_index].evidence and f"{b + c} of " in result.claims[claim_index].evidence
+        assert decided.holds == (b + c >= 0.05 * s_starts(result))  # discordant starts, no direction
+        assert f"z = {z:.2f}" in decided.evidence and f"{b + c} of " in decided.evidence
     assert nums["per_method"]["SGD"]["fraction_best"] == pytest.approx(float(reach["SGD"].double().mean()))
 
 

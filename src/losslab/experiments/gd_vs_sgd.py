@@ -47,16 +47,16 @@ from dataclasses import dataclass
 import torch
 
 from .. import data
-from .._checks import LosslabError, finite_float, positive_int
 from ..curvature import classify
 from ..fit.ensemble import train_ensemble
 from ..models import TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed
-from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._minima import canonical_two_layer, cluster_points, cluster_values, damped_newton
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Real, Rule, Settings, setting
 
-__all__ = ["EXPERIMENT", "QUICK", "Settings", "mcnemar_z", "run"]
+__all__ = ["EXPERIMENT", "QUICK", "GdVsSgdMeasured", "GdVsSgdSettings", "claims", "mcnemar_z", "measure"]
 
 LEVEL_RTOL = 1e-6  # loss values of one minimum agree far better; distinct minima differ by far more
 POINT_TOL = 1e-4  # Euclidean: a run with ‖∇L‖ ≤ 1e-8 is within ‖∇L‖/λ_min ≈ 1e-5 of its minimum
@@ -65,52 +65,47 @@ DISCORDANT = 0.05  # the optimiser decides the outcome for at least this share o
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Settings of the GD-against-SGD experiment.
+class GdVsSgdSettings(Settings):
+    """Settings of the GD-against-SGD experiment (defaults: the full run)."""
 
-    Attributes:
-        n: training examples of the noisy sine y = sin(frequency·x) + noise·ε on [−π, π].
-        frequency: the sine's frequency.
-        noise: the noise level.
-        width: hidden units of the tanh TwoLayer net.
-        l2: weight decay (> 0: isolated minima).
-        starts: K, the starts shared by every method.
-        epochs: passes over the data for every method (GD: one step per epoch).
-        lr: the learning rate of every method.
-        batch_size: SGD's minibatch size.
-        polish_steps: damped-Newton iterations applied to every end point.
-        grad_tol: a polished run with ‖∇L‖₂ ≤ grad_tol is at a critical point.
-    """
+    n: int = setting(32, Integer(2), "training examples of the noisy sine y = sin(frequency·x) + noise·ε on [−π, π]")
+    frequency: float = setting(3.0, Real(0, low_open=True), "the sine's frequency")
+    noise: float = setting(0.1, Real(0), "the noise level")
+    width: int = setting(4, Integer(2), "hidden units of the tanh TwoLayer net")
+    l2: float = setting(1e-3, Real(0, low_open=True), "weight decay (> 0: isolated minima)")
+    starts: int = setting(200, Integer(10), "K, the starts shared by every method")
+    epochs: int = setting(500, Integer(1), "passes over the data for every method (GD: one step per epoch)")
+    lr: float = setting(0.2, Real(0, low_open=True), "the learning rate of every method")
+    batch_size: int = setting(4, Integer(1), "SGD's minibatch size")
+    polish_steps: int = setting(100, Integer(1), "damped-Newton iterations applied to every end point")
+    grad_tol: float = setting(1e-8, Real(0, low_open=True), "a polished run with ‖∇L‖₂ ≤ grad_tol is at a critical point")
 
-    n: int = 32
-    frequency: float = 3.0
-    noise: float = 0.1
-    width: int = 4
-    l2: float = 1e-3
-    starts: int = 200
-    epochs: int = 500
-    lr: float = 0.2
-    batch_size: int = 4
-    polish_steps: int = 100
-    grad_tol: float = 1e-8
-
-    def __post_init__(self) -> None:
-        positive_int("n", self.n, minimum=2)
-        finite_float("frequency", self.frequency, positive=True)
-        finite_float("noise", self.noise, nonnegative=True)
-        positive_int("width", self.width, minimum=2)
-        finite_float("l2", self.l2, positive=True)
-        positive_int("starts", self.starts, minimum=10)
-        positive_int("epochs", self.epochs)
-        finite_float("lr", self.lr, positive=True)
-        positive_int("batch_size", self.batch_size)
-        if self.batch_size >= self.n:
-            raise LosslabError(f"expected batch_size < n = {self.n} (else SGD is GD), got batch_size={self.batch_size}")
-        positive_int("polish_steps", self.polish_steps)
-        finite_float("grad_tol", self.grad_tol, positive=True)
+    RULES = (
+        Rule(lambda s: s.batch_size < s.n, "batch_size < n (else SGD is GD)", ("batch_size", "n"), {"batch_size": 32}),
+    )
 
 
 QUICK = {"starts": 50, "epochs": 150}
+
+
+@dataclass(frozen=True)
+class GdVsSgdMeasured(Measured):
+    """What the GD-against-SGD experiment measured; per-method dicts in the order GD, SGD, GD with SGD's step count."""
+
+    best_loss: float  # the lowest polished loss of any run at a critical point
+    levels: list[float]  # distinct polished loss levels (relative tolerance LEVEL_RTOL), ascending
+    level_kinds: list[str]  # each level's kind by curvature
+    level_points: list[torch.Tensor]  # one run's θ per level
+    per_method: dict[str, dict]  # steps, fraction_best (± se), critical, levels, minima (canonical), median_raw, diverged
+    mcnemar: dict  # SGD against GD: z, sgd_only, gd_only
+    mcnemar_control: dict  # SGD against GD with SGD's step count: z, sgd_only, gd_long_only
+    best_level_raw_clusters: int  # clusters of the raw parameters of the runs at the lowest level
+    best_level_canonical_clusters: int  # … of their canonical forms
+    final_losses: dict[str, torch.Tensor]  # loss at the end of training, before polishing (inf: diverged)
+    polished_losses: dict[str, torch.Tensor]
+    critical: dict[str, torch.Tensor]  # polished run at a critical point (bool)
+    best_level_runs: int  # runs (all methods) at the lowest level
+    level_runs: list[list[int]]  # per level: how many runs of each method end there
 
 
 def mcnemar_z(first: torch.Tensor, second: torch.Tensor) -> tuple[float, int, int]:
@@ -127,13 +122,8 @@ def mcnemar_z(first: torch.Tensor, second: torch.Tensor) -> tuple[float, int, in
     return ((b - c) / math.sqrt(b + c) if b + c else 0.0), b, c
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
-    """Train K starts by GD, SGD and long GD; polish; count minima; compare the methods."""
-    s = settings
-    X, y = data.sine(s.n, noise=s.noise, frequency=s.frequency, seed=seed)
-    net = TwoLayer(1, s.width, "tanh")
-    problem = Problem(net, X, y, l2=s.l2)
-    seeds = [child_seed(seed, "restarts", k) for k in range(s.starts)]
+def _run_methods(problem: Problem, seeds: list[int], s: GdVsSgdSettings, say) -> dict[str, dict]:
+    """Train every start by each method, then polish every end point by damped Newton."""
     per_epoch = math.ceil(s.n / s.batch_size)
     methods = {
         "GD": {"optimizer": "gd", "steps": s.epochs},
@@ -145,9 +135,48 @@ def run(settings: Settings, seed: int, say) -> Outcome:
         say(f"{name}: {s.starts} starts × {kw['steps']} steps, then {s.polish_steps} damped-Newton steps")
         ens = train_ensemble(problem, seeds=seeds, lr=s.lr, **kw)
         theta, grad_norms = damped_newton(problem, ens.theta, iterations=s.polish_steps, tol=s.grad_tol / 100)
-        grad_norm = grad_norms[-1]
-        runs[name] = {"ens": ens, "theta": theta, "grad_norm": grad_norm, "loss": problem.loss_batch(theta),
-                      "raw": torch.where(ens.diverged, math.inf, ens.final_losses)}
+        runs[name] = {"ens": ens, "theta": theta, "grad_norm": grad_norms[-1], "loss": problem.loss_batch(theta),
+                      "raw": torch.where(ens.diverged, math.inf, ens.final_losses), "steps": kw["steps"]}
+    return runs
+
+
+def _minima_up_to_symmetry(problem: Problem, theta: torch.Tensor) -> int:
+    """Clusters (POINT_TOL) of the canonical forms of the rows of θ: distinct networks up to permutations and sign flips."""
+    if not len(theta):
+        return 0
+    canon = canonical_two_layer(problem.model, torch.func.vmap(problem.unflatten)(theta))
+    return int(cluster_points(canon, POINT_TOL).max()) + 1
+
+
+def _per_method(problem: Problem, runs: dict, critical: dict, reach: dict, starts: int) -> dict[str, dict]:
+    """Each method's share of starts at the best level (± binomial SE), critical runs, levels, minima, median raw loss."""
+    out = {}
+    for m, r in runs.items():
+        crit_theta = r["theta"][critical[m]]
+        n_levels = len(cluster_values(r["loss"][critical[m]], LEVEL_RTOL)[1]) if len(crit_theta) else 0
+        frac = float(reach[m].to(torch.float64).mean())
+        out[m] = {"steps": r["steps"], "fraction_best": frac, "se": math.sqrt(frac * (1 - frac) / starts),
+                  "critical": int(critical[m].sum()), "levels": n_levels, "minima": _minima_up_to_symmetry(problem, crit_theta),
+                  "median_raw": float(r["raw"].median()), "diverged": int(r["ens"].diverged.sum())}
+    return out
+
+
+def _level_runs(labels: torch.Tensor | None, critical: dict, n_levels: int) -> list[list[int]]:
+    """Per level: the runs of each method there (``labels`` numbers the pooled critical runs, method after method)."""
+    all_labels = labels if labels is not None else torch.zeros(0, dtype=torch.int64)
+    offsets, start = [], 0
+    for crit in critical.values():
+        offsets.append((start, start + int(crit.sum())))
+        start = offsets[-1][1]
+    return [[int((all_labels[a:e] == c).sum()) for a, e in offsets] for c in range(n_levels)]
+
+
+def measure(settings: GdVsSgdSettings, seed: int, say) -> GdVsSgdMeasured:
+    """Train K starts by GD, SGD and long GD; polish; count minima; compare the methods."""
+    s = settings
+    X, y = data.sine(s.n, noise=s.noise, frequency=s.frequency, seed=seed)
+    problem = Problem(TwoLayer(1, s.width, "tanh"), X, y, l2=s.l2)
+    runs = _run_methods(problem, [child_seed(seed, "restarts", k) for k in range(s.starts)], s, say)
 
     critical = {m: r["grad_norm"] <= s.grad_tol for m, r in runs.items()}
     pooled = torch.cat([r["loss"][critical[m]] for m, r in runs.items()])
@@ -159,136 +188,86 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     all_theta = torch.cat([r["theta"][critical[m]] for m, r in runs.items()])
     level_points = [all_theta[int(torch.nonzero(labels == c)[0, 0])] for c in range(len(levels))]
     kinds = [classify(problem, t, grad_tol=s.grad_tol, seed=seed).kind for t in level_points]
-    minima_levels = [float(v) for v, k in zip(levels.tolist(), kinds) if k == "minimum"]
 
     # canonical forms at the lowest level: symmetric copies collapse
     at_best = all_theta[labels == 0] if len(levels) else all_theta
     raw_clusters = int(cluster_points(at_best, POINT_TOL).max()) + 1 if len(at_best) else 0
-    canon = canonical_two_layer(net, torch.func.vmap(problem.unflatten)(at_best)) if len(at_best) else at_best
-    canon_clusters = int(cluster_points(canon, POINT_TOL).max()) + 1 if len(at_best) else 0
-
-    rows, per_method = [], {}
-    for m, r in runs.items():
-        crit_theta = r["theta"][critical[m]]
-        n_levels = len(cluster_values(r["loss"][critical[m]], LEVEL_RTOL)[1]) if len(crit_theta) else 0
-        canon_m = canonical_two_layer(net, torch.func.vmap(problem.unflatten)(crit_theta)) if len(crit_theta) else crit_theta
-        n_points = int(cluster_points(canon_m, POINT_TOL).max()) + 1 if len(crit_theta) else 0
-        frac = float(reach[m].to(torch.float64).mean())
-        se = math.sqrt(frac * (1 - frac) / s.starts)
-        per_method[m] = {"steps": methods[m]["steps"], "fraction_best": frac, "se": se, "critical": int(critical[m].sum()),
-                         "levels": n_levels, "minima": n_points, "median_raw": float(r["raw"].median()),
-                         "diverged": int(r["ens"].diverged.sum())}
-        rows.append((m, methods[m]["steps"], f"{frac:.3f} ± {se:.3f}", int(critical[m].sum()), n_levels, n_points,
-                     float(r["raw"].median())))
+    per_method = _per_method(problem, runs, critical, reach, s.starts)
     z, b, c = mcnemar_z(reach["SGD"], reach["GD"])
     zc, bc, cc = mcnemar_z(reach["SGD"], reach["GD, SGD's step count"])
+    return GdVsSgdMeasured(
+        best_loss=best, levels=levels.tolist(), level_kinds=kinds, level_points=level_points, per_method=per_method,
+        mcnemar={"z": z, "sgd_only": b, "gd_only": c}, mcnemar_control={"z": zc, "sgd_only": bc, "gd_long_only": cc},
+        best_level_raw_clusters=raw_clusters, best_level_canonical_clusters=_minima_up_to_symmetry(problem, at_best),
+        final_losses={m: r["raw"] for m, r in runs.items()}, polished_losses={m: r["loss"] for m, r in runs.items()},
+        critical=critical, best_level_runs=len(at_best), level_runs=_level_runs(labels, critical, len(levels)),
+    )
 
-    claims = (
+
+Z_PLAIN = ("McNemar's z (the difference of the two one-sided counts over its expected spread) says whether either method "
+           "wins more often; values between −2 and 2 mean neither does.")
+
+
+def claims(settings: GdVsSgdSettings, m: GdVsSgdMeasured) -> tuple[Claim, ...]:
+    """Several minima; the best level is one network up to symmetry; the optimiser, and SGD's noise, decide which minimum."""
+    minima_levels = [float(v) for v, k in zip(m.levels, m.level_kinds) if k == "minimum"]
+    gd, sgd, long = m.per_method["GD"], m.per_method["SGD"], m.per_method["GD, SGD's step count"]
+    b, c, bc, cc = m.mcnemar["sgd_only"], m.mcnemar["gd_only"], m.mcnemar_control["sgd_only"], m.mcnemar_control["gd_long_only"]
+    thr = DISCORDANT * settings.starts
+    return (
         claim(
+            "several-minima",
             "the loss has several minima: polished runs end at two or more distinct loss levels that the curvature certifies as minima",
             len(minima_levels) >= 2,
             "{nmin} of {nlev} loss levels are certified minima (‖∇L‖ ≤ {tol:g}, λ_min > 0 beyond its bound): {vals}",
-            nmin=len(minima_levels), nlev=len(levels), tol=s.grad_tol, vals=", ".join(f"{v:.6g}" for v in minima_levels[:6]),
+            plain="After polishing, runs stop at several different loss values, and at each of them the slope is zero and the "
+                  "loss curves upward in every direction (the smallest curvature estimate is positive beyond its error bar).",
+            nmin=len(minima_levels), nlev=len(m.levels), tol=settings.grad_tol, vals=", ".join(f"{v:.6g}" for v in minima_levels[:6]),
         ),
         claim(
+            "best-level-one-network-up-to-symmetry",
             "runs at the lowest loss level are one network up to hidden-unit permutations and sign flips: their canonical forms "
             "coincide, their raw parameters do not",
-            canon_clusters == 1 and raw_clusters > 1,
+            m.best_level_canonical_clusters == 1 and m.best_level_raw_clusters > 1,
             "{k} runs at the lowest level {best:.6g}: {raw} clusters of raw parameters, {canon} after canonicalisation "
             "(Euclidean tolerance 1e-4)",
-            k=len(at_best), best=best, raw=raw_clusters, canon=canon_clusters,
+            plain="The runs that reach the lowest loss have different weights, but after reordering the hidden units and "
+                  "flipping their signs into one standard form (which leaves the network's output unchanged) they are all the "
+                  "same network.",
+            k=m.best_level_runs, best=m.best_loss, raw=m.best_level_raw_clusters, canon=m.best_level_canonical_clusters,
         ),
         claim(
+            "optimiser-decides-minimum",
             "the optimiser, not only the start, decides which minimum is reached: from the same starts, SGD and GD (same lr, "
             "same epochs) disagree about reaching the best loss level (within 1% of the lowest found) for at least 5% of the starts",
-            b + c >= DISCORDANT * s.starts,
+            b + c >= thr,
             "{d} of {k} starts discordant (SGD only: {b}, GD only: {c}; threshold {thr:g}); SGD {fs:.3f} ± {ses:.3f} vs GD "
             "{fg:.3f} ± {seg:.3f}; McNemar z = {z:.2f} (no direction claimed)",
-            d=b + c, k=s.starts, b=b, c=c, thr=DISCORDANT * s.starts, fs=per_method["SGD"]["fraction_best"],
-            ses=per_method["SGD"]["se"], fg=per_method["GD"]["fraction_best"], seg=per_method["GD"]["se"], z=z,
+            plain="For each shared start we ask whether SGD and GD both reach the best level or differ; the starts where they "
+                  "differ show that the optimiser, not only the start, decides the outcome. " + Z_PLAIN,
+            d=b + c, k=settings.starts, b=b, c=c, thr=thr, fs=sgd["fraction_best"], ses=sgd["se"], fg=gd["fraction_best"],
+            seg=gd["se"], z=m.mcnemar["z"],
         ),
         claim(
+            "sgd-noise-not-extra-steps",
             "it is SGD's noise, not its extra steps: SGD and GD given as many steps still disagree about reaching the best "
             "loss level for at least 5% of the starts",
-            bc + cc >= DISCORDANT * s.starts,
+            bc + cc >= thr,
             "{d} of {k} starts discordant (SGD only: {b}, GD with SGD's {steps} steps only: {c}; threshold {thr:g}); "
             "SGD {fs:.3f} vs {fl:.3f} ± {sel:.3f}; McNemar z = {z:.2f} (no direction claimed)",
-            d=bc + cc, k=s.starts, b=bc, c=cc, steps=methods["SGD"]["steps"], thr=DISCORDANT * s.starts,
-            fs=per_method["SGD"]["fraction_best"], fl=per_method["GD, SGD's step count"]["fraction_best"],
-            sel=per_method["GD, SGD's step count"]["se"], z=zc,
+            plain="GD given as many steps as SGD still disagrees with SGD on many starts, so the difference comes from SGD's "
+                  "random minibatches, not from its extra steps. " + Z_PLAIN,
+            d=bc + cc, k=settings.starts, b=bc, c=cc, steps=sgd["steps"], thr=thr, fs=sgd["fraction_best"],
+            fl=long["fraction_best"], sel=long["se"], z=m.mcnemar_control["z"],
         ),
     )
-    level_rows = []
-    all_labels = labels if labels is not None else torch.zeros(0, dtype=torch.int64)
-    offsets, start = {}, 0
-    for m in runs:
-        offsets[m] = (start, start + int(critical[m].sum()))
-        start = offsets[m][1]
-    for c_idx, (value, kind) in enumerate(zip(levels.tolist(), kinds)):
-        counts = [int((all_labels[a:e] == c_idx).sum()) for a, e in offsets.values()]
-        level_rows.append((value, kind, *counts))
-    tables = (
-        Table("Each method from the same starts: the fraction reaching the best level (± binomial standard error), runs at a "
-              "certified critical point after polishing, distinct loss levels and distinct minima up to symmetry among them, and "
-              "the median loss at the end of training (before polishing)",
-              ("method", "steps", "best level", "critical", "loss levels", "minima (canonical)", "median final loss"), tuple(rows)),
-        Table("The loss levels reached (relative tolerance 1e-6), their kind by curvature, and how many runs of each method end there",
-              ("loss", "kind", *runs.keys()), tuple(level_rows)),
-    )
-    numbers = {
-        "best_loss": best, "levels": levels.tolist(), "level_kinds": kinds, "level_points": level_points, "per_method": per_method,
-        "mcnemar": {"z": z, "sgd_only": b, "gd_only": c}, "mcnemar_control": {"z": zc, "sgd_only": bc, "gd_long_only": cc},
-        "best_level_raw_clusters": raw_clusters, "best_level_canonical_clusters": canon_clusters,
-        "final_losses": {m: r["raw"] for m, r in runs.items()}, "polished_losses": {m: r["loss"] for m, r in runs.items()},
-        "critical": critical,
-    }
-    return Outcome(numbers=numbers, claims=claims, figures=_figures(runs, best, levels, level_rows), tables=tables)
 
 
-def _figures(runs, best, levels, level_rows):
-    """Violins of the final losses per method; the share of runs per polished loss level."""
-    from ..report.figures import subplots
-
-    names = list(runs)
-    fig, ax = subplots(figsize=(6, 4))
-    finite = [torch.log10(r["raw"][torch.isfinite(r["raw"])]).numpy() for r in runs.values()]
-    ax.violinplot(finite, showmedians=True)
-    if math.isfinite(best):
-        ax.axhline(math.log10(best), color="C3", lw=1, ls="--", label="lowest polished loss")
-        ax.legend(fontsize=8)
-    ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
-    ax.set(ylabel="log10 final training loss", title="final losses from the same starts")
-    out = [png_figure(fig, "final-losses",
-                      "Distribution of the loss at the end of training (before polishing) for each method, same starts, same "
-                      "learning rate. The red line is the lowest minimum any run found; several bumps mean several minima.")]
-
-    top = list(range(min(len(levels), 8)))
-    fig, ax = subplots(figsize=(6, 4))
-    width = 0.8 / max(len(names), 1)
-    k = len(next(iter(runs.values()))["loss"])
-    for j, name in enumerate(names):
-        shares = [level_rows[i][2 + j] / k for i in top]
-        ax.bar([i + (j - (len(names) - 1) / 2) * width for i in top], shares, width=width, label=name)
-    ax.set_xticks(top, [f"{level_rows[i][0]:.4g}\n{level_rows[i][1][:3]}" for i in top], fontsize=7)
-    ax.set(xlabel="polished loss level (and kind)", ylabel="share of starts", title="which minimum each method reaches")
-    ax.legend(fontsize=8)
-    out.append(png_figure(fig, "levels",
-                          "Share of the starts whose polished end point lies at each loss level, per method (levels sorted from the "
-                          "lowest). If SGD escaped poor minima more often, its bars would shift to the left."))
-    return tuple(out)
-
-
-EXPERIMENT = legacy_experiment(
-    name="gd-vs-sgd",
-    number=13,
-    title="GD against SGD from many starts",
-    intro=(
-        "On a non-convex loss the minimum a run reaches depends on where it starts and, perhaps, on the optimiser. From the "
-        "same starts, full-batch gradient descent and minibatch SGD are run with the same learning rate and number of "
-        "epochs, every end point is polished to its minimum, and the minima are counted up to the network's symmetries. "
-        "Whether SGD's noise finds the best minimum more often is then a measured number, not a belief."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+INTRO = (
+    "On a non-convex loss the minimum a run reaches depends on where it starts and, perhaps, on the optimiser. From the same "
+    "starts, full-batch gradient descent and minibatch SGD are run with the same learning rate and number of epochs, every end "
+    "point is polished to its minimum, and the minima are counted up to the network's symmetries. Whether SGD's noise finds "
+    "the best minimum more often is then a measured number, not a belief."
 )
+EXPERIMENT = Experiment(name="gd-vs-sgd", number=13, title="GD against SGD from many starts", intro=INTRO, settings=GdVsSgdSettings,
+                        quick=QUICK, measure=measure, claims=claims)

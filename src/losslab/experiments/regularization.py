@@ -33,16 +33,17 @@ from dataclasses import dataclass
 import torch
 
 from .. import data
-from .._checks import LosslabError, finite_float, positive_int
 from ..convexity import check_convexity, chord_gap
 from ..curvature import eigs
 from ..fit import train
 from ..models import TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed, generator
-from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Real, Reals, Settings, setting
 
-__all__ = ["EXPERIMENT", "QUICK", "Settings", "dropout_closed_form", "run", "scaling_chord"]
+__all__ = ["EXPERIMENT", "QUICK", "DropoutCheck", "RegularizationMeasured", "RegularizationSettings", "claims",
+           "dropout_closed_form", "measure", "scaling_chord"]
 
 SHIFT_RTOL = 1e-9  # |λ_min(H_λ) − λ_min(H₀) − 2λ| relative to ‖H‖ + 2λ: ~1e6 ulps above the eigensolver's backward error
 MC_SIGMAS = 4.0  # a Monte Carlo mean more than 4 standard errors from the truth has probability < 1e-4
@@ -50,49 +51,48 @@ BETA = math.atanh(math.sqrt(2 / 3))  # where tanh² is most concave: (tanh²)''(
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Settings of the regularisation experiment.
+class RegularizationSettings(Settings):
+    """Settings of the regularisation experiment (defaults: the full run)."""
 
-    Attributes:
-        n: training examples of the noisy cubic y = x³ − x + noise·ε.
-        noise: the noise level.
-        width: hidden units of the tanh TwoLayer net.
-        lambdas: the L2 weights λ of the sweep (loss + λ‖θ‖²), each >= 0.
-        train_steps: Adam steps (lr 0.01, λ = 0) to the trained point where curvature is also measured.
-        budget: chords the generic witness search (check_convexity) may try per λ.
-        chord_half_width: h, the constructed chord runs from c − h·e_b to c + h·e_b.
-        keep_prob: dropout's keep probability p.
-        masks: Monte Carlo dropout masks.
-    """
-
-    n: int = 20
-    noise: float = 0.1
-    width: int = 3
-    lambdas: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-    train_steps: int = 2000
-    budget: int = 600
-    chord_half_width: float = 0.25
-    keep_prob: float = 0.8
-    masks: int = 20000
-
-    def __post_init__(self) -> None:
-        positive_int("n", self.n, minimum=2)
-        finite_float("noise", self.noise, nonnegative=True)
-        positive_int("width", self.width)
-        if not isinstance(self.lambdas, tuple) or len(self.lambdas) < 2:
-            raise LosslabError(f"expected lambdas as a tuple of at least 2 numbers >= 0, got lambdas={self.lambdas!r}")
-        if not all(isinstance(lam, (int, float)) and not isinstance(lam, bool) and math.isfinite(lam) and lam >= 0 for lam in self.lambdas):
-            raise LosslabError(f"expected every L2 weight in lambdas to be a finite number >= 0, got lambdas={self.lambdas!r}")
-        positive_int("train_steps", self.train_steps)
-        positive_int("budget", self.budget, minimum=30)
-        finite_float("chord_half_width", self.chord_half_width, positive=True)
-        p = finite_float("keep_prob", self.keep_prob, positive=True)
-        if not p < 1:
-            raise LosslabError(f"expected keep_prob in (0, 1) (1 would mean no dropout), got keep_prob={self.keep_prob!r}")
-        positive_int("masks", self.masks, minimum=100)
+    n: int = setting(20, Integer(2), "training examples of the noisy cubic y = x³ − x + noise·ε")
+    noise: float = setting(0.1, Real(0), "the noise level")
+    width: int = setting(3, Integer(1), "hidden units of the tanh TwoLayer net")
+    lambdas: tuple[float, ...] = setting((0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), Reals(0, min_len=2),
+                                         "the L2 weights λ of the sweep (loss + λ‖θ‖²)")
+    train_steps: int = setting(2000, Integer(1), "Adam steps (lr 0.01, λ = 0) to the trained point")
+    budget: int = setting(600, Integer(30), "chords the generic witness search (check_convexity) may try per λ")
+    chord_half_width: float = setting(0.25, Real(0, low_open=True), "h: the constructed chord runs from c − h·e_b to c + h·e_b")
+    keep_prob: float = setting(0.8, Real(0, 1, low_open=True, high_open=True), "dropout's keep probability p (1: no dropout)")
+    masks: int = setting(20000, Integer(100), "Monte Carlo dropout masks")
 
 
 QUICK = {"lambdas": (0.0, 0.01, 0.1, 1.0, 10.0), "train_steps": 500, "budget": 300, "masks": 4000}
+
+
+@dataclass(frozen=True)
+class DropoutCheck:
+    """Dropout's loss at the trained point: plain, closed-form expectation, and its Monte Carlo mean ± standard error."""
+
+    keep_prob: float
+    plain: float
+    closed_form: float
+    mc_mean: float
+    mc_se: float
+
+
+@dataclass(frozen=True)
+class RegularizationMeasured(Measured):
+    """What the regularisation experiment measured, per λ of the sweep (in the settings' order)."""
+
+    lambdas: list[float]
+    lambda_min_init: list[float]  # smallest Hessian eigenvalue (Ritz value) at the initial point
+    lambda_min_trained: list[float]  # … at the trained point
+    shift_error: float  # worst |λ_min(H_λ) − λ_min(H_λ0) − 2(λ − λ0)| over both points and every λ
+    witnesses: list[dict]  # per λ: the generic search's verdict and witness radius, the constructed chord's gap, bound, radius
+    dropout: DropoutCheck
+    shift_tolerance: float  # the tolerance of that worst error: 1e-9·(‖H‖ + 2λ) plus both residual bounds
+    lambda_min_init_bound: list[float]  # residual bound of lambda_min_init
+    dropout_samples: torch.Tensor  # the loss under each Monte Carlo mask (masks,)
 
 
 def scaling_chord(problem: Problem, half_width: float) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -131,7 +131,44 @@ def _dropout_samples(features, v, y, keep_prob, masks, seed) -> torch.Tensor:
     return torch.cat(out)
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
+def _radius(report) -> float:
+    """‖midpoint‖ of the generic search's witness, or NaN when it found none."""
+    w = report.witness
+    return float((w.lam * w.a + (1 - w.lam) * w.b).norm()) if w is not None else math.nan
+
+
+def _sweep(base: Problem, points: dict[str, torch.Tensor], s: RegularizationSettings, seed: int, say) -> tuple[dict, list[dict]]:
+    """Per λ: (λ_min, its bound, λ_max) at each point of ``points``; the generic search and the constructed chord."""
+    curv, witnesses = {name: [] for name in points}, []
+    for i, lam in enumerate(s.lambdas):
+        say(f"λ = {lam:g}: curvature, witness search, constructed chord")
+        problem = Problem(base.model, base.X, base.y, l2=lam)
+        for name, theta in points.items():
+            res = eigs(problem, theta, k=2, which="both", seed=seed)
+            curv[name].append((float(res.values[0]), float(res.bounds[0]), float(res.values[-1])))
+        report = check_convexity(problem, at=points["init"], seed=child_seed(seed, "chords", i), budget=s.budget, train_steps=0,
+                                 by_group=False)
+        found = report.witness is not None and report.witness.verify(problem).holds
+        a, b, radius = scaling_chord(problem, s.chord_half_width)
+        check = chord_gap(problem, a, b, 0.5)
+        witnesses.append({"lambda": lam, "search": report.verdict, "search_verified": found, "gap": check.gap, "bound": check.bound,
+                          "holds": check.holds, "radius": radius, "search_radius": _radius(report)})
+    return curv, witnesses
+
+
+def _worst_shift(lambdas: tuple[float, ...], curv: dict) -> tuple[float, float]:
+    """(error, tolerance) of λ_min(H_λ) − λ_min(H_λ0) = 2(λ − λ0) with the largest error/tolerance, over points and λ."""
+    i0 = lambdas.index(min(lambdas))
+    shifts = []
+    for name in curv:
+        lo0, b0, top0 = curv[name][i0]
+        for lam, (lo, b, _) in zip(lambdas, curv[name]):
+            err = abs(lo - lo0 - 2 * (lam - lambdas[i0]))
+            shifts.append((err, SHIFT_RTOL * (abs(top0) + 2 * lam) + b + b0))
+    return max(shifts, key=lambda et: et[0] / et[1])
+
+
+def measure(settings: RegularizationSettings, seed: int, say) -> RegularizationMeasured:
     """Sweep λ: Hessian shift, local convexity, witnesses; then dropout's expected loss by Monte Carlo."""
     s = settings
     X, y = data.cubic(s.n, noise=s.noise, seed=seed)
@@ -140,166 +177,87 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     theta_init = base.init(seed)
     say(f"training to a trained point ({s.train_steps} Adam steps)")
     theta_trained = train(base, optimizer="adam", lr=0.01, steps=s.train_steps, theta0=theta_init, seed=seed).theta.detach()
+    curv, witnesses = _sweep(base, {"init": theta_init, "trained": theta_trained}, s, seed, say)
+    shift_err, shift_tol = _worst_shift(s.lambdas, curv)
 
-    rows, curv, witnesses = [], {"init": [], "trained": []}, []
-    for i, lam in enumerate(s.lambdas):
-        say(f"λ = {lam:g}: curvature, witness search, constructed chord")
-        problem = Problem(net, X, y, l2=lam)
-        for name, theta in (("init", theta_init), ("trained", theta_trained)):
-            res = eigs(problem, theta, k=2, which="both", seed=seed)
-            curv[name].append((float(res.values[0]), float(res.bounds[0]), float(res.values[-1])))
-        report = check_convexity(problem, at=theta_init, seed=child_seed(seed, "chords", i), budget=s.budget, train_steps=0, by_group=False)
-        found = report.witness is not None and report.witness.verify(problem).holds
-        a, b, radius = scaling_chord(problem, s.chord_half_width)
-        check = chord_gap(problem, a, b, 0.5)
-        witnesses.append({"lambda": lam, "search": report.verdict, "search_verified": found, "gap": check.gap, "bound": check.bound,
-                          "holds": check.holds, "radius": radius, "search_radius": _radius(report)})
-        rows.append((lam, curv["init"][-1][0], curv["trained"][-1][0], report.verdict, check.gap, check.bound, radius))
-
-    i0, imax = s.lambdas.index(min(s.lambdas)), s.lambdas.index(max(s.lambdas))
-    shifts = []  # (error, tolerance) of λ_min(H_λ) − λ_min(H_λ0) = 2(λ − λ0), per point and λ
-    for name in curv:
-        lo0, b0, top0 = curv[name][i0]
-        for lam, (lo, b, _) in zip(s.lambdas, curv[name]):
-            err = abs(lo - lo0 - 2 * (lam - s.lambdas[i0]))
-            shifts.append((err, SHIFT_RTOL * (abs(top0) + 2 * lam) + b + b0))
-    shift_err, shift_tol = max(shifts, key=lambda et: et[0] / et[1])
-
-    init_lo = [c[0] for c in curv["init"]]
-    init_b = [c[1] for c in curv["init"]]
-    predicted = [init_lo[i0] + 2 * (lam - s.lambdas[i0]) for lam in s.lambdas]
-    signs_agree = all((lo > b) == (pred > 0) for lo, b, pred in zip(init_lo, init_b, predicted) if abs(pred) > 2 * max(init_b))
     say(f"dropout: {s.masks} Monte Carlo masks")
     params = base.unflatten(theta_trained)
     features = net.hidden(params, base.X)
     plain, expected = dropout_closed_form(features, params["v"], base.y, s.keep_prob)
     samples = _dropout_samples(features, params["v"], base.y, s.keep_prob, s.masks, seed)
     mc_mean, mc_se = float(samples.mean()), float(samples.std() / math.sqrt(len(samples)))
+    return RegularizationMeasured(
+        lambdas=list(s.lambdas), lambda_min_init=[c[0] for c in curv["init"]], lambda_min_trained=[c[0] for c in curv["trained"]],
+        shift_error=shift_err, witnesses=witnesses, dropout=DropoutCheck(s.keep_prob, plain, expected, mc_mean, mc_se),
+        shift_tolerance=shift_tol, lambda_min_init_bound=[c[1] for c in curv["init"]], dropout_samples=samples,
+    )
 
-    claims = (
+
+def _dropout_claim(d: DropoutCheck, masks: int) -> Claim:
+    """Dropout's Monte Carlo mean against the closed form (built directly: one of its values is called ``plain``)."""
+    values = {"m": masks, "mc": d.mc_mean, "se": d.mc_se, "cf": d.closed_form, "plain": d.plain, "diff": abs(d.mc_mean - d.closed_form),
+              "tol": MC_SIGMAS * d.mc_se}
+    return Claim(
+        "dropout-is-l2-penalty",
+        "dropout's expected loss for a model linear in v is the plain loss plus a data-dependent L2 penalty "
+        "((1−p)/p)(1/n)Σ_j v_j²‖φ_j‖² (Monte Carlo within its standard error)",
+        values["diff"] <= values["tol"],
+        "Monte Carlo over {m} masks: {mc:.6g} ± {se:.2g}; closed form {cf:.6g} (plain loss {plain:.6g}); "
+        "|difference| = {diff:.2g} ≤ 4·SE = {tol:.2g}".format(**values),
+        values,
+        plain="Averaging the dropout loss over thousands of random masks gives the formula's value, up to the small wobble "
+              "expected from a finite random average (four standard errors).",
+    )
+
+
+def claims(settings: RegularizationSettings, m: RegularizationMeasured) -> tuple[Claim, ...]:
+    """L2 shifts the spectrum by 2λ; a large λ convexifies locally; no λ globally; dropout is an L2 penalty in expectation."""
+    lams, init_lo, init_b, witnesses = m.lambdas, m.lambda_min_init, m.lambda_min_init_bound, m.witnesses
+    i0, imax = lams.index(min(lams)), lams.index(max(lams))
+    predicted = [init_lo[i0] + 2 * (lam - lams[i0]) for lam in lams]
+    signs_agree = all((lo > b) == (pred > 0) for lo, b, pred in zip(init_lo, init_b, predicted) if abs(pred) > 2 * max(init_b))
+    return (
         claim(
+            "l2-shifts-eigenvalues-by-2-lambda",
             "L2 shifts every Hessian eigenvalue by exactly 2λ: λ_min(H + 2λI) = λ_min(H) + 2λ (at the initial and the trained point)",
-            shift_err <= shift_tol,
+            m.shift_error <= m.shift_tolerance,
             "worst |λ_min(H_λ) − λ_min(H_0) − 2λ| = {err:.1e} ≤ {tol:.1e} (1e-9·(‖H‖ + 2λ) plus the Lanczos bounds), over {k} values of λ",
-            err=shift_err, tol=shift_tol, k=len(s.lambdas),
+            plain="Adding λ‖θ‖² raises the smallest curvature by exactly 2λ at every λ tried: the measured shifts match 2λ to "
+                  "within rounding and the error bars of the eigenvalue estimates (Lanczos method).",
+            err=m.shift_error, tol=m.shift_tolerance, k=len(lams),
         ),
         claim(
+            "large-lambda-locally-convex",
             "a large λ makes the loss locally convex at a given point: at the initial point λ_min < 0 without L2, and > 0 "
             "once λ > −λ_min(H_0)/2",
             init_lo[i0] + init_b[i0] < 0 and init_lo[imax] - init_b[imax] > 0 and signs_agree,
             "λ_min(H) at θ_0 = {lo0:.3g} at λ = {l0:g} (threshold λ* = {star:.3g}), {lom:.3g} at λ = {lm:g}; "
             "the sign agrees with λ_min(H_0) + 2λ at every λ of the sweep: {agree}",
-            lo0=init_lo[i0], l0=s.lambdas[i0], star=max(-init_lo[i0], 0.0) / 2, lom=init_lo[imax], lm=s.lambdas[imax], agree=signs_agree,
+            lo0=init_lo[i0], l0=lams[i0], star=max(-init_lo[i0], 0.0) / 2, lom=init_lo[imax], lm=lams[imax], agree=signs_agree,
         ),
         claim(
+            "no-lambda-globally-convex",
             "but no λ makes it convex: for every λ in the sweep a chord lies above the loss (certified in float64), "
             "at a radius that grows like √λ",
             all(w["holds"] or w["search_verified"] for w in witnesses),
             "certified at {ok} of {k} values of λ (constructed chord: smallest gap/bound = {ratio:.3g} > 1, radius {r0:.3g} → {r1:.3g}); "
             "the generic search check_convexity found one at {found} of {k}",
+            plain="For every λ there are two points whose connecting straight line passes above the loss at its midpoint, by "
+                  "far more than floating-point rounding could explain, so the loss is not convex; the two points just sit "
+                  "farther from the origin as λ grows.",
             ok=sum(w["holds"] or w["search_verified"] for w in witnesses), k=len(witnesses),
             ratio=min(w["gap"] / w["bound"] for w in witnesses), r0=witnesses[0]["radius"], r1=witnesses[-1]["radius"],
             found=sum(w["search_verified"] for w in witnesses),
         ),
-        claim(
-            "dropout's expected loss for a model linear in v is the plain loss plus a data-dependent L2 penalty "
-            "((1−p)/p)(1/n)Σ_j v_j²‖φ_j‖² (Monte Carlo within its standard error)",
-            abs(mc_mean - expected) <= MC_SIGMAS * mc_se,
-            "Monte Carlo over {m} masks: {mc:.6g} ± {se:.2g}; closed form {cf:.6g} (plain loss {plain:.6g}); "
-            "|difference| = {diff:.2g} ≤ 4·SE = {tol:.2g}",
-            m=s.masks, mc=mc_mean, se=mc_se, cf=expected, plain=plain, diff=abs(mc_mean - expected), tol=MC_SIGMAS * mc_se,
-        ),
+        _dropout_claim(m.dropout, settings.masks),
     )
-    numbers = {
-        "lambdas": list(s.lambdas),
-        "lambda_min_init": init_lo,
-        "lambda_min_trained": [c[0] for c in curv["trained"]],
-        "shift_error": shift_err,
-        "witnesses": witnesses,
-        "dropout": {"keep_prob": s.keep_prob, "plain": plain, "closed_form": expected, "mc_mean": mc_mean, "mc_se": mc_se},
-    }
-    table = Table(
-        "The L2 sweep: smallest Hessian eigenvalue at the initial and trained points, the generic search's verdict, and the "
-        "constructed chord (gap, rounding bound, radius ‖c‖ of its centre)",
-        ("λ", "λ_min at θ_0", "λ_min trained", "check_convexity", "chord gap", "bound", "radius"), tuple(rows),
-    )
-    figures = _figures(s, curv, witnesses, samples, plain, expected)
-    return Outcome(numbers=numbers, claims=claims, figures=figures, tables=(table,))
 
 
-def _radius(report) -> float:
-    """‖midpoint‖ of the generic search's witness, or NaN when it found none."""
-    w = report.witness
-    return float((w.lam * w.a + (1 - w.lam) * w.b).norm()) if w is not None else math.nan
-
-
-def _figures(s, curv, witnesses, samples, plain, expected):
-    """λ_min against λ; witness gap and radius against λ; the Monte Carlo dropout loss converging."""
-    from ..report.figures import subplots
-
-    lams = list(s.lambdas)
-    positive = [x for x in lams if x > 0]
-    linthresh = min(positive) if positive else 1.0
-    out = []
-    i0 = lams.index(min(lams))
-    dense = [min(lams), *torch.logspace(math.log10(linthresh), math.log10(max(max(lams), linthresh)), 100).tolist()]
-    fig, ax = subplots(figsize=(6, 4))
-    for name, color in (("init", "C0"), ("trained", "C1")):
-        lo = [c[0] for c in curv[name]]
-        ax.plot(lams, lo, "o", color=color, label=f"λ_min(H) at the {name} point")
-        ax.plot(dense, [lo[i0] + 2 * (x - lams[i0]) for x in dense], "--", color=color, lw=0.8, alpha=0.7)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xscale("symlog", linthresh=linthresh)
-    ax.set_xlim(left=min(lams))
-    ax.set_yscale("symlog", linthresh=1e-2)
-    ax.set(xlabel="L2 weight λ", ylabel="smallest Hessian eigenvalue", title="L2 lifts the spectrum by 2λ")
-    ax.legend(fontsize=8)
-    out.append(png_figure(fig, "lambda-min",
-                          "Smallest Hessian eigenvalue against λ (dots: measured; dashed: λ_min(H₀) + 2λ). It crosses zero at "
-                          "λ = −λ_min(H₀)/2: beyond it the loss is convex near that point — only near it."))
-
-    fig, ax = subplots(figsize=(6, 4))
-    x = [max(v, linthresh / 10) for v in lams]
-    ax.plot(x, [w["gap"] for w in witnesses], "o-", color="C3", label="constructed chord: gap")
-    ax.plot(x, [w["bound"] for w in witnesses], "--", color="0.5", label="its rounding bound")
-    ax.plot(x, [w["radius"] for w in witnesses], "s-", color="C2", label="its radius ‖c‖")
-    found = [(xi, w["search_radius"]) for xi, w in zip(x, witnesses) if w["search_verified"]]
-    if found:
-        ax.plot(*zip(*found), "x", color="C0", ms=8, label="generic search: radius of its witness")
-    ax.set(xscale="log", yscale="log", xlabel="L2 weight λ (λ = 0 drawn at the left edge)", title="a chord above the loss for every λ")
-    ax.legend(fontsize=8)
-    out.append(png_figure(fig, "witness",
-                          "For every λ the constructed chord's gap exceeds its float64 rounding bound: the loss is not convex. "
-                          "The witness moves out like √λ — L2 pushes non-convexity away from the origin, it does not remove it."))
-
-    n = torch.arange(1, len(samples) + 1, dtype=torch.float64)
-    mean = torch.cumsum(samples, 0) / n
-    sq = torch.cumsum(samples**2, 0) / n
-    se = ((sq - mean**2).clamp_min(0) / n).sqrt()
-    fig, ax = subplots(figsize=(6, 4))
-    ax.plot(n, mean, color="C0", lw=1, label="Monte Carlo mean of the dropout loss")
-    ax.fill_between(n.numpy(), (mean - 2 * se).numpy(), (mean + 2 * se).numpy(), color="C0", alpha=0.2, label="± 2 standard errors")
-    ax.axhline(expected, color="C3", lw=1.2, label="closed form: plain loss + L2 penalty")
-    ax.axhline(plain, color="k", lw=1, ls="--", label="plain (deterministic) loss")
-    ax.set(xscale="log", xlabel="masks", ylabel="loss", title=f"dropout (keep p = {s.keep_prob:g}) as an L2 penalty")
-    ax.legend(fontsize=8)
-    out.append(png_figure(fig, "dropout",
-                          "The average dropout loss over more and more random masks settles on the closed form, above the plain "
-                          "loss by ((1−p)/p)(1/n)Σ_j v_j²‖φ_j‖²: in expectation dropout is a data-dependent L2 penalty."))
-    return tuple(out)
-
-
-EXPERIMENT = legacy_experiment(
-    name="regularization",
-    number=12,
-    title="L2 convexifies locally, never globally; dropout is an L2 penalty",
-    intro=(
-        "Adding λ‖θ‖² to the loss adds 2λ to every Hessian eigenvalue, so a large enough λ makes the loss convex near any "
-        "given point. It cannot make a network's loss convex everywhere: the penalty's curvature is fixed while the data "
-        "term's grows with the weights, so a chord above the loss reappears farther out. Dropout, averaged over its random "
-        "masks, is the plain loss plus a data-dependent L2 penalty."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+INTRO = (
+    "Adding λ‖θ‖² to the loss adds 2λ to every Hessian eigenvalue, so a large enough λ makes the loss convex near any given "
+    "point. It cannot make a network's loss convex everywhere: the penalty's curvature is fixed while the data term's grows "
+    "with the weights, so a chord above the loss reappears farther out. Dropout, averaged over its random masks, is the plain "
+    "loss plus a data-dependent L2 penalty."
 )
+EXPERIMENT = Experiment(name="regularization", number=12, title="L2 convexifies locally, never globally; dropout is an L2 penalty",
+                        intro=INTRO, settings=RegularizationSettings, quick=QUICK, measure=measure, claims=claims)

@@ -42,68 +42,86 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import finite_float, positive_int
 from ..curvature import classify
 from ..fit.ensemble import train_ensemble
 from ..models import MLP
 from ..problem import Problem
 from ..random_streams import child_seed
-from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
 from ._minima import cluster_values, damped_newton, newton_polish
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Real, Settings, setting
 
-__all__ = ["EXPERIMENT", "QUICK", "Settings", "backprop", "run", "well_data"]
+__all__ = ["EXPERIMENT", "QUICK", "CriticalPoint", "SigmoidMlpMeasured", "SigmoidMlpSettings", "backprop", "claims", "measure",
+           "well_data"]
 
 GRAD_RTOL = 1e-12  # backprop vs autograd: ~4500 ulps of float64, far above the rounding of a few sums of n terms
 VALUE_RTOL = 1e-6  # critical values closer than this are one value (their location error is ~‖∇L‖²/λ ≈ 1e-13)
 CRITICAL = ("minimum", "saddle", "maximum", "degenerate")
+FIT_POINTS = 200  # grid points of the fitted functions (figure)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Settings of the sigmoid-MLP experiment.
+class SigmoidMlpSettings(Settings):
+    """Settings of the sigmoid-MLP experiment (defaults: the full run).
 
-    Attributes:
-        n: grid points on [−2, 2] of the 1-D XOR data y = 1[|x| > 1].
-        width: hidden units h.
-        l2: weight decay (> 0 keeps every critical point finite).
-        starts: random starts (``MLP.init`` with seeds ``child_seed(seed, "restarts", k)``; the tied starts
-            continue the numbering, :mod:`losslab.random_streams`).
-        tied_starts: starts with all hidden units tied (equal), which GD keeps tied.
-        steps: full-batch GD steps.
-        lr: GD learning rate.
-        newton_steps: Newton iterations after GD.
-        newton_radius: longest Newton step taken (‖Δθ‖₂); longer ones mean "not near a critical point yet".
-        descent_steps: damped-Newton (Levenberg–Marquardt) iterations for the runs Newton did not finish.
-        grad_tol: a point with ‖∇L‖₂ ≤ grad_tol counts as critical.
+    Random starts are ``MLP.init`` with seeds ``child_seed(seed, "restarts", k)``; the tied starts continue the
+    numbering (:mod:`losslab.random_streams`).
     """
 
-    n: int = 24
-    width: int = 2
-    l2: float = 1e-3
-    starts: int = 40
-    tied_starts: int = 12
-    steps: int = 3000
-    lr: float = 0.5
-    newton_steps: int = 10
-    newton_radius: float = 0.3
-    descent_steps: int = 30
-    grad_tol: float = 1e-8
-
-    def __post_init__(self) -> None:
-        positive_int("n", self.n, minimum=4)
-        positive_int("width", self.width, minimum=2)
-        finite_float("l2", self.l2, positive=True)
-        positive_int("starts", self.starts, minimum=2)
-        positive_int("tied_starts", self.tied_starts, minimum=0)
-        positive_int("steps", self.steps)
-        finite_float("lr", self.lr, positive=True)
-        positive_int("newton_steps", self.newton_steps, minimum=0)
-        finite_float("newton_radius", self.newton_radius, positive=True)
-        positive_int("descent_steps", self.descent_steps, minimum=0)
-        finite_float("grad_tol", self.grad_tol, positive=True)
+    n: int = setting(24, Integer(4), "grid points on [−2, 2] of the 1-D XOR data y = 1[|x| > 1]")
+    width: int = setting(2, Integer(2), "hidden units h")
+    l2: float = setting(1e-3, Real(0, low_open=True), "weight decay (> 0 keeps every critical point finite)")
+    starts: int = setting(40, Integer(2), "random starts")
+    tied_starts: int = setting(12, Integer(0), "starts with all hidden units tied (equal), which GD keeps tied")
+    steps: int = setting(3000, Integer(1), "full-batch GD steps")
+    lr: float = setting(0.5, Real(0, low_open=True), "GD learning rate")
+    newton_steps: int = setting(10, Integer(0), "Newton iterations after GD")
+    newton_radius: float = setting(0.3, Real(0, low_open=True), "longest Newton step taken (‖Δθ‖₂)")
+    descent_steps: int = setting(30, Integer(0), "damped-Newton iterations for the runs Newton did not finish")
+    grad_tol: float = setting(1e-8, Real(0, low_open=True), "a point with ‖∇L‖₂ ≤ grad_tol counts as critical")
 
 
 QUICK = {"starts": 16, "tied_starts": 6, "steps": 2000}
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """One distinct critical value: the loss, the kind and θ of its first run, and what all its runs were."""
+
+    loss: float
+    kind: str
+    theta: torch.Tensor
+    runs: int  # runs that ended at this value
+    kind_counts: dict[str, int]  # their kinds (in order of first appearance)
+    min_eig: float  # the first run's extreme Hessian eigenvalues (Ritz values)
+    max_eig: float
+
+
+@dataclass(frozen=True)
+class SigmoidMlpMeasured(Measured):
+    """What the sigmoid-MLP experiment measured; per-run lists are in run order (random starts, then tied ones)."""
+
+    grad_rel_error: float  # max over the starts of max|∇_hand − ∇_autograd| / max|∇_autograd|
+    kinds: dict[str, int]  # end points by kind
+    kinds_tied: dict[str, int]  # those of the tied starts
+    critical_values: list[float]  # distinct critical values, ascending
+    critical_points: list[CriticalPoint]  # one per critical value
+    final_losses: torch.Tensor  # (runs,)
+    final_grad_norms: torch.Tensor  # (runs,)
+    lowest_critical_value: float
+    highest_minimum: float  # highest certified minimum reached from a random start
+    run_kinds: list[str]
+    run_tied: list[bool]
+    run_min_eigs: list[float]
+    gd_steps: torch.Tensor  # recorded GD steps (R,)
+    gd_grad_norms: torch.Tensor  # ‖∇L‖ at those steps (R, runs)
+    newton_norms: torch.Tensor  # (newton_steps + 1, runs)
+    descent_norms: torch.Tensor  # (descent_steps + 1, runs)
+    pending: torch.Tensor  # runs Newton did not finish, sent to the damped Newton descent (runs,) bool
+    data_x: torch.Tensor  # the data (n,), (n,)
+    data_y: torch.Tensor
+    fit_grid: torch.Tensor  # (FIT_POINTS,)
+    fit_curves: list[torch.Tensor]  # the network at each critical point on fit_grid
 
 
 def well_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +161,56 @@ def _tied(problem: Problem, seeds: list[int]) -> torch.Tensor:
     return torch.stack(out)
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
+def _backprop_error(problem: Problem, theta0: torch.Tensor) -> float:
+    """max over the rows of θ₀ of max|∇_hand − ∇_autograd| / max|∇_autograd|."""
+    errors = []
+    for t in theta0:
+        hand = problem.flatten(backprop(problem.unflatten(t), problem.X, problem.y, problem.l2))
+        auto = problem.grad(t)
+        errors.append(float((hand - auto).abs().max() / auto.abs().max()))
+    return max(errors)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Every run after GD, Newton and damped Newton."""
+
+    gd: object  # the EnsembleTrajectory of GD
+    final: torch.Tensor
+    newton_norms: torch.Tensor
+    descent_norms: torch.Tensor
+    pending: torch.Tensor
+
+
+def _train(problem: Problem, theta0: torch.Tensor, seeds: list[int], s: SigmoidMlpSettings) -> _Runs:
+    """GD from every start, then Newton where near a critical point, then damped Newton for the rest."""
+    gd = train_ensemble(problem, theta0=theta0, seeds=seeds, lr=s.lr, steps=s.steps)
+    final, newton_norms = newton_polish(problem, gd.theta, iterations=s.newton_steps, max_step=s.newton_radius)
+    pending = newton_norms[-1] > s.grad_tol  # not yet at a critical point: descend to the minimum below
+    descent_norms = newton_norms[-1:].repeat(s.descent_steps + 1, 1)
+    if bool(pending.any()):
+        final[pending], descent_norms[:, pending] = damped_newton(problem, final[pending], iterations=s.descent_steps,
+                                                                     tol=s.grad_tol / 100)
+    return _Runs(gd, final, newton_norms, descent_norms, pending)
+
+
+def _critical_points(final: torch.Tensor, losses: torch.Tensor, results: list) -> tuple[torch.Tensor, list[CriticalPoint]]:
+    """The distinct critical values (clustered at VALUE_RTOL) and one :class:`CriticalPoint` per value."""
+    critical = torch.tensor([r.kind in CRITICAL for r in results])
+    crit_losses = losses[critical]
+    labels, values = cluster_values(crit_losses, VALUE_RTOL) if len(crit_losses) else (torch.zeros(0, dtype=torch.int64), losses[:0])
+    crit_results = [r for r in results if r.kind in CRITICAL]
+    crit_theta = final[critical]
+    points = []
+    for c, value in enumerate(values.tolist()):
+        members = [i for i in range(len(labels)) if int(labels[i]) == c]
+        rep = crit_results[members[0]]
+        points.append(CriticalPoint(value, rep.kind, crit_theta[members[0]], len(members),
+                                    dict(Counter(crit_results[i].kind for i in members)), rep.min_eig, rep.max_eig))
+    return values, points
+
+
+def measure(settings: SigmoidMlpSettings, seed: int, say) -> SigmoidMlpMeasured:
     """Check backprop against autograd; train from many starts, polish, classify the critical points."""
     s = settings
     X, y = well_data(s.n)
@@ -151,163 +218,78 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     random_seeds = [child_seed(seed, "restarts", k) for k in range(s.starts)]
     tied_seeds = [child_seed(seed, "restarts", s.starts + k) for k in range(s.tied_starts)]
     theta0 = torch.cat([torch.stack([problem.init(k) for k in random_seeds]), _tied(problem, tied_seeds)])
-    tied = torch.arange(len(theta0)) >= s.starts
+    tied = (torch.arange(len(theta0)) >= s.starts).tolist()
 
     say("backprop by hand against autograd")
-    errors = []
-    for t in theta0:
-        hand = problem.flatten(backprop(problem.unflatten(t), X, y, s.l2))
-        auto = problem.grad(t)
-        errors.append(float((hand - auto).abs().max() / auto.abs().max()))
-    grad_error = max(errors)
+    grad_error = _backprop_error(problem, theta0)
 
     say(f"{len(theta0)} runs of GD ({s.steps} steps), then Newton, then damped Newton")
-    gd = train_ensemble(problem, theta0=theta0, seeds=random_seeds + tied_seeds, lr=s.lr, steps=s.steps)
-    final, newton_norms = newton_polish(problem, gd.theta, iterations=s.newton_steps, max_step=s.newton_radius)
-    pending = newton_norms[-1] > s.grad_tol  # not yet at a critical point: descend to the minimum below
-    descent_norms = newton_norms[-1:].repeat(s.descent_steps + 1, 1)
-    if bool(pending.any()):
-        final[pending], descent_norms[:, pending] = damped_newton(problem, final[pending], iterations=s.descent_steps,
-                                                                     tol=s.grad_tol / 100)
-    losses = problem.loss_batch(final)
+    runs = _train(problem, theta0, random_seeds + tied_seeds, s)
+    losses = problem.loss_batch(runs.final)
 
     say("classifying the end points")
-    results = [classify(problem, t, grad_tol=s.grad_tol, seed=seed) for t in final]
+    results = [classify(problem, t, grad_tol=s.grad_tol, seed=seed) for t in runs.final]
     kinds = [r.kind for r in results]
-    critical = torch.tensor([k in CRITICAL for k in kinds])
-    crit_losses = losses[critical]
-    labels, values = cluster_values(crit_losses, VALUE_RTOL) if len(crit_losses) else (torch.zeros(0, dtype=torch.int64), losses[:0])
-    crit_kinds = [k for k in kinds if k in CRITICAL]
-    crit_results = [r for r in results if r.kind in CRITICAL]
-    crit_theta = final[critical]
-    rows, points = [], []
-    for c, value in enumerate(values.tolist()):
-        members = [i for i in range(len(labels)) if int(labels[i]) == c]
-        rep = crit_results[members[0]]
-        rows.append((value, ", ".join(f"{k} ×{m}" for k, m in Counter(crit_kinds[i] for i in members).items()), len(members),
-                     rep.min_eig, rep.max_eig))
-        points.append({"loss": value, "kind": rep.kind, "theta": crit_theta[members[0]]})
-
+    values, points = _critical_points(runs.final, losses, results)
+    crit_losses = losses[torch.tensor([k in CRITICAL for k in kinds])]
     minima = [float(losses[i]) for i, k in enumerate(kinds) if k == "minimum" and not tied[i]]
-    lowest = float(crit_losses.min()) if len(crit_losses) else math.nan
-    highest_min = max(minima) if minima else math.nan
-    saddles = [i for i, k in enumerate(kinds) if k == "saddle"]
-    claims = (
+    grid = torch.linspace(float(X.min()), float(X.max()), FIT_POINTS, dtype=torch.float64)[:, None]
+    return SigmoidMlpMeasured(
+        grad_rel_error=grad_error, kinds=dict(Counter(kinds)), kinds_tied=dict(Counter(k for k, t in zip(kinds, tied) if t)),
+        critical_values=values.tolist(), critical_points=points, final_losses=losses, final_grad_norms=runs.descent_norms[-1],
+        lowest_critical_value=float(crit_losses.min()) if len(crit_losses) else math.nan,
+        highest_minimum=max(minima) if minima else math.nan, run_kinds=kinds, run_tied=tied,
+        run_min_eigs=[r.min_eig for r in results], gd_steps=runs.gd.steps, gd_grad_norms=runs.gd.grad_norms,
+        newton_norms=runs.newton_norms, descent_norms=runs.descent_norms, pending=runs.pending, data_x=X[:, 0], data_y=y,
+        fit_grid=grid[:, 0], fit_curves=[problem.output(p.theta, grid) for p in points],
+    )
+
+
+def claims(settings: SigmoidMlpSettings, m: SigmoidMlpMeasured) -> tuple[Claim, ...]:
+    """Backprop equals autograd; random starts end in minima of different heights; tied starts end on saddles."""
+    minima = [float(m.final_losses[i]) for i, k in enumerate(m.run_kinds) if k == "minimum" and not m.run_tied[i]]
+    lowest, highest_min = m.lowest_critical_value, m.highest_minimum
+    saddles = [i for i, k in enumerate(m.run_kinds) if k == "saddle"]
+    return (
         claim(
-            "the hand-derived backprop formulas equal autograd (Problem.grad) in float64",
-            grad_error <= GRAD_RTOL,
+            "backprop-equals-autograd", "the hand-derived backprop formulas equal autograd (Problem.grad) in float64",
+            m.grad_rel_error <= GRAD_RTOL,
             "max over {k} start points of max|∇_hand − ∇_autograd| / max|∇_autograd| = {err:.1e} ≤ 1e-12",
-            k=len(theta0), err=grad_error,
+            k=len(m.run_kinds), err=m.grad_rel_error,
         ),
         claim(
+            "minima-at-different-heights",
             "training from random starts ends in local minima of different heights: a certified local minimum reached from a "
             "random start lies above the lowest critical value found, so it is not a global minimum",
             bool(minima) and highest_min > lowest * (1 + VALUE_RTOL),
             "{nmin} certified minima from random starts (‖∇L‖ ≤ {tol:g}, smallest Hessian eigenvalue > 0 beyond its bound); "
             "{ndist} distinct critical values in all; highest such minimum {hi:.6g} vs lowest critical value {lo:.6g} "
             "(ratio {ratio:.4g} > 1 + 1e-6)",
-            nmin=len(minima), tol=s.grad_tol, ndist=len(values), hi=highest_min, lo=lowest, ratio=highest_min / lowest,
+            plain="Several runs stopped where the slope is zero and the loss curves upward in every direction (a local "
+                  "minimum, its eigenvalue estimate far enough above zero to be trusted), yet some of these valleys sit "
+                  "clearly higher than the lowest point found, so they are traps rather than the best solution.",
+            nmin=len(minima), tol=settings.grad_tol, ndist=len(m.critical_values), hi=highest_min, lo=lowest,
+            ratio=highest_min / lowest,
         ),
         claim(
-            "starts with tied hidden units (all equal, kept equal by GD) reach saddles of the full loss",
-            any(bool(tied[i]) for i in saddles),
+            "tied-starts-reach-saddles", "starts with tied hidden units (all equal, kept equal by GD) reach saddles of the full loss",
+            any(m.run_tied[i] for i in saddles),
             "{nsad} certified saddles (‖∇L‖ ≤ {tol:g}, curvature of both signs beyond the Lanczos bounds), {ntied} of them "
             "from tied starts; most negative eigenvalue {neg:.3g}",
-            nsad=len(saddles), tol=s.grad_tol, ntied=sum(bool(tied[i]) for i in saddles),
-            neg=min((results[i].min_eig for i in saddles), default=math.nan),
+            plain="A saddle is a flat point where the loss curves up in some directions and down in others; the curvature "
+                  "estimates (with their error bars, from the Lanczos method) show both signs clearly, and runs whose hidden "
+                  "units started equal end on such points.",
+            nsad=len(saddles), tol=settings.grad_tol, ntied=sum(m.run_tied[i] for i in saddles),
+            neg=min((m.run_min_eigs[i] for i in saddles), default=math.nan),
         ),
     )
-    table = Table(
-        "Distinct critical values reached (clustered at relative tolerance 1e-6), with the Hessian's extreme eigenvalues",
-        ("loss", "kinds", "runs", "λ_min", "λ_max"), tuple(rows),
-    )
-    numbers = {
-        "grad_rel_error": grad_error,
-        "kinds": dict(Counter(kinds)),
-        "kinds_tied": dict(Counter(k for k, t in zip(kinds, tied.tolist()) if t)),
-        "critical_values": values.tolist(),
-        "critical_points": points,
-        "final_losses": losses,
-        "final_grad_norms": descent_norms[-1],
-        "lowest_critical_value": lowest,
-        "highest_minimum": highest_min,
-    }
-    figures = _figures(problem, final, losses, kinds, tied, gd, (newton_norms, descent_norms, pending), values, labels, critical)
-    return Outcome(numbers=numbers, claims=claims, figures=figures, tables=(table,))
 
 
-COLORS = {"minimum": "C0", "saddle": "C3", "degenerate": "C2", "maximum": "C4", "inconclusive": "C1", "not a critical point": "0.6"}
-
-
-def _figures(problem, final, losses, kinds, tied, gd, polish, values, labels, critical):
-    """Sorted final losses by kind; gradient-norm traces; the fitted functions at each critical value."""
-    from ..report.figures import subplots
-
-    out = []
-    order = torch.argsort(losses).tolist()
-    fig, ax = subplots(figsize=(6, 4))
-    for kind in COLORS:
-        for is_tied, marker in ((False, "o"), (True, "^")):
-            idx = [r for r, i in enumerate(order) if kinds[i] == kind and bool(tied[i]) == is_tied]
-            if idx:
-                ax.scatter(idx, [float(losses[order[r]]) for r in idx], color=COLORS[kind], marker=marker, s=22,
-                           label=f"{kind}{' (tied start)' if is_tied else ''}")
-    ax.set(xlabel="run (sorted by final loss)", ylabel="final loss L(θ)", yscale="log", title="where each run ended")
-    ax.legend(fontsize=7)
-    out.append(png_figure(fig, "final-losses",
-                          "Final loss of every run, sorted, coloured by what the curvature says the end point is. Several "
-                          "plateaus of minima at different heights: local minima that are not global. Triangles: tied starts."))
-
-    newton_norms, descent_norms, pending = polish
-    steps = gd.steps.to(torch.float64)
-    unit = float(steps[-1]) / 40  # width of one Newton / damped-Newton iteration on the x axis
-    newton_x = steps[-1] + unit * torch.arange(1, len(newton_norms), dtype=torch.float64)
-    descent_x = newton_x[-1] + unit * torch.arange(1, len(descent_norms), dtype=torch.float64)
-    fig, ax = subplots(figsize=(6, 4))
-    for k in range(final.shape[0]):
-        xs, trace = torch.cat([steps, newton_x]), torch.cat([gd.grad_norms[:, k], newton_norms[1:, k]])
-        if bool(pending[k]):
-            xs, trace = torch.cat([xs, descent_x]), torch.cat([trace, descent_norms[1:, k]])
-        ax.plot(xs, trace.clamp_min(1e-18), color=COLORS[kinds[k]], lw=0.8, alpha=0.7)
-    for x, label in ((float(steps[-1]), " Newton"), (float(newton_x[-1]), " damped")):
-        ax.axvline(x, color="k", lw=0.8, ls="--")
-        ax.text(x, 1e-2, label, fontsize=7)
-    ax.set(xlabel="GD step, then Newton and damped-Newton iterations", ylabel="‖∇L(θ)‖₂", yscale="log",
-           title="gradient norm of every run")
-    out.append(png_figure(fig, "grad-norms",
-                          "Gradient norm along each run, coloured by the kind of end point. GD slows down on plateaus; Newton's "
-                          "method lands runs already near a critical point (minimum or saddle) on it to rounding accuracy, and a "
-                          "damped Newton descent takes the rest to the minimum below them."))
-
-    X = problem.X
-    grid = torch.linspace(float(X.min()), float(X.max()), 200, dtype=torch.float64)[:, None]
-    fig, ax = subplots(figsize=(6, 4))
-    ax.scatter(X[:, 0], problem.y, color="k", s=12, label="data", zorder=3)
-    crit_index = torch.nonzero(critical)[:, 0]
-    for c, value in enumerate(values.tolist()):
-        i = int(crit_index[int(torch.nonzero(labels == c)[0, 0])])
-        style = {"minimum": "-", "saddle": "--"}.get(kinds[i], ":")
-        ax.plot(grid[:, 0], problem.output(final[i], grid), style, color=f"C{c % 10}", lw=1.3, label=f"{kinds[i]}, L = {value:.4g}")
-    ax.set(xlabel="x", ylabel="ŷ", title="the network at each distinct critical point")
-    ax.legend(fontsize=7)
-    out.append(png_figure(fig, "fits",
-                          "The fitted function at one run per distinct critical value (solid: minima, dashed: saddles). Minima "
-                          "whose curves coincide are reflections of one another (σ(z) = 1 − σ(−z)) that weight decay prices "
-                          "differently; a flat line is the constant fit. Tied starts act as a single sigmoid step."))
-    return tuple(out)
-
-
-EXPERIMENT = legacy_experiment(
-    name="sigmoid-mlp",
-    number=11,
-    title="A sigmoid MLP: backprop by hand, and minima and saddles from many starts",
-    intro=(
-        "The gradient of a sigmoid network ŷ = W₂·σ(W₁x + b₁) + b₂ follows from the chain rule layer by layer: "
-        "backpropagation written out by hand equals autograd. Training it from many starts shows what non-convexity means "
-        "in practice: gradient descent stops at local minima of different heights, and starts with tied hidden units "
-        "end on saddles — a convex loss has neither."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+INTRO = (
+    "The gradient of a sigmoid network ŷ = W₂·σ(W₁x + b₁) + b₂ follows from the chain rule layer by layer: backpropagation "
+    "written out by hand equals autograd. Training it from many starts shows what non-convexity means in practice: gradient "
+    "descent stops at local minima of different heights, and starts with tied hidden units end on saddles — a convex loss "
+    "has neither."
 )
+EXPERIMENT = Experiment(name="sigmoid-mlp", number=11, title="A sigmoid MLP: backprop by hand, and minima and saddles from many starts",
+                        intro=INTRO, settings=SigmoidMlpSettings, quick=QUICK, measure=measure, claims=claims)
