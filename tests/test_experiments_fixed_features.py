@@ -75,12 +75,12 @@ def test_same_seed_same_numbers(quick_result):
 
 BAD_SETTINGS = [
     ("linear-in-parameters", {"degree": 1}, "degree"),
-    ("linear-in-parameters", {"steps": 100}, "steps <= 61"),
+    ("linear-in-parameters", {"steps": 100}, "expected steps to be an integer >= 5 and <= 61"),
     ("linear-in-parameters", {"truth": "nan"}, "truth"),
     ("underfitting", {"ns": "100,50"}, "increasing"),
     ("underfitting", {"small_degree": 3}, "small_degree < degree of truth"),
     ("underfitting", {"noise": "0"}, "noise"),
-    ("overfitting", {"max_degree": 10}, "max_degree"),
+    ("overfitting", {"max_degree": 10}, r"expected n - 1 <= max_degree .*, got n=15, max_degree=10"),
     ("overfitting", {"n": 2}, "n to be an integer >= 3"),
     ("more-data", {"ns": "10,100"}, r"expected every n >= degree \+ 2 \(more examples than features\), got ns=\(10, 100\), degree=15"),
     ("more-data", {"degree": 2}, r"expected degree of truth <= degree \(the basis must contain the target\), got truth=.*, degree=2"),
@@ -105,7 +105,7 @@ def test_linear_in_parameters_matches_numpy_and_sklearn(quick_result):
     result = quick_result("linear-in-parameters")
     s = result.settings
     x, y = data(s["n"], child_seed(0, "data", 1), s["noise"])
-    theta = np.asarray(result.numbers["1-D"]["theta"])
+    theta = np.asarray(result.numbers["one_d"]["theta"])
     np.testing.assert_allclose(theta, lstsq(x, y, s["degree"]), rtol=1e-9, atol=1e-12)
     V = np.vander(x, s["degree"] + 1, increasing=True)
     normal = V.T @ (V @ theta - y) / len(y)
@@ -116,8 +116,8 @@ def test_linear_in_parameters_matches_numpy_and_sklearn(quick_result):
     y2 = np.sin(2 * X2[:, 0]) + X2[:, 0] * X2[:, 1] ** 2 + s["noise"] * torch.randn(s["n_2d"], generator=g, dtype=torch.float64).numpy()
     features = PolynomialFeatures(s["degree_2d"]).fit_transform(X2)  # same monomial order as Polynomial(2, k)
     reference = LinearRegression(fit_intercept=False).fit(features, y2)
-    np.testing.assert_allclose(np.asarray(result.numbers["2-D"]["theta"]), reference.coef_, rtol=1e-8, atol=1e-10)
-    assert "affine" in result.claims[2].evidence and result.numbers["2-D"]["verdict"] == "convex"
+    np.testing.assert_allclose(np.asarray(result.numbers["two_d"]["theta"]), reference.coef_, rtol=1e-8, atol=1e-10)
+    assert "affine" in result.claim("convex-by-proof").evidence and result.numbers["two_d"]["verdict"] == "convex"
 
 
 def test_midpoint_defect_is_zero_for_an_affine_function_of_x():
@@ -149,20 +149,40 @@ def test_underfitting_floor_and_errors_match_exact_integration(quick_result):
 # ---- 3 overfitting ------------------------------------------------------------------------------------
 
 
+def stratified(n: int, seed: int, noise: float):
+    """The overfitting experiment's documented training set: from ``generator(seed, "data")`` u, then ε;
+    x_i = −1 + 2(i + u_i)/n (one input per cell), y = g(x) + noise·ε; as numpy arrays."""
+    g = generator(seed, "data")
+    u = torch.rand(n, generator=g, dtype=torch.float64).numpy()
+    eps = torch.randn(n, generator=g, dtype=torch.float64).numpy()
+    x = -1 + 2 * (np.arange(n) + u) / n
+    return x, P.polyval(x, CUBIC) + noise * eps
+
+
 def test_overfitting_errors_match_numpy(quick_result):
     result = quick_result("overfitting")
     s, num = result.settings, result.numbers
-    x, y = data(s["n"], 0, s["noise"])
+    x, y = stratified(s["n"], 0, s["noise"])
+    np.testing.assert_allclose(np.asarray(num["x"]), x, rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(num["y"]), y, rtol=1e-13, atol=1e-15)
+    assert (np.floor((x + 1) * s["n"] / 2) == np.arange(s["n"])).all()  # one input in each of n equal cells
     s2 = s["noise"] ** 2
-    for degree in (0, 3, 8):
+    for degree in (0, 1, 3, 8):
         coef = lstsq(x, y, degree)
         assert num["train_mse"][degree] == pytest.approx(np.mean((np.vander(x, degree + 1, increasing=True) @ coef - y) ** 2), rel=1e-8)
         assert num["test_mse"][degree] == pytest.approx(excess(coef) + s2, rel=1e-8)
+    assert num["excess_degree_1"] == pytest.approx(excess(lstsq(x, y, 1)), rel=1e-8)
+    best = num["best_degree"]
+    tests = [excess(lstsq(x, y, d)) + s2 for d in range(10)]  # below degree 10 every solver agrees to rel 1e-8
+    assert best == int(np.argmin(tests)) and best >= 2  # the cubic target's best degree, not a straight line
+    assert num["best_excess"] == pytest.approx(excess(lstsq(x, y, best)), rel=1e-8)
+    assert num["best_excess"] <= s2 and result.claim("best-fit-follows-truth").holds
     top = s["max_degree"]  # the interpolant: ill-conditioned, so solvers agree only to about u·cond
     coef = np.polynomial.polynomial.polyfit(x, y, top)
     assert num["test_mse"][top] == pytest.approx(excess(coef) + s2, rel=1e-2)
-    assert num["train_mse"][top] <= 1e-8 * s2
-    assert num["test_mse"][top] >= 1e3 * min(num["test_mse"])
+    assert num["train_mse"][top] <= 1e-8 * s2 and result.claim("interpolates-noisy-data").holds
+    assert num["test_mse"][top] >= 1e3 * min(num["test_mse"]) and result.claim("test-error-blows-up").holds
+    assert result.claim("training-error-monotone").holds
 
 
 # ---- 4 more data --------------------------------------------------------------------------------------

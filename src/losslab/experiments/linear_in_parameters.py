@@ -31,55 +31,35 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import LosslabError, finite_float, positive_int
 from ..convexity import check_convexity
 from ..fit import least_squares_result
 from ..landscape import plane
 from ..models import Polynomial
 from ..problem import Problem
 from ..random_streams import child_seed, generator
-from ._legacy import Outcome, Table, claim, legacy_experiment, plotly_figure, png_figure
-from ._polyfit import CUBIC, check_truth, draw, polyval, two_panels
+from ._polyfit import CUBIC, TRUTH, draw
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Real, Settings, setting
 
-__all__ = ["EXPERIMENT", "QUICK", "Settings", "linearity_errors", "midpoint_defect", "run"]
+__all__ = [
+    "EXPERIMENT", "QUICK", "BasisChecks", "LinearInParametersMeasured", "LinearInParametersSettings", "PlaneNumbers", "claims",
+    "linearity_errors", "measure", "midpoint_defect", "normal_equations_residual",
+]
 
 UNIT_ROUNDOFF = 2.0**-53
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Settings of the linear-in-parameters experiment.
+class LinearInParametersSettings(Settings):
+    """Settings of the linear-in-parameters experiment (defaults: the full run)."""
 
-    Attributes:
-        n: examples of the 1-D problem (noisy ``truth`` on x ~ Uniform(−1, 1)).
-        degree: degree of the 1-D polynomial basis.
-        n_2d: examples of the 2-D problem.
-        degree_2d: total degree of the 2-D polynomial basis.
-        noise: standard deviation of the label noise (both problems).
-        truth: the 1-D target's coefficients, constant term first (default x³ − x).
-        steps: grid points per axis of the loss surface on a plane through θ*.
-    """
-
-    n: int = 50
-    degree: int = 5
-    n_2d: int = 100
-    degree_2d: int = 3
-    noise: float = 0.1
-    truth: tuple[float, ...] = CUBIC
-    steps: int = 41
-
-    def __post_init__(self) -> None:
-        positive_int("n", self.n, minimum=2)
-        positive_int("degree", self.degree, minimum=2)
-        positive_int("n_2d", self.n_2d, minimum=2)
-        positive_int("degree_2d", self.degree_2d, minimum=2)
-        finite_float("noise", self.noise, nonnegative=True)
-        check_truth(self.truth)
-        positive_int("steps", self.steps, minimum=5)
-        if self.degree > 20 or self.degree_2d > 10:
-            raise LosslabError(f"expected degree <= 20 and degree_2d <= 10, got degree={self.degree}, degree_2d={self.degree_2d}")
-        if self.steps > 61:
-            raise LosslabError(f"expected steps <= 61 (the surface is embedded in the report), got steps={self.steps}")
+    n: int = setting(50, Integer(2), "examples of the 1-D problem (noisy truth on x ~ Uniform(−1, 1))")
+    degree: int = setting(5, Integer(2, 20), "degree of the 1-D polynomial basis")
+    n_2d: int = setting(100, Integer(2), "examples of the 2-D problem")
+    degree_2d: int = setting(3, Integer(2, 10), "total degree of the 2-D polynomial basis")
+    noise: float = setting(0.1, Real(0), "standard deviation of the label noise (both problems)")
+    truth: tuple[float, ...] = setting(CUBIC, TRUTH, "the 1-D target's coefficients, constant term first")
+    steps: int = setting(41, Integer(5, 61), "grid points per axis of the loss surface on a plane through θ* (embedded in the report)")
 
 
 QUICK = {"steps": 25}
@@ -141,108 +121,128 @@ def _data_2d(n: int, noise: float, g: torch.Generator) -> tuple[torch.Tensor, to
     return X, y
 
 
-def _figure_basis(model: Polynomial, X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor, truth: tuple[float, ...]):
-    grid = torch.linspace(-1, 1, 201, dtype=torch.float64)
-    fig, left, right = two_panels("the fixed features $φ_k(x) = x^k$", "$f(x; θ^*) = Σ_k θ^*_k x^k$: curved in x")
-    feats = model.features(grid[:, None])
-    for k in range(model.n_params):
-        left.plot(grid, feats[:, k], lw=1.5, label=f"$x^{{{k}}}$")
-    left.set(xlabel="x")
-    left.legend(fontsize=7, ncol=2)
-    right.scatter(X[:, 0], y, s=10, color="0.5", label="data")
-    right.plot(grid, polyval(truth, grid), "k--", lw=1, label="truth")
-    right.plot(grid, model.apply({"coef": theta}, grid[:, None]), color="C3", lw=2, label="least-squares fit")
-    right.set(xlabel="x")
-    right.legend(fontsize=8)
-    return fig
+@dataclass(frozen=True)
+class BasisChecks:
+    """The checks of one problem (1-D or 2-D): linearity in θ, the midpoint test in x, the convexity proof, the fit.
+
+    ``add``/``hom`` and their bounds, and ``c``, are :func:`linearity_errors`; ``midpoint_defect_x`` is
+    :func:`midpoint_defect` at a random θ; ``verdict``, ``proof`` and ``declaration_check`` come from
+    ``check_convexity``; ``normal_equations`` is :func:`normal_equations_residual` at the least-squares
+    fit ``theta`` (numerical ``rank``, training MSE ``train_mse``, ``condition`` = cond(Φ)).
+    """
+
+    model: str
+    n: int
+    p: int
+    add: float
+    add_bound: float
+    hom: float
+    hom_bound: float
+    c: float
+    midpoint_defect_x: float
+    verdict: str
+    proof: str
+    declaration_check: float
+    normal_equations: float
+    theta: torch.Tensor
+    rank: int
+    train_mse: float
+    condition: float
 
 
-def _surface(slice_) -> object:
-    import plotly.graph_objects as go
+@dataclass(frozen=True)
+class PlaneNumbers:
+    """The loss on a plane through the 1-D fit θ*: how it was computed, its range, and the grid (losses[i, j] at αᵢ, βⱼ)."""
 
-    fig = go.Figure(go.Surface(x=slice_.alphas.numpy(), y=slice_.betas.numpy(), z=slice_.losses.T.numpy(), colorscale="Viridis"))
-    fig.update_layout(scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": "loss"}, margin={"l": 0, "r": 0, "t": 30, "b": 0},
-                      title="L(θ* + α·d₁ + β·d₂), polynomial basis")
-    return fig
+    method: str
+    min: float
+    max: float
+    alphas: torch.Tensor
+    betas: torch.Tensor
+    losses: torch.Tensor
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
-    """Check linearity in θ, nonlinearity in x, the convexity proof and the normal equations (1-D and 2-D)."""
+@dataclass(frozen=True)
+class LinearInParametersMeasured(Measured):
+    """What the linear-in-parameters experiment measured: the checks of both problems, the 1-D data and the plane."""
+
+    one_d: BasisChecks
+    two_d: BasisChecks
+    plane: PlaneNumbers
+    degree: int  # the 1-D basis and its data, for the figure
+    truth: tuple[float, ...]
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def _checks(problem: Problem, seed: int, probe_seed: int) -> BasisChecks:
+    model = problem.model
+    fitted = least_squares_result(problem)
+    lin = linearity_errors(model, problem.X, probe_seed)
+    report = check_convexity(problem, seed=seed)
+    return BasisChecks(
+        model=model.describe(), n=problem.n, p=model.n_params, **lin,
+        midpoint_defect_x=midpoint_defect(model, 3 * model.init(seed=probe_seed)["coef"], problem.X),
+        verdict=report.verdict, proof=report.explanation(),
+        declaration_check=report.proof.declaration_check if report.proof else math.nan,
+        normal_equations=normal_equations_residual(problem, fitted.theta),
+        theta=fitted.theta, rank=fitted.rank, train_mse=fitted.residual, condition=float(torch.linalg.cond(fitted.features)),
+    )
+
+
+def measure(settings: LinearInParametersSettings, seed: int, say) -> LinearInParametersMeasured:
+    """Check linearity in θ, nonlinearity in x, the convexity proof and the normal equations (1-D and 2-D); the loss on a plane."""
     X1, y1 = draw(settings.n, settings.truth, settings.noise, child_seed(seed, "data", 1))
     X2, y2 = _data_2d(settings.n_2d, settings.noise, generator(seed, "data", 2))
-    cases = {"1-D": (Polynomial(1, settings.degree), X1, y1), "2-D": (Polynomial(2, settings.degree_2d), X2, y2)}
-    numbers: dict = {}
-    rows, problems = [], {}
-    for k, (label, (model, X, y)) in enumerate(cases.items()):
-        say(f"{label}: {model.describe()}")
-        problem = problems[label] = Problem(model, X, y)
-        fitted = least_squares_result(problem)
-        probe_seed = child_seed(seed, "probes", k)
-        lin = linearity_errors(model, X, probe_seed)
-        report = check_convexity(problem, seed=seed)
-        numbers[label] = {
-            "model": model.describe(), "n": problem.n, "p": model.n_params, **lin,
-            "midpoint_defect_x": midpoint_defect(model, 3 * model.init(seed=probe_seed)["coef"], X),
-            "verdict": report.verdict, "proof": report.explanation(),
-            "declaration_check": report.proof.declaration_check if report.proof else math.nan,
-            "normal_equations": normal_equations_residual(problem, fitted.theta),
-            "theta": fitted.theta, "rank": fitted.rank, "train_mse": fitted.residual,
-            "condition": float(torch.linalg.cond(fitted.features)),
-        }
-        rows.append((label, model.describe(), lin["add"], lin["add_bound"], lin["hom"], lin["hom_bound"],
-                     numbers[label]["normal_equations"], report.verdict))
-    one, two = numbers["1-D"], numbers["2-D"]
-    worst = max(r[kind] / r[f"{kind}_bound"] for r in (one, two) for kind in ("add", "hom"))
-    claims = (
-        claim("f(x; θ) is linear in θ: f(θ + θ') = f(θ) + f(θ') and f(cθ) = c·f(θ) on every data point",
+    problems = (Problem(Polynomial(1, settings.degree), X1, y1), Problem(Polynomial(2, settings.degree_2d), X2, y2))
+    checks = []
+    for k, (label, problem) in enumerate(zip(("1-D", "2-D"), problems, strict=True)):
+        say(f"{label}: {problem.model.describe()}")
+        checks.append(_checks(problem, seed, child_seed(seed, "probes", k)))
+    one, two = checks
+    say("loss surface on a plane through θ*")
+    slice_ = plane(problems[0], problems[0].as_theta(one.theta), steps=settings.steps, seed=seed)
+    surface = PlaneNumbers(method=slice_.method, min=float(slice_.losses.min()), max=float(slice_.losses.max()),
+                           alphas=slice_.alphas, betas=slice_.betas, losses=slice_.losses)
+    return LinearInParametersMeasured(one_d=one, two_d=two, plane=surface, degree=settings.degree, truth=settings.truth,
+                                      x=X1[:, 0], y=y1)
+
+
+def claims(settings: LinearInParametersSettings, m: LinearInParametersMeasured) -> tuple[Claim, ...]:
+    """Linear in θ (to rounding), not linear in x, convex by proof, and the fit solves the normal equations."""
+    one, two = m.one_d, m.two_d
+    worst = max(getattr(r, kind) / getattr(r, f"{kind}_bound") for r in (one, two) for kind in ("add", "hom"))
+    return (
+        claim("linear-in-theta", "f(x; θ) is linear in θ: f(θ + θ') = f(θ) + f(θ') and f(cθ) = c·f(θ) on every data point",
               worst <= 1,
               "1-D: additivity {a1:.1e} (bound {ab1:.1e}), homogeneity {h1:.1e} (bound {hb1:.1e}); 2-D: additivity {a2:.1e} "
               "(bound {ab2:.1e}), homogeneity {h2:.1e} (bound {hb2:.1e}); worst error/bound = {worst:.2f} ≤ 1 "
               "(float64 rounding bound 4(p + 1)u·|φ|ᵀ|θ|)",
-              a1=one["add"], ab1=one["add_bound"], h1=one["hom"], hb1=one["hom_bound"],
-              a2=two["add"], ab2=two["add_bound"], h2=two["hom"], hb2=two["hom_bound"], worst=worst),
-        claim("the same f is not linear in x: the midpoint test f(½(x + x')) = ½(f(x) + f(x')) fails",
-              min(one["midpoint_defect_x"], two["midpoint_defect_x"]) >= 0.01,
+              plain="Both identities hold on every data point up to the tiny error that floating-point rounding alone can cause.",
+              a1=one.add, ab1=one.add_bound, h1=one.hom, hb1=one.hom_bound,
+              a2=two.add, ab2=two.add_bound, h2=two.hom, hb2=two.hom_bound, worst=worst),
+        claim("not-linear-in-x", "the same f is not linear in x: the midpoint test f(½(x + x')) = ½(f(x) + f(x')) fails",
+              min(one.midpoint_defect_x, two.midpoint_defect_x) >= 0.01,
               "max |f(½(x + x')) − ½(f(x) + f(x'))| / max|f| = {d1:.3f} (1-D), {d2:.3f} (2-D) ≥ 0.01 (0 for any affine function of x)",
-              d1=one["midpoint_defect_x"], d2=two["midpoint_defect_x"]),
-        claim("the squared loss is convex in θ, proven from the model's structure",
-              one["verdict"] == "convex" and two["verdict"] == "convex",
+              d1=one.midpoint_defect_x, d2=two.midpoint_defect_x),
+        claim("convex-by-proof", "the squared loss is convex in θ, proven from the model's structure",
+              one.verdict == "convex" and two.verdict == "convex",
               "check_convexity: 1-D '{v1}', 2-D '{v2}' — {proof} (affine-declaration check {dc:.1e})",
-              v1=one["verdict"], v2=two["verdict"], proof=one["proof"], dc=max(one["declaration_check"], two["declaration_check"])),
-        claim("the closed-form fit solves the normal equations: the residual is orthogonal to every feature",
-              max(one["normal_equations"], two["normal_equations"]) <= 1e-10,
+              plain="The model is linear in θ and the squared error is convex in the model's output, so the loss is convex in θ.",
+              v1=one.verdict, v2=two.verdict, proof=one.proof, dc=max(one.declaration_check, two.declaration_check)),
+        claim("normal-equations", "the closed-form fit solves the normal equations: the residual is orthogonal to every feature",
+              max(one.normal_equations, two.normal_equations) <= 1e-10,
               "max_m |mean((f − y)·φ_m)| / (rms(y)·rms(φ_m)) = {r1:.1e} (1-D, cond(Φ) = {c1:.1e}), {r2:.1e} "
               "(2-D, cond(Φ) = {c2:.1e}) ≤ 1e-10",
-              r1=one["normal_equations"], c1=one["condition"], r2=two["normal_equations"], c2=two["condition"]),
+              plain="At the fit, the leftover errors are uncorrelated with every feature, so no feature could reduce them further.",
+              r1=one.normal_equations, c1=one.condition, r2=two.normal_equations, c2=two.condition),
     )
-    model1, problem1 = cases["1-D"][0], problems["1-D"]
-    theta1 = problem1.as_theta(one["theta"])
-    say("loss surface on a plane through θ*")
-    slice_ = plane(problem1, theta1, steps=settings.steps, seed=seed)
-    numbers["plane"] = {"method": slice_.method, "min": float(slice_.losses.min()), "max": float(slice_.losses.max())}
-    figures = (
-        png_figure(_figure_basis(model1, X1, y1, theta1, settings.truth), "basis-and-fit",
-                   f"Left: the fixed features 1, x, …, x^{settings.degree} — curved in x, and never changed by training. Right: the "
-                   "least-squares fit Σθ*_k x^k to the noisy data: a curve in x built as a linear combination of the features."),
-        plotly_figure(_surface(slice_), "loss-bowl",
-                      "The squared loss on a random plane through the fit θ* (filter-normalised directions): a paraboloid bowl with "
-                      "its bottom at θ* — the loss is a convex quadratic in θ. Drag to rotate."),
-    )
-    table = Table("Linearity in θ (errors against float64 rounding bounds) and the normal equations",
-                  ("problem", "model", "additivity", "bound", "homogeneity", "bound", "normal eq.", "verdict"), tuple(rows))
-    return Outcome(numbers=numbers, claims=claims, figures=figures, tables=(table,))
 
 
-EXPERIMENT = legacy_experiment(
-    name="linear-in-parameters",
-    number=1,
-    title="Linear in parameters, nonlinear in x",
-    intro=(
-        "A polynomial f(x; θ) = Σ θ_k x^k is a curved function of x, but a linear function of its coefficients θ: the features "
-        "x^k are fixed, and θ only mixes them. Because f is linear in θ, the squared loss is a convex quadratic in θ with a "
-        "closed-form minimiser, which makes the residual orthogonal to every feature (the normal equations)."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+INTRO = (
+    "A polynomial f(x; θ) = Σ θ_k x^k is a curved function of x, but a linear function of its coefficients θ: the features "
+    "x^k are fixed, and θ only mixes them. Because f is linear in θ, the squared loss is a convex quadratic in θ with a "
+    "closed-form minimiser, which makes the residual orthogonal to every feature (the normal equations)."
 )
+EXPERIMENT = Experiment(name="linear-in-parameters", number=1, title="Linear in parameters, nonlinear in x", intro=INTRO,
+                        settings=LinearInParametersSettings, quick=QUICK, measure=measure, claims=claims)
