@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -64,13 +65,18 @@ def brute_force_count(d: int, k: int) -> int:
 # ---- the quick run ------------------------------------------------------------------------------------
 
 
+KEYS = ("fixed-basis-explodes", "network-lowest-error", "monomials-interpolate", "linear-at-bias-floor",
+        "network-finds-hidden-directions")
+
+
 def test_claims_hold_and_evidence_has_numbers(result):
-    assert len(result.claims) == 5
-    for c in result.claims:
+    assert {c.key for c in result.claims} == set(KEYS)
+    for key in KEYS:
+        c = result.claim(key)
         assert c.holds, f"{c.statement} — {c.evidence}"
         assert_evidence_shows_values(c)
     assert {f.name for f in result.figures} == {"error-vs-n", "overlap"}
-    assert all(f.png is not None and len(f.png) < 150_000 for f in result.figures)
+    assert all(f.png is not None and len(f.png) < 150_000 and f.overlaps == () for f in result.figures)
 
 
 def test_the_claims_monomial_count_is_counted_not_taken_from_the_formula():
@@ -162,7 +168,7 @@ def test_overlaps_recomputed_from_the_reported_weights(result):
 
 
 def test_network_error_recomputed_from_its_claim_values(result):
-    c = result.claims[1]
+    c = result.claim("network-lowest-error")
     nums = result.numbers
     assert c.values["net"] == nums["test_errors"]["network"][-1]
     fixed = {k: v[-1] for k, v in nums["test_errors"].items() if k != "network"}
@@ -246,24 +252,26 @@ def test_multi_index_data():
 
 
 @pytest.mark.parametrize(
-    ("overrides", "match"),
+    ("overrides", "message"),
     [
-        ({"d": 1}, "d to be an integer >= 2"),
-        ({"hidden_dims": 4}, "hidden_dims between 1 and"),
-        ({"link": "cosine"}, "unknown link"),
-        ({"noise": -0.1}, "noise"),
-        ({"degree": 0}, "degree"),
-        ({"n_values": (500, 250)}, "strictly increasing"),
-        ({"n_values": ()}, "non-empty"),
-        ({"n_values": (100, 6000)}, "below C\\(d \\+ k, k\\) = 5,456"),
-        ({"activation": "gelu"}, "unknown activation"),
-        ({"lr": 0.0}, "lr"),
-        ({"steps": 0}, "steps"),
-        ({"l2": -1.0}, "l2"),
-        ({"max_feature_entries": -1}, "max_feature_entries"),
-        ({"width": "many"}, "expected int for width"),
+        ({"d": 1}, "expected d to be an integer >= 2 (input dimension), got d=1"),
+        ({"hidden_dims": 4}, "expected hidden_dims to be an integer >= 1 and <= 3"),
+        ({"d": 3, "hidden_dims": 3}, "expected hidden_dims <= d - 1 (fewer hidden directions than inputs), got hidden_dims=3, d=3"),
+        ({"link": "cosine"}, "expected link to be one of 'tanh-sum'"),
+        ({"noise": -0.1}, "expected noise to be a finite number >= 0"),
+        ({"degree": 0}, "expected degree to be an integer >= 1"),
+        ({"n_values": (500, 250)}, "in strictly increasing order"),
+        ({"n_values": ()}, "got n_values=()"),
+        ({"n_values": (100, 6000)}, "expected every n below C(d + k, k), k = degree (the full basis must have more coefficients "
+                                    "than samples), got n_values=(100, 6000), d=30, degree=3"),
+        ({"activation": "gelu"}, "expected activation to be one of"),
+        ({"lr": 0.0}, "expected lr to be a finite number > 0"),
+        ({"steps": 0}, "expected steps to be an integer >= 1"),
+        ({"l2": -1.0}, "expected l2 to be a finite number >= 0"),
+        ({"max_feature_entries": -1}, "expected max_feature_entries to be an integer >= 0"),
+        ({"width": "many"}, "expected width to be an integer >= 1 (hidden units of the network), got width='many'"),
     ],
 )
-def test_bad_settings(overrides, match):
-    with pytest.raises(LosslabError, match=match):
+def test_bad_settings(overrides, message):
+    with pytest.raises(LosslabError, match=re.escape(message)):
         get_experiment(NAME).make_settings(overrides=overrides)

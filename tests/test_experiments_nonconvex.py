@@ -73,10 +73,10 @@ BAD_SETTINGS = [
     ("two-layer", {"steps": 200}, "steps <= 81"),
     ("two-layer", {"lr": "-1"}, "lr"),
     ("two-layer", {"budget": 10}, "budget"),
-    ("depth", {"widths": "2,16,2"}, "one output unit"),
-    ("depth", {"widths": "2,1"}, "hidden"),
-    ("depth", {"linear_widths": "3,4,1"}, "same d_in"),
-    ("depth", {"probes": 0}, "probes"),
+    ("depth", {"widths": "2,16,2"}, "expected widths to end with 1 (one output unit), got widths=(2, 16, 2)"),
+    ("depth", {"widths": "2,1"}, "expected widths to be at least 3 integers >= 1 (comma-separated) (the MLP's layer widths: d_in, hidden"),
+    ("depth", {"linear_widths": "3,4,1"}, "expected linear_widths[0] == widths[0] (the same d_in), got linear_widths=(3, 4, 1)"),
+    ("depth", {"probes": 0}, "expected probes to be an integer >= 1"),
     ("sigmoid-loss", {"span": 0}, "span"),
     ("sigmoid-loss", {"n": 1}, "n"),
     ("sigmoid-loss", {"scale": "nan"}, "scale"),
@@ -171,7 +171,9 @@ def test_depth_curvature_against_dense_torch_func_hessian(quick_result):
     ratio = float(torch.linalg.norm(H - G) / torch.linalg.norm(H))
     at_init = r.numbers["mlp_init"]
     assert at_init["ratio"] == pytest.approx(ratio, rel=1e-8)
+    assert r.claim("curvature-term-sizeable").values["ratio"] == pytest.approx(ratio, rel=1e-8)
     eig = torch.linalg.eigvalsh(H)
+    assert float(eig[0]) < 0 and r.claim("negative-curvature-at-init").holds
     assert abs(float(eig[0]) - at_init["min"]) <= at_init["min_bound"] + 1e-10 * float(eig.abs().max())
     assert abs(float(eig[-1]) - at_init["max"]) <= at_init["max_bound"] + 1e-10 * float(eig.abs().max())
     assert float(torch.linalg.eigvalsh(G)[0]) >= -1e-12 * float(eig.abs().max())  # the GGN part is PSD

@@ -1,4 +1,4 @@
-"""Helpers of the feature-learning experiment: the fits it compares, the overlap measures, the figures.
+"""Helpers of the feature-learning experiment: the fits it compares and the overlap measures (no drawing).
 
 Every fit returns its predictions on a test set and its training mean squared error; errors are
 reported relative to the target's variance, err = mean((f̂ − f*)²) / Var(f*) on fresh inputs, so
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib.ticker
 import numpy as np
 import torch
 
@@ -18,9 +18,16 @@ from .. import Problem
 from ..fit import least_squares_result, train
 from ..fit.kernel_ridge import kernel_ridge, monomial_weights
 from ..models import Polynomial, RandomFeatures, TwoLayer
-from ._legacy import png_figure
+
+if TYPE_CHECKING:
+    from .feature_learning import FeatureLearningSettings
 
 F64 = torch.float64
+
+MODELS = (("linear", "linear (d + 1 features)"), ("monomials", "all monomials, degree k (min-norm)"),
+          ("kernel_ridge", "same basis, kernel ridge λ"), ("random_features", "random features"),
+          ("network", "two-layer network (trained)"))
+"""(key, label) of the five models, in the order of the table and the figure; "degree k" is filled in with the degree."""
 
 
 class WeightedMonomials(Polynomial):
@@ -88,27 +95,31 @@ def fit_kernel_ridge(X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor, *, 
     return Fit(fit.predict(X_test), float(((fit.predict(X) - y) ** 2).mean()), f"kernel ridge, λ = {ridge:g}")
 
 
-def fit_random_features(X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor, *, width: int, activation: str,
-                        ridge: float, seed: int) -> Fit:
-    """Ridge least squares on ``width`` fixed random features σ(w_i·x + b_i) (:class:`~losslab.models.RandomFeatures`)."""
-    model = RandomFeatures(X.shape[1], width, activation, seed=seed)
-    res = least_squares_result(Problem(model, X, y), ridge=ridge)
+def fit_random_features(X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor, settings: FeatureLearningSettings,
+                        seed: int) -> Fit:
+    """Ridge least squares (λ = ``settings.l2``) on ``settings.rf_width`` fixed random features σ(w_i·x + b_i)
+    (:class:`~losslab.models.RandomFeatures` with ``settings.activation``)."""
+    width = settings.rf_width
+    model = RandomFeatures(X.shape[1], width, settings.activation, seed=seed)
+    res = least_squares_result(Problem(model, X, y), ridge=settings.l2)
     return Fit(model.apply(res.params, X_test), res.residual, f"ridge on {width} random features")
 
 
-def train_network(X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor, *, width: int, activation: str, lr: float,
-                  steps: int, l2: float, seed: int) -> tuple[Fit, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def train_network(X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor, settings: FeatureLearningSettings,
+                  seed: int) -> tuple[Fit, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Full-batch Adam on TwoLayer (with output bias) in float32, loss (1/n)‖f − y‖² + l2·‖θ‖².
 
-    Returns the fit, the initial parameters and the trained parameters (float64 copies).
+    ``settings`` gives width, activation, lr, steps and l2. Returns the fit, the initial parameters and the
+    trained parameters (float64 copies).
     """
-    net = TwoLayer(X.shape[1], width, activation, out_bias=True)
-    problem = Problem(net, X.to(torch.float32), y.to(torch.float32), l2=l2)
-    run = train(problem, optimizer="adam", lr=lr, steps=steps, seed=seed)
+    s = settings
+    net = TwoLayer(X.shape[1], s.width, s.activation, out_bias=True)
+    problem = Problem(net, X.to(torch.float32), y.to(torch.float32), l2=s.l2)
+    run = train(problem, optimizer="adam", lr=s.lr, steps=s.steps, seed=seed)
     start = {k: v.to(F64) for k, v in net.init(seed=seed, dtype=torch.float32).items()}
     end = {k: v.detach().to(F64) for k, v in run.params.items()}
     train_mse = float(((net.apply(end, X) - y) ** 2).mean())
-    return Fit(net.apply(end, X_test), train_mse, f"Adam, {steps} steps"), start, end
+    return Fit(net.apply(end, X_test), train_mse, f"Adam, {s.steps} steps"), start, end
 
 
 # ---- where the first layer points -------------------------------------------------------------
@@ -162,59 +173,3 @@ def linear_floor(g, r: int, points: int = 40) -> float:
     var = (w * (values - mean) ** 2).sum()
     linear = (w[:, None] * Z * values[:, None]).sum(dim=0)
     return float(1 - (linear**2).sum() / var)
-
-
-# ---- figures ---------------------------------------------------------------------------------
-
-CURVES = (("linear", "linear (d + 1 features)", "C7", "s"), ("monomials", "all monomials, degree k (min-norm)", "C3", "o"),
-          ("kernel_ridge", "same basis, kernel ridge λ", "C1", "v"), ("random_features", "random features", "C2", "^"),
-          ("network", "two-layer network (trained)", "C0", "D"))
-
-
-SHRUNK = 1e-3  # units whose ‖w_j‖ fell below this fraction of the largest initial norm are drawn at that floor
-
-
-def error_figure(n_values: list[int], errors: dict[str, list[float]], *, degree: int, count: int, width: int, rf_width: int):
-    """Test error against n, log-log, one line per model."""
-    from ..report.figures import subplots
-
-    fig, ax = subplots(figsize=(6, 4))
-    for key, label, color, marker in CURVES:
-        ax.plot(n_values, errors[key], marker=marker, color=color, label=label.replace("degree k", f"degree {degree}"))
-    ax.set(xscale="log", yscale="log", xlabel="training samples n", ylabel="test error / Var f*",
-           title=f"{count:,} monomials vs {rf_width} random features vs a width-{width} network")
-    ax.set_xticks(n_values, [str(n) for n in n_values])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return png_figure(fig, "error-vs-n",
-                      "Test error (relative to Var f*) against the number of samples, log-log. The fixed bases flatten out: the "
-                      "linear one at its bias floor, the full monomial basis interpolates its samples, random features cannot "
-                      "aim at the hidden directions. The trained network's error keeps falling with n.")
-
-
-def overlap_figure(W0: torch.Tensor, W1: torch.Tensor, U: torch.Tensor, *, n: int):
-    """Per-unit overlap ‖Uᵀw_j‖/‖w_j‖ against ‖w_j‖, before and after training."""
-    from ..report.figures import subplots
-
-    d, r = U.shape
-    floor = SHRUNK * float(W0.norm(dim=1).max())
-    fig, ax = subplots(figsize=(6, 4))
-    for W, label, color in ((W0, "at initialisation", "0.55"), (W1, f"after training (n = {n})", "C0")):
-        norms = W.norm(dim=1)
-        ax.scatter(norms.clamp(min=floor).numpy(), unit_overlaps(W, U).numpy(), s=14, color=color,
-                   label=f"{label}: ‖WU‖/‖W‖ = {subspace_fraction(W, U):.2f}")
-    shrunk = int((W1.norm(dim=1) < floor).sum())
-    if shrunk:
-        ax.axvline(floor, color="0.8", lw=4, zorder=0, label=f"{shrunk} unit(s) shrunk below {floor:.0e} (drawn on this line)")
-    ax.axhline(math.sqrt(r / d), color="0.3", ls="--", lw=1, label=f"√(r/d) = {math.sqrt(r / d):.2f} (random direction)")
-    ax.set(xscale="log", ylim=(0, 1.05), xlabel="‖w_j‖ (norm of hidden unit j's weights)",
-           ylabel="‖Uᵀw_j‖ / ‖w_j‖", title="how much of each unit's weight points along the hidden directions")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return png_figure(fig, "overlap",
-                      "Each dot is a hidden unit: its weight norm (x) and the share of its weight vector inside the hidden "
-                      "subspace span(U) (y). At initialisation every unit sits near √(r/d); after training the large units "
-                      "point along the hidden directions; the units weight decay shrank towards 0 (the fit does not use them) are "
-                      "drawn at the left edge, and their directions do not matter.")

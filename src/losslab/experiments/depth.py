@@ -26,71 +26,46 @@ from dataclasses import dataclass
 import torch
 
 from .. import curvature, data
-from .._checks import LosslabError, choice, finite_float, positive_int
-from ..convexity import check_convexity
+from ..convexity import ConvexityReport, check_convexity
 from ..fit import train
 from ..models import ACTIVATIONS, MLP, Linearized, RandomFeatures
 from ..problem import Problem
-from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
-from ._nonconvex import witness_claim
+from ._nonconvex import witness_numbers
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Integers, OneOf, Real, Rule, Settings, setting
 
-__all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
+__all__ = ["EXPERIMENT", "QUICK", "DepthMeasured", "DepthSettings", "claims", "curvature_summary", "end_to_end_map", "measure"]
 
 DENSE_MAX_PARAMS = 1024  # up to this p the Frobenius norms are exact (p operator products); beyond, Hutchinson-type estimates
 LANCZOS_RESOLUTION = 1e-6  # eigs' default (gap criterion, tol 1e-12) drives residuals to √tol·‖H‖: eigenvalues resolved to 1e-6·‖H‖
 LINEARIZED = "linearized MLP (at the trained weights)"
+WIDTHS = Integers(1, min_len=3)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Settings of the depth experiment.
+class DepthSettings(Settings):
+    """Settings of the depth experiment (defaults: the full run)."""
 
-    Attributes:
-        n: training examples from a random two-layer tanh teacher (inputs N(0, I), d_in = widths[0]).
-        teacher_width: the teacher's hidden units.
-        noise: label noise.
-        widths: the MLP's layer widths [d_in, h₁, …, 1].
-        activation: the MLP's activation (relu, tanh, sigmoid; identity makes it a deep linear net too).
-        linear_widths: the deep linear net's widths [d_in, …, 1] (same d_in).
-        train_steps: Adam steps training the MLP.
-        lr: Adam's learning rate.
-        budget: chords the witness search may evaluate per network.
-        probes: stochastic Lanczos quadrature probes per density.
-        lanczos_steps: Lanczos steps per probe.
-    """
+    n: int = setting(128, Integer(2), "training examples from a random two-layer tanh teacher (inputs N(0, I), d_in = widths[0])")
+    teacher_width: int = setting(4, Integer(1), "the teacher's hidden units")
+    noise: float = setting(0.05, Real(0), "standard deviation of the label noise")
+    widths: tuple[int, ...] = setting((2, 16, 16, 1), WIDTHS, "the MLP's layer widths: d_in, hidden…, 1 (at least one hidden layer)")
+    activation: str = setting("tanh", OneOf(tuple(ACTIVATIONS)), "the MLP's activation (identity makes it a deep linear net too)")
+    linear_widths: tuple[int, ...] = setting((2, 4, 4, 1), WIDTHS,
+                                             "the deep linear net's widths: d_in, hidden…, 1 (at least one hidden layer)")
+    train_steps: int = setting(1500, Integer(1), "Adam steps training the MLP")
+    lr: float = setting(0.01, Real(0, low_open=True), "Adam's learning rate")
+    budget: int = setting(600, Integer(30), "chords the witness search may evaluate per network")
+    probes: int = setting(8, Integer(1), "stochastic Lanczos quadrature probes per density")
+    lanczos_steps: int = setting(40, Integer(2), "Lanczos steps per probe")
 
-    n: int = 128
-    teacher_width: int = 4
-    noise: float = 0.05
-    widths: tuple[int, ...] = (2, 16, 16, 1)
-    activation: str = "tanh"
-    linear_widths: tuple[int, ...] = (2, 4, 4, 1)
-    train_steps: int = 1500
-    lr: float = 0.01
-    budget: int = 600
-    probes: int = 8
-    lanczos_steps: int = 40
-
-    def __post_init__(self) -> None:
-        positive_int("n", self.n, minimum=2)
-        positive_int("teacher_width", self.teacher_width)
-        finite_float("noise", self.noise, nonnegative=True)
-        for name in ("widths", "linear_widths"):
-            w = getattr(self, name)
-            if not isinstance(w, tuple) or len(w) < 3 or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in w):
-                raise LosslabError(f"expected {name} as >= 3 positive integers [d_in, hidden..., 1] (a hidden layer), got {name}={w!r}")
-            if w[-1] != 1:
-                raise LosslabError(f"expected {name} to end with one output unit, got {name}={w!r}")
-        if self.linear_widths[0] != self.widths[0]:
-            raise LosslabError(
-                f"expected linear_widths to start with the same d_in as widths ({self.widths[0]}), got linear_widths={self.linear_widths!r}"
-            )
-        choice("activation", self.activation, ACTIVATIONS)
-        positive_int("train_steps", self.train_steps)
-        finite_float("lr", self.lr, positive=True)
-        positive_int("budget", self.budget, minimum=30)
-        positive_int("probes", self.probes)
-        positive_int("lanczos_steps", self.lanczos_steps, minimum=2)
+    RULES = (
+        Rule(lambda s: s.widths[-1] == 1, "widths to end with 1 (one output unit)", ("widths",), {"widths": (2, 16, 2)}),
+        Rule(lambda s: s.linear_widths[-1] == 1, "linear_widths to end with 1 (one output unit)", ("linear_widths",),
+             {"linear_widths": (2, 4, 3)}),
+        Rule(lambda s: s.linear_widths[0] == s.widths[0], "linear_widths[0] == widths[0] (the same d_in)",
+             ("linear_widths", "widths"), {"linear_widths": (3, 4, 1)}),
+    )
 
 
 QUICK = {"train_steps": 400, "budget": 300, "probes": 4, "lanczos_steps": 30}
@@ -132,7 +107,40 @@ def end_to_end_map(model: MLP, params: dict) -> tuple[torch.Tensor, torch.Tensor
     return A, c
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
+def _witness(report: ConvexityReport, problem: Problem) -> dict:
+    """:func:`~losslab.experiments._nonconvex.witness_numbers`, plus ``why`` (the report's explanation) when there is no witness."""
+    nums = witness_numbers(report, problem)
+    return nums if report.witness is not None else nums | {"why": report.explanation()}
+
+
+@dataclass(frozen=True)
+class DepthMeasured(Measured):
+    """What the depth experiment measured.
+
+    A curvature summary (:func:`curvature_summary`) is a dict min, min_bound, max, max_bound, nonlinear_fro,
+    hessian_fro, ratio, method; a witness is :func:`~losslab.experiments._nonconvex.witness_numbers`.
+    """
+
+    mlp_witness: dict  # the MLP's certified chord at its initial point
+    deep_linear_witness: dict
+    deep_linear_defect: float  # max |f(X) − (XAᵀ + c)| / max |f(X)|, A = W_L⋯W_0
+    mlp_init: dict  # curvature summaries
+    mlp_trained: dict
+    deep_linear_init: dict
+    fixed_features: dict  # model name → curvature summary
+    fixed_feature_verdicts: dict  # model name → check_convexity verdict
+    spectral_moments: dict  # "init H", "trained GGN", … → [first, second moment] of the SLQ density
+    negative_mass: dict  # the same keys → SLQ mass below 0
+    densities: dict  # the same keys → {"grid": (G,), "density": (G,)} (the SLQ density, for the figure)
+    widths: list[int]
+    linear_widths: list[int]
+    activation: str
+    mlp_params: int
+    deep_linear_params: int
+    fixed_feature_params: dict  # model name → parameters
+
+
+def measure(settings: DepthSettings, seed: int, say) -> DepthMeasured:
     """Witnesses, extreme eigenvalues, spectral densities and the size of H − GGN for an MLP, a deep linear net and fixed-feature models."""
     s = settings
     X, y = data.teacher(s.n, d_in=s.widths[0], width=s.teacher_width, noise=s.noise, seed=seed)
@@ -143,12 +151,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     say("witness search: MLP and deep linear net")
     mlp_report = check_convexity(problem, at=theta0, seed=seed, budget=s.budget, train_steps=0, by_group=False)
     linear_report = check_convexity(linear_problem, at=linear0, seed=seed, budget=s.budget, train_steps=0, by_group=False)
-    mlp_claim, mlp_witness = witness_claim(
-        f"the MLP {list(s.widths)} ({s.activation}) has a non-convex loss (certified chord)", mlp_report, problem
-    )
-    lin_claim, lin_witness = witness_claim(
-        f"the deep linear net {list(s.linear_widths)} has a non-convex loss too (certified chord)", linear_report, linear_problem
-    )
+    mlp_witness, lin_witness = _witness(mlp_report, problem), _witness(linear_report, linear_problem)
     A, c = end_to_end_map(deep_linear, linear_problem.unflatten(linear0))
     out = linear_problem.output(linear0)
     linear_defect = float((out - (X @ A.T + c)[:, 0]).abs().max() / out.abs().max())
@@ -165,107 +168,94 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     fixed = {name: curvature_summary(p, theta, seed=seed) for name, (p, theta) in fixed_problems.items()}
     fixed_verdicts = {name: check_convexity(p, seed=seed).verdict for name, (p, _) in fixed_problems.items()}
 
-    claims = [
-        mlp_claim,
-        claim(
-            "the deep linear net is a linear function of its input x: f(x) = (W_L⋯W_0)x + c",
-            linear_defect <= 1e-12,
-            "max |f(X) − (XAᵀ + c)| / max |f(X)| = {defect:.1e} ≤ 1e-12 with A = W_L⋯W_0",
-            defect=linear_defect,
-        ),
-        lin_claim,
-        claim(
-            "at the MLP's initial point the Hessian has a negative eigenvalue (negative curvature, a saddle-like direction)",
-            at_init["min"] + at_init["min_bound"] < 0,
-            "Lanczos λ_min = {lo:.4g} ± {b:.1e} (rigorous residual bound) < 0; λ_max = {hi:.4g}",
-            lo=at_init["min"], b=at_init["min_bound"], hi=at_init["max"],
-        ),
-        claim(
-            "the MLP's curvature term H − GGN (the model's own curvature in θ) is a sizeable part of its Hessian",
-            at_init["ratio"] > 1e-3,
-            "‖H − GGN‖_F / ‖H‖_F = {ratio:.3g} > 1e-3 at init ({method}); {trained:.3g} at the trained point, where the residuals "
-            "that weight it are small",
-            ratio=at_init["ratio"], method=at_init["method"], trained=at_trained["ratio"],
-        ),
-        claim(
-            "fixed-feature models on the same data have no curvature term: H = GGN, positive semi-definite",
-            all(f["nonlinear_fro"] == 0.0 and f["min"] - f["min_bound"] >= -LANCZOS_RESOLUTION * f["max"] for f in fixed.values()),
-            "‖H − GGN‖_F = {rf:g} (random features), {lin:g} (linearized MLP), exactly; λ_min = {rf_min:.2g} ± {rf_b:.1g}, "
-            "{lin_min:.2g} ± {lin_b:.1g}: no eigenvalue below 0 beyond Lanczos' resolution 1e-6·λ_max",
-            rf=fixed["random features"]["nonlinear_fro"], lin=fixed[LINEARIZED]["nonlinear_fro"],
-            rf_min=fixed["random features"]["min"], rf_b=fixed["random features"]["min_bound"],
-            lin_min=fixed[LINEARIZED]["min"], lin_b=fixed[LINEARIZED]["min_bound"],
-        ),
-    ]
-
     say(f"spectral densities ({s.probes} probes × {s.lanczos_steps} Lanczos steps)")
     densities = {}
     for where, theta in (("init", theta0), ("trained", trained)):
         for which, op in (("H", curvature.HessianOperator(problem, theta)), ("GGN", curvature.GGNOperator(problem, theta))):
-            densities[where, which] = curvature.spectral_density(op, probes=s.probes, steps=s.lanczos_steps, seed=seed)
-    figure = _spectrum_figure(densities, at_init, at_trained, s)
-
-    mlp_name = f"MLP {list(s.widths)} {s.activation}"
-    rows = [
-        (f"{mlp_name}, init", problem.n_params, mlp_report.verdict, at_init["min"], at_init["max"], at_init["ratio"]),
-        (f"{mlp_name}, trained", problem.n_params, "", at_trained["min"], at_trained["max"], at_trained["ratio"]),
-        (f"deep linear {list(s.linear_widths)}, init", linear_problem.n_params, linear_report.verdict, at_linear["min"], at_linear["max"],
-         at_linear["ratio"]),
-        *((name, fixed_problems[name][0].n_params, fixed_verdicts[name], f["min"], f["max"], f["ratio"]) for name, f in fixed.items()),
-    ]
-    table = Table(
-        "Curvature per model: the verdict, the extreme Hessian eigenvalues (Lanczos) and the share of the Hessian that the "
-        "model's own curvature contributes",
-        ("model and point", "parameters", "verdict", "λ_min", "λ_max", "‖H − GGN‖_F / ‖H‖_F"), tuple(rows),
-    )
-    numbers = {
-        "mlp_witness": mlp_witness, "deep_linear_witness": lin_witness, "deep_linear_defect": linear_defect,
-        "mlp_init": at_init, "mlp_trained": at_trained, "deep_linear_init": at_linear, "fixed_features": fixed,
-        "fixed_feature_verdicts": fixed_verdicts,
-        "spectral_moments": {f"{w} {k}": [d.moment(1), d.moment(2)] for (w, k), d in densities.items()},
-        "negative_mass": {f"{w} {k}": float(d.cdf(0.0)) for (w, k), d in densities.items()},
-    }
-    return Outcome(numbers=numbers, claims=tuple(claims), figures=(figure,), tables=(table,))
-
-
-def _spectrum_figure(densities: dict, at_init: dict, at_trained: dict, s: Settings):
-    from ..report.figures import subplots
-
-
-    fig, axes = subplots(1, 2, figsize=(9, 3.6))
-    for ax, where, extremes in zip(axes, ("init", "trained"), (at_init, at_trained)):
-        peak = max(float(densities[where, k].density.max()) for k in ("H", "GGN"))
-        floor = peak * 1e-6
-        for k, color in (("GGN", "C2"), ("H", "C0")):
-            d = densities[where, k]
-            ax.semilogy(d.grid.numpy(), d.density.clamp_min(floor).numpy(), color=color, lw=1.4, label=f"{k} (SLQ)")
-        ax.plot([extremes["min"], extremes["max"]], [peak * 2] * 2, "|", color="C3", ms=12, label="Lanczos λ_min, λ_max")
-        ax.axvline(0.0, color="0.5", lw=1, ls="--")
-        ax.set(xlabel="eigenvalue λ", ylabel="density", ylim=(floor, peak * 5),
-               title=f"{where}: λ_min = {extremes['min']:.2g}, ‖H−GGN‖/‖H‖ = {extremes['ratio']:.2g}")
-        ax.title.set_fontsize(9)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.subplots_adjust(wspace=0.3, bottom=0.25)
-    return png_figure(
-        fig, "spectrum",
-        f"Hessian (blue) and Gauss–Newton (green) spectral densities of the MLP {list(s.widths)} at its initial point (left) and "
-        "after training (right), with the extreme eigenvalues from Lanczos (red ticks). The Gauss–Newton part never goes below "
-        "0 (dashed line); the mass left of 0 in the Hessian is the model's own curvature H − GGN, which is weighted by the "
-        "residuals and so shrinks as the fit improves.",
+            densities[f"{where} {which}"] = curvature.spectral_density(op, probes=s.probes, steps=s.lanczos_steps, seed=seed)
+    return DepthMeasured(
+        mlp_witness=mlp_witness, deep_linear_witness=lin_witness, deep_linear_defect=linear_defect, mlp_init=at_init,
+        mlp_trained=at_trained, deep_linear_init=at_linear, fixed_features=fixed, fixed_feature_verdicts=fixed_verdicts,
+        spectral_moments={k: [d.moment(1), d.moment(2)] for k, d in densities.items()},
+        negative_mass={k: float(d.cdf(0.0)) for k, d in densities.items()},
+        densities={k: {"grid": d.grid, "density": d.density} for k, d in densities.items()},
+        widths=list(s.widths), linear_widths=list(s.linear_widths), activation=s.activation, mlp_params=problem.n_params,
+        deep_linear_params=linear_problem.n_params,
+        fixed_feature_params={name: p.n_params for name, (p, _) in fixed_problems.items()},
     )
 
 
-EXPERIMENT = legacy_experiment(
-    name="depth",
-    number=8,
-    title="Depth: an MLP and a deep linear net",
-    intro=(
-        "The Hessian of a squared loss is a Gauss–Newton part, never negative, plus the model's own curvature in its "
-        "parameters weighted by the residuals. Fixed-feature models have no such term, so their loss is convex; a network "
-        "that learns its features does, and it produces negative curvature. A deep linear network is linear in its input "
-        "and still non-convex: the product of its weight matrices is not linear in the weights."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+WITNESS_PLAIN = ("At a point between two parameter vectors the loss lies above the straight line joining their losses, by more "
+                 "than rounding errors could explain: a convex loss never does that.")
+LANCZOS_PLAIN = ("Lanczos finds the extreme eigenvalues of the Hessian from Hessian–vector products alone; the ± is a guaranteed "
+                 "bound on its error.")
+
+
+def witness_claim(key: str, statement: str, w: dict) -> Claim:
+    """Holds iff the verdict is "non-convex" and its witness ``w`` (:func:`_witness`) re-verified with gap > bound."""
+    if w["source"] == "none":
+        return claim(key, statement, False, "verdict {verdict}: {why}", verdict=w["verdict"], why=w["why"])
+    return claim(
+        key, statement, w["verdict"] == "non-convex" and w["holds"] and w["gap"] > w["bound"],
+        "restates the verdict engine's certificate (witness.verify repeats the float64 re-check that issued it): "
+        "verdict {verdict}; L(λa+(1−λ)b) − [λL(a)+(1−λ)L(b)] = {gap:.3e} > rounding bound "
+        "{bound:.1e} (λ = {lam:g}, found by {source} after {chords} chords)",
+        plain=WITNESS_PLAIN, verdict=w["verdict"], gap=w["gap"], bound=w["bound"], lam=w["lam"], source=w["source"], chords=w["chords"],
+    )
+
+
+def claims(settings: DepthSettings, m: DepthMeasured) -> tuple[Claim, ...]:
+    """Both networks are certified non-convex (the deep linear one while linear in x); negative curvature at init;
+    a sizeable H − GGN for the MLP, none for the fixed-feature models."""
+    at_init, at_trained, rf, lin = m.mlp_init, m.mlp_trained, m.fixed_features["random features"], m.fixed_features[LINEARIZED]
+    return (
+        witness_claim("mlp-non-convex", f"the MLP {m.widths} ({m.activation}) has a non-convex loss (certified chord)", m.mlp_witness),
+        claim(
+            "deep-linear-is-linear-in-x", "the deep linear net is a linear function of its input x: f(x) = (W_L⋯W_0)x + c",
+            m.deep_linear_defect <= 1e-12,
+            "max |f(X) − (XAᵀ + c)| / max |f(X)| = {defect:.1e} ≤ 1e-12 with A = W_L⋯W_0",
+            defect=m.deep_linear_defect,
+        ),
+        witness_claim("deep-linear-non-convex", f"the deep linear net {m.linear_widths} has a non-convex loss too (certified chord)",
+                      m.deep_linear_witness),
+        claim(
+            "negative-curvature-at-init",
+            "at the MLP's initial point the Hessian has a negative eigenvalue (negative curvature, a saddle-like direction)",
+            at_init["min"] + at_init["min_bound"] < 0,
+            "Lanczos λ_min = {lo:.4g} ± {b:.1e} (rigorous residual bound) < 0; λ_max = {hi:.4g}",
+            plain=LANCZOS_PLAIN + " Even at the top of that error band the smallest eigenvalue is below 0.",
+            lo=at_init["min"], b=at_init["min_bound"], hi=at_init["max"],
+        ),
+        claim(
+            "curvature-term-sizeable",
+            "the MLP's curvature term H − GGN (the model's own curvature in θ) is a sizeable part of its Hessian",
+            at_init["ratio"] > 1e-3,
+            "‖H − GGN‖_F / ‖H‖_F = {ratio:.3g} > 1e-3 at init ({method}); {trained:.3g} at the trained point, where the residuals "
+            "that weight it are small",
+            plain="The part of the Hessian that comes from the network bending in its parameters is a visible fraction of the "
+                  "whole (sizes measured as root-sum-of-squares of the matrix entries).",
+            ratio=at_init["ratio"], method=at_init["method"], trained=at_trained["ratio"],
+        ),
+        claim(
+            "fixed-features-h-equals-ggn",
+            "fixed-feature models on the same data have no curvature term: H = GGN, positive semi-definite",
+            all(f["nonlinear_fro"] == 0.0 and f["min"] - f["min_bound"] >= -LANCZOS_RESOLUTION * f["max"]
+                for f in m.fixed_features.values()),
+            "‖H − GGN‖_F = {rf:g} (random features), {lin:g} (linearized MLP), exactly; λ_min = {rf_min:.2g} ± {rf_b:.1g}, "
+            "{lin_min:.2g} ± {lin_b:.1g}: no eigenvalue below 0 beyond Lanczos' resolution 1e-6·λ_max",
+            plain=LANCZOS_PLAIN + " For models whose features are fixed the Hessian is exactly its Gauss–Newton part, and no "
+                  "eigenvalue is below 0 by more than that error.",
+            rf=rf["nonlinear_fro"], lin=lin["nonlinear_fro"], rf_min=rf["min"], rf_b=rf["min_bound"], lin_min=lin["min"],
+            lin_b=lin["min_bound"],
+        ),
+    )
+
+
+INTRO = (
+    "The Hessian of a squared loss is a Gauss–Newton part, never negative, plus the model's own curvature in its "
+    "parameters weighted by the residuals. Fixed-feature models have no such term, so their loss is convex; a network "
+    "that learns its features does, and it produces negative curvature. A deep linear network is linear in its input "
+    "and still non-convex: the product of its weight matrices is not linear in the weights."
 )
+EXPERIMENT = Experiment(name="depth", number=8, title="Depth: an MLP and a deep linear net", intro=INTRO, settings=DepthSettings,
+                        quick=QUICK, measure=measure, claims=claims)

@@ -34,12 +34,19 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from .._checks import LosslabError, choice, finite_float, nonnegative_float, positive_int
+import torch
+
 from ..data.multi_index import LINKS, multi_index, multi_index_target
 from ..models import ACTIVATIONS, Polynomial, monomial_exponents
 from ..random_streams import child_seed
 from . import _feature_learning_models as M
-from ._legacy import Outcome, Table, claim, legacy_experiment
+from .base import Claim, Experiment, Measured, claim
+from .settings import Integer, Integers, OneOf, Real, Rule, Settings, setting
+
+__all__ = [
+    "COUNT_DEGREES", "COUNT_DIMS", "EXPERIMENT", "QUICK", "FeatureLearningMeasured", "FeatureLearningSettings", "claims",
+    "count_exponents", "measure", "model_names", "monomial_counts",
+]
 
 COUNT_DIMS = (1, 10, 100, 1000)
 COUNT_DEGREES = (1, 2, 3, 4)
@@ -48,69 +55,32 @@ MAX_TREE = 200_000  # Polynomial(d, k).n_params (its product tree) up to this ma
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Full-run settings of the feature-learning experiment.
+class FeatureLearningSettings(Settings):
+    """Settings of the feature-learning experiment (defaults: the full run)."""
 
-    Attributes:
-        d: input dimension.
-        hidden_dims: r, the number of hidden directions (1..3, fewer than d).
-        link: g, one of losslab.data.multi_index.LINKS.
-        noise: standard deviation of the label noise.
-        degree: k, the degree of the full monomial basis.
-        n_values: training-set sizes, increasing, each below C(d + k, k).
-        n_test: size of the test set.
-        rf_width: number of random features.
-        width: hidden units of the network.
-        activation: σ of the network and of the random features.
-        steps: Adam steps (full batch).
-        lr: Adam learning rate.
-        l2: the network's weight decay, and the ridge λ of the random features and of the kernel-ridge line.
-        max_feature_entries: n·C(d + k, k) up to which the monomial fit materialises its features.
-    """
+    d: int = setting(30, Integer(2), "input dimension")
+    hidden_dims: int = setting(2, Integer(1, 3), "r, the number of hidden directions")
+    link: str = setting("tanh-sum", OneOf(tuple(LINKS)), "g, the link of the multi-index target")
+    noise: float = setting(0.1, Real(0), "standard deviation of the label noise")
+    degree: int = setting(3, Integer(1), "k, the degree of the full monomial basis")
+    n_values: tuple[int, ...] = setting((250, 500, 1000, 2000, 4000), Integers(2, increasing=True), "training-set sizes")
+    n_test: int = setting(5000, Integer(10), "size of the test set")
+    rf_width: int = setting(512, Integer(1), "number of random features")
+    width: int = setting(64, Integer(1), "hidden units of the network")
+    activation: str = setting("relu", OneOf(tuple(ACTIVATIONS)), "σ of the network and of the random features")
+    steps: int = setting(2000, Integer(1), "Adam steps (full batch)")
+    lr: float = setting(0.01, Real(0, low_open=True), "Adam's learning rate")
+    l2: float = setting(1e-3, Real(0), "the network's weight decay, and the ridge λ of the random features and kernel ridge")
+    max_feature_entries: int = setting(3_000_000, Integer(0),
+                                       "n·C(d + k, k) up to which the monomial fit materialises its features")
 
-    d: int = 30
-    hidden_dims: int = 2
-    link: str = "tanh-sum"
-    noise: float = 0.1
-    degree: int = 3
-    n_values: tuple[int, ...] = (250, 500, 1000, 2000, 4000)
-    n_test: int = 5000
-    rf_width: int = 512
-    width: int = 64
-    activation: str = "relu"
-    steps: int = 2000
-    lr: float = 0.01
-    l2: float = 1e-3
-    max_feature_entries: int = 3_000_000
-
-    def __post_init__(self) -> None:
-        d = positive_int("d", self.d, minimum=2)
-        r = positive_int("hidden_dims", self.hidden_dims)
-        if r > min(3, d - 1):
-            raise LosslabError(f"expected hidden_dims between 1 and min(3, d - 1) = {min(3, d - 1)}, got hidden_dims={r}")
-        choice("link", self.link, LINKS)
-        nonnegative_float("noise", self.noise)
-        k = positive_int("degree", self.degree)
-        if not isinstance(self.n_values, tuple) or not self.n_values:
-            raise LosslabError(f"expected n_values to be a non-empty tuple of sample sizes, got n_values={self.n_values!r}")
-        for n in self.n_values:
-            positive_int("each of n_values", n, minimum=2)
-        if list(self.n_values) != sorted(set(self.n_values)):
-            raise LosslabError(f"expected n_values strictly increasing, got n_values={self.n_values!r}")
-        count = math.comb(d + k, k)
-        if self.n_values[-1] >= count:
-            raise LosslabError(
-                f"expected every n below C(d + k, k) = {count:,} (the full basis must have more coefficients than samples), "
-                f"got n={self.n_values[-1]}; raise d or degree, or lower n_values"
-            )
-        positive_int("n_test", self.n_test, minimum=10)
-        positive_int("rf_width", self.rf_width)
-        positive_int("width", self.width)
-        choice("activation", self.activation, ACTIVATIONS)
-        positive_int("steps", self.steps)
-        finite_float("lr", self.lr, positive=True)
-        nonnegative_float("l2", self.l2)
-        positive_int("max_feature_entries", self.max_feature_entries, minimum=0)
+    RULES = (
+        Rule(lambda s: s.hidden_dims <= s.d - 1, "hidden_dims <= d - 1 (fewer hidden directions than inputs)",
+             ("hidden_dims", "d"), {"d": 2}),
+        Rule(lambda s: s.n_values[-1] < math.comb(s.d + s.degree, s.degree),
+             "every n below C(d + k, k), k = degree (the full basis must have more coefficients than samples)",
+             ("n_values", "d", "degree"), {"n_values": (100, 6000)}),
+    )
 
 
 QUICK = {"n_values": (250, 1000, 4000), "n_test": 2000, "steps": 1000, "rf_width": 256}
@@ -125,12 +95,12 @@ def count_exponents(d: int, k: int) -> int:
     return sum(ways)
 
 
-def monomial_counts() -> tuple[Table, dict, bool]:
-    """The table of monomial counts, counted by :func:`count_exponents`; ``agree``: the closed form C(d + k, k) and,
-    where cheap, brute-force enumeration and Polynomial's own count all give the same numbers."""
-    rows, counts, agree = [], {}, True
+def monomial_counts() -> tuple[dict[str, int], bool]:
+    """The monomial counts ``{"d=D,k=K": count}`` for COUNT_DIMS × COUNT_DEGREES, counted by :func:`count_exponents`;
+    ``agree``: the closed form C(d + k, k) and, where cheap, brute-force enumeration and Polynomial's own count all
+    give the same numbers."""
+    counts, agree = {}, True
     for d in COUNT_DIMS:
-        row = [d]
         for k in COUNT_DEGREES:
             count = count_exponents(d, k)
             counts[f"d={d},k={k}"] = count
@@ -139,14 +109,44 @@ def monomial_counts() -> tuple[Table, dict, bool]:
                 agree &= monomial_exponents(d, k).shape[0] == count
             if count <= MAX_TREE:
                 agree &= Polynomial(d, k).n_params == count
-            row.append(count)
-        rows.append(tuple(row))
-    table = Table("Monomials of total degree ≤ k in d variables, C(d + k, k): the size of the fixed basis",
-                  ("d", *(f"k = {k}" for k in COUNT_DEGREES)), tuple(rows))
-    return table, counts, agree
+    return counts, agree
 
 
-def run(settings: Settings, seed: int, say) -> Outcome:
+@dataclass(frozen=True)
+class FeatureLearningMeasured(Measured):
+    """What the feature-learning experiment measured; errors are test MSE / Var f* on fresh inputs."""
+
+    monomial_counts: dict[str, int]  # "d=D,k=K" → #monomials of degree ≤ K in D variables (counted)
+    n_monomials: int  # C(d + k, k) of this run
+    n_values: list[int]
+    test_errors: dict[str, list[float]]  # model key (M.MODELS) → error at each n
+    train_errors: dict[str, list[float]]  # training MSE / Var(y)
+    monomial_methods: list[str]  # how the monomial fit was computed at each n
+    linear_floor: float  # 1 − ‖E[z g(z)]‖²/Var g
+    best_fixed: str  # key of the fixed basis with the lowest error at the largest n
+    ratio_best_fixed_to_network: float
+    overlap_before: float  # ‖WU‖_F/‖W‖_F at init and after training at the largest n
+    overlap_after: float
+    overlap_expected: float  # √(r/d)
+    overlap_after_per_n: list[float]
+    unit_overlaps_after: torch.Tensor  # ‖Uᵀw_j‖/‖w_j‖ per hidden unit, after training
+    singular_overlap_before: float
+    singular_overlap_after: float
+    U: torch.Tensor  # (d, r) hidden directions
+    W_before: torch.Tensor  # (width, d) first layer at init and after training at the largest n
+    W_after: torch.Tensor
+    n_params_network: int
+    counts_agree: bool  # the counts agree with the closed form, enumeration and Polynomial's count
+    d: int
+    hidden_dims: int
+    link: str
+    noise: float
+    degree: int
+    width: int
+    rf_width: int
+
+
+def measure(settings: FeatureLearningSettings, seed: int, say) -> FeatureLearningMeasured:
     """Fit the four models at every n on nested samples of one multi-index data set; measure errors and overlaps.
 
     Seeds (:mod:`losslab.random_streams`): U from the ``"target"`` stream of ``seed``; the training pool (the first
@@ -158,7 +158,7 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     d, r, k = s.d, s.hidden_dims, s.degree
     count = math.comb(d + k, k)
     scale = float(d)
-    count_table, counts, counts_agree = monomial_counts()
+    counts, counts_agree = monomial_counts()
 
     target = multi_index_target(d, r, s.link, seed=seed)
     X_all, y_all, U = multi_index(s.n_values[-1], d=d, r=r, link=s.link, noise=s.noise, seed=seed,
@@ -167,8 +167,8 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     f_test = target(X_test)
     floor = M.linear_floor(target.g, r)
 
-    errors = {key: [] for key, *_ in M.CURVES}
-    train_errors = {key: [] for key, *_ in M.CURVES}
+    errors = {key: [] for key, _ in M.MODELS}
+    train_errors = {key: [] for key, _ in M.MODELS}
     methods, overlaps_after = [], []
     for n in s.n_values:
         say(f"n = {n}: fixed bases and a network of width {s.width}")
@@ -178,11 +178,9 @@ def run(settings: Settings, seed: int, say) -> Outcome:
             "linear": M.fit_linear(X, y, X_test),
             "monomials": M.fit_monomials(X, y, X_test, degree=k, scale=scale, max_feature_entries=s.max_feature_entries),
             "kernel_ridge": M.fit_kernel_ridge(X, y, X_test, degree=k, scale=scale, ridge=s.l2),
-            "random_features": M.fit_random_features(X, y, X_test, width=s.rf_width, activation=s.activation, ridge=s.l2,
-                                                     seed=seed),
+            "random_features": M.fit_random_features(X, y, X_test, s, seed),
         }
-        fits["network"], start, end = M.train_network(X, y, X_test, width=s.width, activation=s.activation, lr=s.lr,
-                                                      steps=s.steps, l2=s.l2, seed=seed)
+        fits["network"], start, end = M.train_network(X, y, X_test, s, seed)
         for key, fit in fits.items():
             errors[key].append(M.relative_error(fit.test_pred, f_test))
             train_errors[key].append(fit.train_mse / var_y)
@@ -190,86 +188,85 @@ def run(settings: Settings, seed: int, say) -> Outcome:
         overlaps_after.append(M.subspace_fraction(end["W"], U))
     W0, W1 = start["W"], end["W"]
 
-    last = {key: errors[key][-1] for key in errors}
-    fixed = {key: v for key, v in last.items() if key != "network"}
+    fixed = {key: v[-1] for key, v in errors.items() if key != "network"}
     best_key = min(fixed, key=fixed.get)
-    ratio = fixed[best_key] / last["network"]
-    before, after, expected = M.subspace_fraction(W0, U), M.subspace_fraction(W1, U), math.sqrt(r / d)
-    n_max = s.n_values[-1]
-    names = {key: label.replace("degree k", f"degree {k}") for key, label, *_ in M.CURVES}
+    return FeatureLearningMeasured(
+        monomial_counts=counts, n_monomials=count, n_values=list(s.n_values), test_errors=errors, train_errors=train_errors,
+        monomial_methods=methods, linear_floor=floor, best_fixed=best_key,
+        ratio_best_fixed_to_network=fixed[best_key] / errors["network"][-1], overlap_before=M.subspace_fraction(W0, U),
+        overlap_after=M.subspace_fraction(W1, U), overlap_expected=math.sqrt(r / d), overlap_after_per_n=overlaps_after,
+        unit_overlaps_after=M.unit_overlaps(W1, U), singular_overlap_before=M.singular_overlap(W0, U),
+        singular_overlap_after=M.singular_overlap(W1, U), U=U, W_before=W0, W_after=W1,
+        n_params_network=sum(v.numel() for v in end.values()), counts_agree=counts_agree, d=d, hidden_dims=r, link=s.link,
+        noise=s.noise, degree=k, width=s.width, rf_width=s.rf_width,
+    )
 
-    claims = (
+
+def model_names(degree: int) -> dict[str, str]:
+    """Model key → its label, with the degree filled in."""
+    return {key: label.replace("degree k", f"degree {degree}") for key, label in M.MODELS}
+
+
+def claims(settings: FeatureLearningSettings, m: FeatureLearningMeasured) -> tuple[Claim, ...]:
+    """The basis explodes; the network wins at the largest n; the monomials interpolate; linear sits at its floor;
+    the network's first layer turns into span(U)."""
+    k, d, count, n_max, counts = m.degree, m.d, m.n_monomials, m.n_values[-1], m.monomial_counts
+    last = {key: v[-1] for key, v in m.test_errors.items()}
+    train_max = max(m.train_errors["monomials"])
+    before, after, expected = m.overlap_before, m.overlap_after, m.overlap_expected
+    return (
         claim(
+            "fixed-basis-explodes",
             f"The fixed basis explodes with d: degree ≤ k in d variables has C(d + k, k) monomials, and degree 4 in 100 "
             f"variables already has 4,598,126 (here degree {k} in d = {d}: {count:,} > every n)",
-            counts["d=100,k=4"] == 4_598_126 and counts_agree,
+            counts["d=100,k=4"] == 4_598_126 and m.counts_agree,
             "{c:,} exponent vectors with |α| ≤ 4 in d = 100, counted variable by variable (not from the formula); "
             "C(d + k, k), brute-force enumeration and Polynomial's count agree with the counts wherever run: {agree}",
-            c=counts["d=100,k=4"], agree=counts_agree,
+            c=counts["d=100,k=4"], agree=m.counts_agree,
         ),
         claim(
+            "network-lowest-error",
             f"With n = {n_max} samples the trained network's test error is the lowest, at least 2× below every fixed basis",
-            ratio >= 2.0,
+            m.ratio_best_fixed_to_network >= 2.0,
             "network {net:.2e} vs best fixed basis ({best}) {best_err:.2e}: {ratio:.1f}× lower (threshold 2×)",
-            net=last["network"], best=names[best_key], best_err=fixed[best_key], ratio=ratio,
+            net=last["network"], best=model_names(k)[m.best_fixed], best_err=last[m.best_fixed], ratio=m.ratio_best_fixed_to_network,
         ),
         claim(
+            "monomials-interpolate",
             f"The full degree-{k} basis ({count:,} coefficients > n) interpolates the noisy samples at every n — it overfits "
             "rather than learns: relative training error ≈ 0, test error well above the network's",
-            max(train_errors["monomials"]) <= 1e-6 and last["monomials"] >= 2 * last["network"],
+            train_max <= 1e-6 and last["monomials"] >= 2 * last["network"],
             "max train MSE/Var(y) = {train:.1e} ≤ 1e-6; test error at n = {n} {test:.2e} vs network {net:.2e} (≥ 2×)",
-            train=max(train_errors["monomials"]), n=n_max, test=last["monomials"], net=last["network"],
+            train=train_max, n=n_max, test=last["monomials"], net=last["network"],
         ),
         claim(
+            "linear-at-bias-floor",
             "The linear basis underfits: at the largest n its test error sits at its bias floor, "
             "1 − ‖E[z g(z)]‖²/Var g (the best any affine function can do), which no amount of data lowers",
-            abs(last["linear"] - floor) <= 0.1 * floor,
+            abs(last["linear"] - m.linear_floor) <= 0.1 * m.linear_floor,
             "linear test error {lin:.4f} vs floor {floor:.4f} (by quadrature): within {gap:.1%} ≤ 10%",
-            lin=last["linear"], floor=floor, gap=abs(last["linear"] - floor) / floor,
+            plain="The floor is the error of the best possible straight-line fit, computed by numerical integration over the "
+                  "input distribution; the fitted linear model is already there, so more data cannot lower its error.",
+            lin=last["linear"], floor=m.linear_floor, gap=abs(last["linear"] - m.linear_floor) / m.linear_floor,
         ),
         claim(
+            "network-finds-hidden-directions",
             "The network found the hidden directions: the share of its first-layer weights in span(U), ‖WU‖_F/‖W‖_F, "
             f"goes from ≈ √(r/d) = {expected:.3f} at initialisation to close to 1 after training",
             abs(before / expected - 1) <= 0.25 and after >= 0.9,
             "before {before:.3f} (within 25% of √(r/d) = {expected:.3f}: {rel:+.1%}); after (n = {n}) {after:.3f} ≥ 0.9",
+            plain="The share is how much of the first layer's weights lies in the few directions the target depends on: "
+                  "what a random layer would have at the start, nearly all of it after training.",
             before=before, expected=expected, rel=before / expected - 1, n=n_max, after=after,
         ),
     )
 
-    error_rows = tuple(
-        (n, *(round(errors[key][i], 5) for key, *_ in M.CURVES), methods[i]) for i, n in enumerate(s.n_values)
-    )
-    error_table = Table(
-        f"Test error / Var f* against n (d = {d}, r = {r}, link {s.link}, noise {s.noise:g}); the last column says how the "
-        f"{count:,}-monomial least-squares fit was computed (materialised features, or the same fit in kernel form)",
-        ("n", *(names[key] for key, *_ in M.CURVES), "monomial fit computed as"), error_rows,
-    )
-    figures = (
-        M.error_figure(list(s.n_values), errors, degree=k, count=count, width=s.width, rf_width=s.rf_width),
-        M.overlap_figure(W0, W1, U, n=n_max),
-    )
-    numbers = {
-        "monomial_counts": counts, "n_monomials": count, "n_values": list(s.n_values), "test_errors": errors,
-        "train_errors": train_errors, "monomial_methods": methods, "linear_floor": floor, "best_fixed": best_key,
-        "ratio_best_fixed_to_network": ratio, "overlap_before": before, "overlap_after": after, "overlap_expected": expected,
-        "overlap_after_per_n": overlaps_after, "unit_overlaps_after": M.unit_overlaps(W1, U),
-        "singular_overlap_before": M.singular_overlap(W0, U), "singular_overlap_after": M.singular_overlap(W1, U),
-        "U": U, "W_before": W0, "W_after": W1, "n_params_network": sum(v.numel() for v in end.values()),
-    }
-    return Outcome(numbers=numbers, claims=claims, figures=figures, tables=(count_table, error_table))
 
-
-EXPERIMENT = legacy_experiment(
-    name="feature-learning",
-    number=6,
-    title="The curse of the fixed basis, and what feature learning buys",
-    intro=(
-        "A fixed basis must be chosen before seeing the data, and the full polynomial basis of degree k in d variables has "
-        "C(d + k, k) terms: degree 4 in 100 variables is 4,598,126 coefficients. Here the target depends on only a few hidden "
-        "directions (r = 2 of d = 30 by default), but no fixed basis knows which; a two-layer network learns its first layer, "
-        "turns it towards those directions, and beats every fixed basis with the same samples."
-    ),
-    settings=Settings,
-    quick=QUICK,
-    run=run,
+INTRO = (
+    "A fixed basis must be chosen before seeing the data, and the full polynomial basis of degree k in d variables has "
+    "C(d + k, k) terms: degree 4 in 100 variables is 4,598,126 coefficients. Here the target depends on only a few hidden "
+    "directions (r = 2 of d = 30 by default), but no fixed basis knows which; a two-layer network learns its first layer, "
+    "turns it towards those directions, and beats every fixed basis with the same samples."
 )
+EXPERIMENT = Experiment(name="feature-learning", number=6, title="The curse of the fixed basis, and what feature learning buys",
+                        intro=INTRO, settings=FeatureLearningSettings, quick=QUICK, measure=measure, claims=claims)
