@@ -32,7 +32,7 @@ from ..fit import train
 from ..models import ACTIVATIONS, MLP, Linearized, RandomFeatures
 from ..problem import Problem
 from ._legacy import Outcome, Table, claim, legacy_experiment, png_figure
-from ._nonconvex import witness_claim
+from ._nonconvex import witness_claim, witness_numbers
 
 __all__ = ["EXPERIMENT", "QUICK", "Settings", "run"]
 
@@ -143,12 +143,11 @@ def run(settings: Settings, seed: int, say) -> Outcome:
     say("witness search: MLP and deep linear net")
     mlp_report = check_convexity(problem, at=theta0, seed=seed, budget=s.budget, train_steps=0, by_group=False)
     linear_report = check_convexity(linear_problem, at=linear0, seed=seed, budget=s.budget, train_steps=0, by_group=False)
-    mlp_claim, mlp_witness = witness_claim(
-        f"the MLP {list(s.widths)} ({s.activation}) has a non-convex loss (certified chord)", mlp_report, problem
-    )
-    lin_claim, lin_witness = witness_claim(
-        f"the deep linear net {list(s.linear_widths)} has a non-convex loss too (certified chord)", linear_report, linear_problem
-    )
+    mlp_witness, lin_witness = witness_numbers(mlp_report, problem), witness_numbers(linear_report, linear_problem)
+    mlp_claim = witness_claim("mlp-not-convex", f"the MLP {list(s.widths)} ({s.activation}) has a non-convex loss (certified chord)",
+                              mlp_witness)
+    lin_claim = witness_claim("deep-linear-not-convex",
+                              f"the deep linear net {list(s.linear_widths)} has a non-convex loss too (certified chord)", lin_witness)
     A, c = end_to_end_map(deep_linear, linear_problem.unflatten(linear0))
     out = linear_problem.output(linear0)
     linear_defect = float((out - (X @ A.T + c)[:, 0]).abs().max() / out.abs().max())
