@@ -70,7 +70,7 @@ def test_figures_are_small_and_well_formed(quick_result, name):
 BAD_SETTINGS = [
     ("two-layer", {"width": 0}, "width"),
     ("two-layer", {"activation": "softplus"}, "activation"),
-    ("two-layer", {"steps": 200}, "steps <= 81"),
+    ("two-layer", {"steps": 200}, "expected steps to be an integer >= 5 and <= 81"),
     ("two-layer", {"lr": "-1"}, "lr"),
     ("two-layer", {"budget": 10}, "budget"),
     ("depth", {"widths": "2,16,2"}, "expected widths to end with 1 (one output unit), got widths=(2, 16, 2)"),
@@ -81,7 +81,7 @@ BAD_SETTINGS = [
     ("sigmoid-loss", {"n": 1}, "n"),
     ("sigmoid-loss", {"scale": "nan"}, "scale"),
     ("relu-surface", {"x": 0}, "x != 0"),
-    ("relu-surface", {"y": -1}, "y > 0"),
+    ("relu-surface", {"y": -1}, "expected y to be a finite number > 0"),
     ("relu-surface", {"steps": 3}, "steps"),
     ("relu-surface", {"unknown": 1}, "unknown setting"),
 ]
@@ -114,6 +114,9 @@ def test_two_layer_witness_recomputed_by_hand(quick_result):
     gap, *_ = chord_gap_by_hand(loss, w["a"], w["b"], w["lam"])
     assert gap == pytest.approx(w["gap"], rel=1e-9)
     assert gap > w["bound"] > 0
+    joint = r.claim("not-convex-jointly")
+    assert joint.holds and joint.values["gap"] == pytest.approx(gap, rel=1e-9) and joint.values["lam"] == w["lam"]
+    assert r.claim("convex-in-v").values["rule"] == r.numbers["proof_rule"] == "affine model ∘ loss convex in the output"
     a, b = np.array(w["a"]), np.array(w["b"])
     assert not np.array_equal(a[: 2 * h], b[: 2 * h])  # the chord moves the hidden layer, not only v
     assert r.numbers["by_group"] == {"W": "non-convex", "b": "non-convex", "v": "convex"}
@@ -133,6 +136,22 @@ def test_two_layer_random_features_minimum_matches_numpy_lstsq(quick_result):
     assert r.numbers["rf_least_squares_loss"] <= r.numbers["rf_trained_loss"]  # convex: the closed form is the global minimum
     h11, h12, h22 = r.numbers["rf_slice"]["coefficients"][3:]
     assert h11 >= 0 and h22 >= 0 and h11 * h22 - h12**2 >= -1e-12 * max(h11, h22) ** 2
+    bowl = r.claim("random-features-slice-convex")
+    assert bowl.values["hmin"] == pytest.approx(np.linalg.eigvalsh([[h11, h12], [h12, h22]])[0], rel=1e-12)
+
+
+def test_two_layer_slices_hold_their_grids_and_violations(quick_result):
+    r = quick_result("two-layer")
+    s, m = r.settings, r.measured
+    for grid, key in ((m.net_plane, "net_slice"), (m.rf_plane, "rf_slice")):
+        assert grid.losses.shape == (s["steps"], s["steps"])
+        assert torch.allclose(grid.alphas, torch.linspace(-s["span"], s["span"], s["steps"], dtype=DT), rtol=0, atol=1e-15)
+        assert len(grid.locations) == r.numbers[key]["violations"]
+    assert m.net_trained_loss == pytest.approx(float(m.net_plane.losses[s["steps"] // 2, s["steps"] // 2]), rel=1e-12)  # the centre
+    net = r.claim("net-slice-not-convex")
+    assert net.values["violations"] == len(m.net_plane.locations) > 0
+    a, b = net.values["a"], net.values["b"]
+    assert float(m.net_plane.locations.sub(torch.tensor([a, b], dtype=DT)).abs().sum(1).min()) <= 1e-12  # the worst is a red dot
 
 
 # ---- 8. depth ---------------------------------------------------------------------------------
@@ -253,6 +272,9 @@ def test_sigmoid_plateau_gradients_by_hand(quick_result):
     assert got["bce"] == pytest.approx(float(grad_bce.norm()), rel=1e-10)
     assert got["mse"] == pytest.approx(float(grad_mse.norm()), rel=1e-10)
     assert got["mse"] < 0.1 * got["bce"]
+    plateau = r.claim("squared-loss-plateau")
+    assert plateau.values["gm"] == got["mse"] and plateau.values["gb"] == got["bce"]
+    assert plateau.values["lm"] == pytest.approx(float(((p - y) ** 2).mean()), rel=1e-12)
 
 
 def test_sigmoid_plane_second_differences_by_hand(quick_result):
@@ -275,6 +297,13 @@ def test_sigmoid_plane_second_differences_by_hand(quick_result):
     assert second_differences(mse).min() == pytest.approx(r.numbers["mse_most_negative"], rel=1e-6)
     assert second_differences(bce).min() >= -1e-9
     assert r.numbers["plane_violations"]["bce"] == 0 < r.numbers["plane_violations"]["mse"]
+    planes = r.measured.planes  # the drawn grids are the losses by hand; the red dots are the violations
+    np.testing.assert_allclose(planes["mse"].losses.numpy(), mse, rtol=1e-12)
+    np.testing.assert_allclose(planes["bce"].losses.numpy(), bce, rtol=1e-9)  # σ then log: ~1e-11 from the stable form
+    assert [len(planes[k].locations) for k in ("bce", "mse")] == [0, r.numbers["plane_violations"]["mse"]]
+    claim = r.claim("plane-second-differences")
+    assert (claim.values["bv"], claim.values["mv"]) == (0, r.numbers["plane_violations"]["mse"])
+    assert claim.values["worst"] == pytest.approx(second_differences(mse).min(), rel=1e-6)
 
 
 # ---- 10. relu-surface -------------------------------------------------------------------------
@@ -295,6 +324,8 @@ def test_relu_witnesses_recomputed_by_hand(quick_result):
     lm = _relu_loss((a0 + b0_) / 2, s["b0"], (a1 + b1_) / 2, s["b1"], s["x"], s["y"])
     assert [la, lb, lm] == pytest.approx(grid["losses"], rel=1e-12, abs=1e-30)
     assert lm - (la + lb) / 2 == pytest.approx(grid["gap"], rel=1e-12) and grid["gap"] > grid["bound"]
+    on_grid = r.claim("grid-chord").values
+    assert [on_grid["la"], on_grid["lb"], on_grid["lm"]] == pytest.approx([la, lb, lm], rel=1e-12, abs=1e-30)
 
     engine = r.numbers["engine_witness"]  # every parameter: (w0, b0, w1, b1)
     lam = engine["lam"]
@@ -302,6 +333,7 @@ def test_relu_witnesses_recomputed_by_hand(quick_result):
     mid = [lam * u + (1 - lam) * v for u, v in zip(engine["a"], engine["b"])]
     gap = _relu_loss(*mid, s["x"], s["y"]) - lam * ends[0] - (1 - lam) * ends[1]
     assert gap == pytest.approx(engine["gap"], rel=1e-12) and gap > engine["bound"]
+    assert r.claim("engine-chord").values["gap"] == pytest.approx(gap, rel=1e-12)
     assert engine["a"][1] == engine["b"][1] == s["b0"] and engine["a"][3] == engine["b"][3] == s["b1"]  # biases held fixed
 
 
@@ -323,11 +355,19 @@ def test_relu_dead_regions_and_valley_by_brute_force(quick_result):
                 for e0, e1 in ((1e-6, 0.0), (0.0, 1e-6), (-1e-6, 0.0), (0.0, -1e-6)):
                     assert _relu_loss(w0 + e0, s["b0"], w1 + e1, s["b1"], s["x"], s["y"]) == here
     assert r.numbers["dead_points"] == dead and r.numbers["grid_points"] == k * k
+    assert r.claim("dead-relu-flat").values["dead"] == dead and r.claim("dead-relu-flat").values["total"] == k * k
+    losses = r.measured.surface.losses  # the drawn grid, by hand (offsets from the centre)
+    assert losses[0, 0] == _relu_loss(s["w0"] + coords[0], s["b0"], s["w1"] + coords[0], s["b1"], s["x"], s["y"])
     assert r.numbers["dead_max_grad"] == 0.0
     w0 = s["w0"] + s["span"] * 0.5
     w1 = (s["y"] - s["b1"]) / (w0 * s["x"] + s["b0"])
     assert _relu_loss(w0, s["b0"], w1, s["b1"], s["x"], s["y"]) <= 1e-28  # on the valley
     assert r.numbers["valley_max_loss"] <= 1e-28
+    valley = r.measured.valley
+    assert max(_relu_loss(float(a), s["b0"], float(b), s["b1"], s["x"], s["y"]) for a, b in valley) <= 1e-28
+    curve = r.claim("zero-loss-curve").values
+    (a0, a1), (b0, b1) = valley[0].tolist(), valley[-1].tolist()
+    assert curve["count"] == len(valley) and curve["mid"] == _relu_loss((a0 + b0) / 2, s["b0"], (a1 + b1) / 2, s["b1"], s["x"], s["y"])
 
 
 def test_largest_grid_chord_matches_brute_force():

@@ -1,38 +1,73 @@
 """Shared pieces of the experiments where non-convexity appears (two-layer, depth, sigmoid-loss, relu-surface).
 
-* :func:`proof_claim` and :func:`witness_claim` turn a :class:`~losslab.ConvexityReport` into a
-  claim whose evidence is the proof's rule or the witness's float64 re-check (gap and rounding bound);
-* :func:`contour` draws a plane slice as filled contours (log10 of the loss when it spans decades),
-  with the slice's negative second differences marked;
-* :func:`surface` is the same slice as an interactive plotly 3-D surface.
+* :func:`proof_numbers` and :func:`witness_numbers` keep what a :class:`~losslab.ConvexityReport` says
+  as plain numbers (in ``measure``): the proof's rule and affine-declaration check, or the witness's
+  float64 re-check (gap and rounding bound);
+* :func:`proof_claim` and :func:`witness_claim` turn those numbers into a keyed claim (in ``claims``);
+* :class:`SliceGrid` is a plane slice as the report draws it: the grid, the losses and where the
+  negative second differences are (:func:`slice_grid`).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+
 import torch
 
 from ..convexity import ConvexityReport
 from ..landscape import DiscreteConvexity, PlaneSlice
 from ..problem import Problem
-from ._legacy import Claim, claim
+from .base import Claim, claim
 
-__all__ = ["contour", "proof_claim", "surface", "witness_claim", "witness_numbers"]
+__all__ = ["SliceGrid", "proof_claim", "proof_numbers", "slice_grid", "witness_claim", "witness_numbers"]
 
 PROOF_CHECK = 1e-9  # the affine-declaration defect above which prove_convex refuses (structure.py)
 
+WITNESS_PLAIN = (
+    "Between two parameter points a and b, the loss at an in-between point is higher than the straight line joining the "
+    "losses at a and b — by far more than rounding errors could explain — which a convex function never allows."
+)
 
-def proof_claim(statement: str, report: ConvexityReport) -> Claim:
-    """Holds iff the verdict is "convex" with a proof; the evidence names the rule and the affine check, and says
-    that it restates the verdict engine (prove_convex refuses a defect above 1e-9 itself)."""
+
+@dataclass(frozen=True)
+class SliceGrid:
+    """A plane slice as drawn: ``losses[i, j]`` at (alphas[i], betas[j]) and the violations' (α, β), shape (k, 2)."""
+
+    alphas: torch.Tensor
+    betas: torch.Tensor
+    losses: torch.Tensor
+    locations: torch.Tensor
+
+
+def slice_grid(slice_: PlaneSlice, discrete: DiscreteConvexity | None = None) -> SliceGrid:
+    """The grid of ``slice_`` in float64, with the locations of ``discrete``'s negative second differences (none if None)."""
+    where = discrete.locations().to(torch.float64) if discrete is not None else torch.zeros(0, 2, dtype=torch.float64)
+    return SliceGrid(slice_.alphas.detach().to(torch.float64), slice_.betas.detach().to(torch.float64),
+                     slice_.losses.detach().to(torch.float64), where)
+
+
+def proof_numbers(report: ConvexityReport) -> dict:
+    """What a convexity verdict's proof says, as plain values: verdict, rule, check (the affine-declaration defect), explanation.
+
+    ``rule`` is None and ``check`` NaN when there is no proof.
+    """
     proof = report.proof
-    if report.verdict != "convex" or proof is None:
-        return claim(statement, False, "verdict {verdict}: {why}", verdict=report.verdict, why=report.explanation())
+    return {"verdict": report.verdict, "rule": proof.rule if proof else None,
+            "check": proof.declaration_check if proof else float("nan"), "explanation": report.explanation()}
+
+
+def proof_claim(key: str, statement: str, proof: dict) -> Claim:
+    """Holds iff the verdict is "convex" with a proof (``proof``: :func:`proof_numbers`); the evidence names the rule and
+    the affine check, and says that it restates the verdict engine (prove_convex refuses a defect above 1e-9 itself)."""
+    if proof["verdict"] != "convex" or proof["rule"] is None:
+        return claim(key, statement, False, "verdict {verdict}: {why}", verdict=proof["verdict"], why=proof["explanation"])
     return claim(
-        statement, proof.declaration_check <= PROOF_CHECK,
+        key, statement, proof["check"] <= PROOF_CHECK,
         "restates the verdict engine's proof (no independent number): verdict convex, proven by “{rule}”; "
         "its affine-declaration check {check:.1e} ≤ 1e-9",
-        verdict=report.verdict, rule=proof.rule, check=proof.declaration_check,
+        plain="The loss is assembled from pieces known to be convex, by a rule that keeps convexity, so it is convex "
+              "everywhere — a proof, not a search.",
+        verdict=proof["verdict"], rule=proof["rule"], check=proof["check"],
     )
 
 
@@ -40,11 +75,11 @@ def witness_numbers(report: ConvexityReport, problem: Problem) -> dict:
     """The witness of a non-convex verdict re-checked by ``witness.verify(problem)`` in float64, as plain numbers.
 
     Keys: verdict, holds, gap, bound, lam, losses (L(a), L(b), L(middle)), a and b (every parameter, in the
-    order of ``problem.full().groups``), source, chords (tried). ``holds`` is False (and the numbers NaN)
-    when there is no witness.
+    order of ``problem.full().groups``), source, chords (tried), explanation. ``holds`` is False (and the
+    numbers NaN) when there is no witness.
     """
     nan = float("nan")
-    out = {"verdict": report.verdict, "chords": report.search.chords if report.search else 0}
+    out = {"verdict": report.verdict, "chords": report.search.chords if report.search else 0, "explanation": report.explanation()}
     w = report.witness
     if w is None:
         return out | {"holds": False, "gap": nan, "bound": nan, "lam": nan, "losses": [nan] * 3, "a": [], "b": [], "source": "none"}
@@ -53,76 +88,20 @@ def witness_numbers(report: ConvexityReport, problem: Problem) -> dict:
                   "losses": list(check.losses), "a": w.a.tolist(), "b": w.b.tolist(), "source": w.source}
 
 
-def witness_claim(statement: str, report: ConvexityReport, problem: Problem) -> tuple[Claim, dict]:
-    """(claim, numbers): holds iff the verdict is "non-convex" and its witness re-verifies with gap > bound.
+def witness_claim(key: str, statement: str, witness: dict) -> Claim:
+    """Holds iff the verdict is "non-convex" and its witness (``witness``: :func:`witness_numbers`) re-verifies with gap > bound.
 
     The evidence says that it restates the engine's certificate: ``verify`` is the computation that issued it.
     The experiments' tests re-check the chord by hand (tests/test_experiments_nonconvex.py).
     """
-    nums = witness_numbers(report, problem)
-    if report.witness is None:
-        return claim(statement, False, "verdict {verdict}: {why}", verdict=report.verdict, why=report.explanation()), nums
-    holds = report.verdict == "non-convex" and nums["holds"] and nums["gap"] > nums["bound"]
-    c = claim(
-        statement, holds,
+    if witness["source"] == "none":
+        return claim(key, statement, False, "verdict {verdict}: {why}", verdict=witness["verdict"], why=witness["explanation"])
+    holds = witness["verdict"] == "non-convex" and witness["holds"] and witness["gap"] > witness["bound"]
+    return claim(
+        key, statement, holds,
         "restates the verdict engine's certificate (witness.verify repeats the float64 re-check that issued it): "
         "verdict {verdict}; L(λa+(1−λ)b) − [λL(a)+(1−λ)L(b)] = {gap:.3e} > rounding bound "
         "{bound:.1e} (λ = {lam:g}, found by {source} after {chords} chords)",
-        verdict=report.verdict, gap=nums["gap"], bound=nums["bound"], lam=nums["lam"], source=nums["source"], chords=nums["chords"],
+        plain=WITNESS_PLAIN, verdict=witness["verdict"], gap=witness["gap"], bound=witness["bound"], lam=witness["lam"],
+        source=witness["source"], chords=witness["chords"],
     )
-    return c, nums
-
-
-def _grid(slice_: PlaneSlice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a = slice_.alphas.detach().to(torch.float64).numpy()
-    b = slice_.betas.detach().to(torch.float64).numpy()
-    return a, b, slice_.losses.detach().to(torch.float64).numpy()
-
-
-def _log_scale(losses: np.ndarray) -> bool:
-    return bool(losses.min() > 0 and losses.max() / losses.min() > 100)
-
-
-def contour(ax, slice_: PlaneSlice, *, title: str, discrete: DiscreteConvexity | None = None, labels=("α", "β"),
-            origin=(0.0, 0.0), log: bool | None = None, cap: float | None = None) -> None:
-    """Filled contours of ``slice_`` on ``ax``; violations of ``discrete`` as red dots.
-
-    The axes show α + origin[0], β + origin[1]; ``log`` (default: when the losses are positive and span
-    more than two decades) contours log10 of the loss; losses above ``cap`` (if given) share the top colour.
-    """
-    a, b, L = _grid(slice_)
-    a, b = a + origin[0], b + origin[1]
-    log = _log_scale(L) if log is None else log and bool(L.min() > 0)
-    z = np.log10(L) if log else L
-    if cap is not None:
-        z = np.minimum(z, cap)
-    filled = ax.contourf(a, b, z.T, levels=20, cmap="viridis")  # losses[i, j] at (alphas[i], betas[j])
-    ax.contour(a, b, z.T, levels=10, colors="k", linewidths=0.3, alpha=0.5)
-    label = "log10 loss" if log else "loss"
-    ax.figure.colorbar(filled, ax=ax, label=label if cap is None else f"{label} (≥ {cap:g} in the top colour)")
-    if discrete is not None and discrete.violations:
-        where = discrete.locations().numpy() + np.asarray(origin)
-        ax.plot(where[:, 0], where[:, 1], ".", color="red", ms=2.5, label=f"{discrete.violations} negative 2nd differences")
-    ax.plot([origin[0]], [origin[1]], "w*", ms=10, mec="k", label="centre")
-    ax.set(xlabel=labels[0], ylabel=labels[1], title=title)
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
-
-
-def surface(slice_: PlaneSlice, *, title: str, labels=("α", "β"), extra=(), origin=(0.0, 0.0), cap: float | None = None):
-    """An interactive plotly 3-D surface of ``slice_`` (plus plotly traces ``extra``): a ``go.Figure``.
-
-    The axes show α + origin[0], β + origin[1]; losses above ``cap`` (if given) are drawn at ``cap``.
-    """
-    import plotly.graph_objects as go
-
-    a, b, L = _grid(slice_)
-    a, b = a + origin[0], b + origin[1]
-    if cap is not None:
-        L = np.minimum(L, cap)
-    fig = go.Figure([go.Surface(x=a, y=b, z=L.T, colorscale="Viridis", colorbar={"title": "loss"}), *extra])
-    fig.update_layout(
-        title=title, scene={"xaxis_title": labels[0], "yaxis_title": labels[1], "zaxis_title": "loss"},
-        margin={"l": 0, "r": 0, "t": 40, "b": 0}, height=520,
-    )
-    return fig
-
