@@ -65,7 +65,7 @@ def test_set_strings_are_parsed_by_the_constraint(text, field, value):
     ("mode", "c", "expected mode to be one of 'a', 'b' (a mode), got mode='c'"),
     ("sizes", (2, 1), "in strictly increasing order"),
     ("sizes", (1, 2, 3, 4), "1 to 3 integers"),
-    ("coefs", (2.0,), "expected coefs to be at least 1 finite numbers >= -1 and <= 1"),
+    ("coefs", (2.0,), "expected coefs to be 1 or more finite numbers >= -1 and <= 1"),
 ])
 def test_each_constraint_refuses_with_its_description(field, value, expected):
     with pytest.raises(LosslabError, match=expected.replace("(", r"\(").replace(")", r"\)")):

@@ -74,7 +74,7 @@ BAD_SETTINGS = [
     ("two-layer", {"lr": "-1"}, "lr"),
     ("two-layer", {"budget": 10}, "budget"),
     ("depth", {"widths": "2,16,2"}, "expected widths to end with 1 (one output unit), got widths=(2, 16, 2)"),
-    ("depth", {"widths": "2,1"}, "expected widths to be at least 3 integers >= 1 (comma-separated) (the MLP's layer widths: d_in, hidden"),
+    ("depth", {"widths": "2,1"}, "expected widths to be 3 or more integers >= 1 (comma-separated) (the MLP's layer widths: d_in, hidden"),
     ("depth", {"linear_widths": "3,4,1"}, "expected linear_widths[0] == widths[0] (the same d_in), got linear_widths=(3, 4, 1)"),
     ("depth", {"probes": 0}, "expected probes to be an integer >= 1"),
     ("sigmoid-loss", {"span": 0}, "span"),

@@ -76,7 +76,7 @@ BAD_SETTINGS = [
     ("sigmoid-mlp", {"lr": "-1"}, r"expected lr to be a finite number > 0 .*, got lr=-1.0"),
     ("sigmoid-mlp", {"starts": "many"}, r"expected starts to be an integer >= 2 .*, got starts='many'"),
     ("regularization", {"keep_prob": 1.0}, r"expected keep_prob to be a finite number > 0 and < 1 .*, got keep_prob=1.0"),
-    ("regularization", {"lambdas": (0.1,)}, r"expected lambdas to be at least 2 finite numbers >= 0 .*, got lambdas=\(0.1,\)"),
+    ("regularization", {"lambdas": (0.1,)}, r"expected lambdas to be 2 or more finite numbers >= 0 .*, got lambdas=\(0.1,\)"),
     ("regularization", {"lambdas": "0,-1"}, r"expected lambdas to be .*, got lambdas=\(0.0, -1.0\)"),
     ("regularization", {"masks": 10}, r"expected masks to be an integer >= 100 .*, got masks=10"),
     ("gd-vs-sgd", {"batch_size": 32}, r"expected batch_size < n \(else SGD is GD\), got batch_size=32, n=32"),

@@ -13,10 +13,6 @@ import pytest
 
 from losslab.experiments import NAMES
 
-NOT_YET_CONVERTED = {  # TRANSITIONAL (issue #11): plotly figures still drawn inside the experiment, without hover text
-    "linear-in-parameters": "its loss-bowl surface moves to report/plots/surfaces.surface when the experiment is converted",
-}
-
 
 def plotly_problems(figure) -> list[str]:
     """The traces of a plotly figure without a name or a hovertemplate, as 'figure: trace i (type)'."""
@@ -34,8 +30,6 @@ def test_no_text_collides_in_any_png(quick_result, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_plotly_traces_are_named_and_have_hover_text(quick_result, name):
     problems = [p for f in quick_result(name).figures if f.plotly_json is not None for p in plotly_problems(f)]
-    if problems and name in NOT_YET_CONVERTED:
-        pytest.xfail(NOT_YET_CONVERTED[name])
     assert problems == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -135,7 +136,7 @@ def _show_settings(settings, *, as_json: bool) -> None:
         return
     table = Table("setting", "value", "allowed", "meaning", title=f"settings ({type(settings).__module__.rsplit('.', 1)[-1]})")
     for row in describe_settings(settings):
-        table.add_row(row["name"], str(row["value"]), row["allowed"], row["help"])
+        table.add_row(*(escape(str(row[k])) for k in ("name", "value", "allowed", "help")))  # '[' in a help is text, not markup
     Console().print(table)
 
 

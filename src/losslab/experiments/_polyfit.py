@@ -19,12 +19,10 @@ no amount of data can remove (computed by least squares on the quadrature nodes,
 from __future__ import annotations
 
 import functools
-import itertools
 
 import numpy as np
 import torch
 
-from .._checks import LosslabError, finite_float, positive_int
 from ..data import polynomial_1d
 from ..fit import LeastSquaresResult, least_squares_result
 from ..models import Polynomial
@@ -34,15 +32,12 @@ from .settings import Reals
 __all__ = [
     "CUBIC",
     "TRUTH",
-    "check_increasing",
-    "check_truth",
     "draw",
     "excess_error",
     "fit",
     "polyval",
     "projection_error",
     "quadrature",
-    "two_panels",
 ]
 
 CUBIC = (0.0, -1.0, 0.0, 1.0)
@@ -118,31 +113,3 @@ def projection_error(truth: tuple[float, ...], degree: int) -> tuple[float, torc
     features = x[:, None] ** torch.arange(degree + 1, dtype=torch.float64)
     theta = torch.linalg.lstsq(root[:, None] * features, (root * polyval(truth, x))[:, None], driver="gelsd").solution[:, 0]
     return excess_error(theta, truth), theta
-
-
-def two_panels(title_left: str, title_right: str):
-    """A (10 × 3.8)-inch figure with two axes side by side (spacing fixed, no layout pass: rendering is the slow part)."""
-    from ..report.figures import subplots
-
-    fig, (left, right) = subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.22})
-    left.set_title(title_left, fontsize=10)
-    right.set_title(title_right, fontsize=10)
-    return fig, left, right
-
-
-def check_truth(truth: object) -> tuple[float, ...]:
-    """Validate a target's coefficients: 1 to 21 finite numbers, constant term first."""
-    if not isinstance(truth, tuple) or not 1 <= len(truth) <= 21:
-        raise LosslabError(f"expected truth as 1 to 21 polynomial coefficients, constant term first, got truth={truth!r}")
-    return tuple(finite_float(f"truth[{k}]", c) for k, c in enumerate(truth))
-
-
-def check_increasing(name: str, values: object, *, minimum: int) -> tuple[int, ...]:
-    """Validate a tuple of strictly increasing integers, each ≥ ``minimum``."""
-    if not isinstance(values, tuple) or not values:
-        raise LosslabError(f"expected {name} as a non-empty tuple of integers, got {name}={values!r}")
-    for v in values:
-        positive_int(name, v, minimum=minimum)
-    if any(b <= a for a, b in itertools.pairwise(values)):
-        raise LosslabError(f"expected {name} in strictly increasing order, got {name}={values!r}")
-    return values

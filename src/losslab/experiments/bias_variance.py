@@ -45,13 +45,15 @@ import torch
 from ..models import Polynomial
 from ..random_streams import generator
 from ._polyfit import CUBIC, TRUTH, draw
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = [
     "EXPERIMENT", "QUICK", "BiasVarianceMeasured", "BiasVarianceSettings", "Decomposition", "claims", "decompose", "measure",
     "repeated_fits",
 ]
+
 
 UNIT_ROUNDOFF = 2.0**-53
 GRID = 201  # points on [−1, 1] where the mean fit and its spread are shown
@@ -228,10 +230,4 @@ def claims(settings: BiasVarianceSettings, m: BiasVarianceMeasured) -> tuple[Cla
     )
 
 
-INTRO = (
-    "Refit the same inputs with many fresh draws of the label noise and the expected test error splits exactly into "
-    "bias² (how far the average fit is from the truth), variance (how much the fit moves with the noise) and the noise "
-    "itself. Adding fixed features lowers the bias and raises the variance, so the test error is U-shaped in the basis size."
-)
-EXPERIMENT = Experiment(name="bias-variance", number=5, title="Bias and variance against the basis size", intro=INTRO,
-                        settings=BiasVarianceSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("bias-variance", settings=BiasVarianceSettings, quick=QUICK, measure=measure, claims=claims)

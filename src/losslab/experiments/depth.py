@@ -26,15 +26,17 @@ from dataclasses import dataclass
 import torch
 
 from .. import curvature, data
-from ..convexity import ConvexityReport, check_convexity
+from ..convexity import check_convexity
 from ..fit import train
 from ..models import ACTIVATIONS, MLP, Linearized, RandomFeatures
 from ..problem import Problem
-from ._nonconvex import witness_numbers
-from .base import Claim, Experiment, Measured, claim
+from ._nonconvex import witness_claim, witness_numbers
+from .base import Claim, Measured, claim
 from .settings import Integer, Integers, OneOf, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "DepthMeasured", "DepthSettings", "claims", "curvature_summary", "end_to_end_map", "measure"]
+
 
 DENSE_MAX_PARAMS = 1024  # up to this p the Frobenius norms are exact (p operator products); beyond, Hutchinson-type estimates
 LANCZOS_RESOLUTION = 1e-6  # eigs' default (gap criterion, tol 1e-12) drives residuals to √tol·‖H‖: eigenvalues resolved to 1e-6·‖H‖
@@ -107,12 +109,6 @@ def end_to_end_map(model: MLP, params: dict) -> tuple[torch.Tensor, torch.Tensor
     return A, c
 
 
-def _witness(report: ConvexityReport, problem: Problem) -> dict:
-    """:func:`~losslab.experiments._nonconvex.witness_numbers`, plus ``why`` (the report's explanation) when there is no witness."""
-    nums = witness_numbers(report, problem)
-    return nums if report.witness is not None else nums | {"why": report.explanation()}
-
-
 @dataclass(frozen=True)
 class DepthMeasured(Measured):
     """What the depth experiment measured.
@@ -151,7 +147,7 @@ def measure(settings: DepthSettings, seed: int, say) -> DepthMeasured:
     say("witness search: MLP and deep linear net")
     mlp_report = check_convexity(problem, at=theta0, seed=seed, budget=s.budget, train_steps=0, by_group=False)
     linear_report = check_convexity(linear_problem, at=linear0, seed=seed, budget=s.budget, train_steps=0, by_group=False)
-    mlp_witness, lin_witness = _witness(mlp_report, problem), _witness(linear_report, linear_problem)
+    mlp_witness, lin_witness = witness_numbers(mlp_report, problem), witness_numbers(linear_report, linear_problem)
     A, c = end_to_end_map(deep_linear, linear_problem.unflatten(linear0))
     out = linear_problem.output(linear0)
     linear_defect = float((out - (X @ A.T + c)[:, 0]).abs().max() / out.abs().max())
@@ -189,19 +185,6 @@ WITNESS_PLAIN = ("At a point between two parameter vectors the loss lies above t
                  "than rounding errors could explain: a convex loss never does that.")
 LANCZOS_PLAIN = ("Lanczos finds the extreme eigenvalues of the Hessian from Hessian–vector products alone; the ± is a guaranteed "
                  "bound on its error.")
-
-
-def witness_claim(key: str, statement: str, w: dict) -> Claim:
-    """Holds iff the verdict is "non-convex" and its witness ``w`` (:func:`_witness`) re-verified with gap > bound."""
-    if w["source"] == "none":
-        return claim(key, statement, False, "verdict {verdict}: {why}", verdict=w["verdict"], why=w["why"])
-    return claim(
-        key, statement, w["verdict"] == "non-convex" and w["holds"] and w["gap"] > w["bound"],
-        "restates the verdict engine's certificate (witness.verify repeats the float64 re-check that issued it): "
-        "verdict {verdict}; L(λa+(1−λ)b) − [λL(a)+(1−λ)L(b)] = {gap:.3e} > rounding bound "
-        "{bound:.1e} (λ = {lam:g}, found by {source} after {chords} chords)",
-        plain=WITNESS_PLAIN, verdict=w["verdict"], gap=w["gap"], bound=w["bound"], lam=w["lam"], source=w["source"], chords=w["chords"],
-    )
 
 
 def claims(settings: DepthSettings, m: DepthMeasured) -> tuple[Claim, ...]:
@@ -251,11 +234,4 @@ def claims(settings: DepthSettings, m: DepthMeasured) -> tuple[Claim, ...]:
     )
 
 
-INTRO = (
-    "The Hessian of a squared loss is a Gauss–Newton part, never negative, plus the model's own curvature in its "
-    "parameters weighted by the residuals. Fixed-feature models have no such term, so their loss is convex; a network "
-    "that learns its features does, and it produces negative curvature. A deep linear network is linear in its input "
-    "and still non-convex: the product of its weight matrices is not linear in the weights."
-)
-EXPERIMENT = Experiment(name="depth", number=8, title="Depth: an MLP and a deep linear net", intro=INTRO, settings=DepthSettings,
-                        quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("depth", settings=DepthSettings, quick=QUICK, measure=measure, claims=claims)

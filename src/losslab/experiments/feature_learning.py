@@ -40,13 +40,15 @@ from ..data.multi_index import LINKS, multi_index, multi_index_target
 from ..models import ACTIVATIONS, Polynomial, monomial_exponents
 from ..random_streams import child_seed
 from . import _feature_learning_models as M
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Integers, OneOf, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = [
     "COUNT_DEGREES", "COUNT_DIMS", "EXPERIMENT", "QUICK", "FeatureLearningMeasured", "FeatureLearningSettings", "claims",
     "count_exponents", "measure", "model_names", "monomial_counts",
 ]
+
 
 COUNT_DIMS = (1, 10, 100, 1000)
 COUNT_DEGREES = (1, 2, 3, 4)
@@ -262,11 +264,4 @@ def claims(settings: FeatureLearningSettings, m: FeatureLearningMeasured) -> tup
     )
 
 
-INTRO = (
-    "A fixed basis must be chosen before seeing the data, and the full polynomial basis of degree k in d variables has "
-    "C(d + k, k) terms: degree 4 in 100 variables is 4,598,126 coefficients. Here the target depends on only a few hidden "
-    "directions (r = 2 of d = 30 by default), but no fixed basis knows which; a two-layer network learns its first layer, "
-    "turns it towards those directions, and beats every fixed basis with the same samples."
-)
-EXPERIMENT = Experiment(name="feature-learning", number=6, title="The curse of the fixed basis, and what feature learning buys",
-                        intro=INTRO, settings=FeatureLearningSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("feature-learning", settings=FeatureLearningSettings, quick=QUICK, measure=measure, claims=claims)

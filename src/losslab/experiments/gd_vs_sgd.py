@@ -53,10 +53,12 @@ from ..models import TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed
 from ._minima import canonical_two_layer, cluster_points, cluster_values, damped_newton
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "GdVsSgdMeasured", "GdVsSgdSettings", "claims", "mcnemar_z", "measure"]
+
 
 LEVEL_RTOL = 1e-6  # loss values of one minimum agree far better; distinct minima differ by far more
 POINT_TOL = 1e-4  # Euclidean: a run with ‖∇L‖ ≤ 1e-8 is within ‖∇L‖/λ_min ≈ 1e-5 of its minimum
@@ -263,11 +265,4 @@ def claims(settings: GdVsSgdSettings, m: GdVsSgdMeasured) -> tuple[Claim, ...]:
     )
 
 
-INTRO = (
-    "On a non-convex loss the minimum a run reaches depends on where it starts and, perhaps, on the optimiser. From the same "
-    "starts, full-batch gradient descent and minibatch SGD are run with the same learning rate and number of epochs, every end "
-    "point is polished to its minimum, and the minima are counted up to the network's symmetries. Whether SGD's noise finds "
-    "the best minimum more often is then a measured number, not a belief."
-)
-EXPERIMENT = Experiment(name="gd-vs-sgd", number=13, title="GD against SGD from many starts", intro=INTRO, settings=GdVsSgdSettings,
-                        quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("gd-vs-sgd", settings=GdVsSgdSettings, quick=QUICK, measure=measure, claims=claims)

@@ -38,13 +38,15 @@ from ..models import Polynomial
 from ..problem import Problem
 from ..random_streams import child_seed, generator
 from ._polyfit import CUBIC, TRUTH, draw
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Settings, setting
+from .story import from_argument
 
 __all__ = [
     "EXPERIMENT", "QUICK", "BasisChecks", "LinearInParametersMeasured", "LinearInParametersSettings", "PlaneNumbers", "claims",
     "linearity_errors", "measure", "midpoint_defect", "normal_equations_residual",
 ]
+
 
 UNIT_ROUNDOFF = 2.0**-53
 
@@ -239,10 +241,4 @@ def claims(settings: LinearInParametersSettings, m: LinearInParametersMeasured) 
     )
 
 
-INTRO = (
-    "A polynomial f(x; θ) = Σ θ_k x^k is a curved function of x, but a linear function of its coefficients θ: the features "
-    "x^k are fixed, and θ only mixes them. Because f is linear in θ, the squared loss is a convex quadratic in θ with a "
-    "closed-form minimiser, which makes the residual orthogonal to every feature (the normal equations)."
-)
-EXPERIMENT = Experiment(name="linear-in-parameters", number=1, title="Linear in parameters, nonlinear in x", intro=INTRO,
-                        settings=LinearInParametersSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("linear-in-parameters", settings=LinearInParametersSettings, quick=QUICK, measure=measure, claims=claims)

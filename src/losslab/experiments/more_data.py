@@ -29,10 +29,12 @@ import torch
 
 from ..random_streams import child_seed
 from ._polyfit import CUBIC, TRUTH, draw, excess_error, fit, polyval
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Integers, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "MoreDataMeasured", "MoreDataSettings", "claims", "measure"]
+
 
 GRID = 2001  # points of the grid on [−1, 1] where the largest deviation |f̂ − g| is taken
 
@@ -132,10 +134,4 @@ def claims(settings: MoreDataSettings, m: MoreDataMeasured) -> tuple[Claim, ...]
     )
 
 
-INTRO = (
-    "The large basis that overfits 20 samples contains the target, so its error is all variance — and variance averages "
-    "out. With more examples the least-squares fit of the same 16 fixed features settles onto the truth and its test "
-    "error falls to the noise level, about tenfold per tenfold more data."
-)
-EXPERIMENT = Experiment(name="more-data", number=4, title="More data tames the large basis", intro=INTRO,
-                        settings=MoreDataSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("more-data", settings=MoreDataSettings, quick=QUICK, measure=measure, claims=claims)

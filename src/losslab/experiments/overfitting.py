@@ -43,10 +43,12 @@ import torch
 
 from ..random_streams import generator
 from ._polyfit import CUBIC, TRUTH, excess_error, fit, polyval
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "OverfittingMeasured", "OverfittingSettings", "claims", "measure", "stratified_draw"]
+
 
 UNIT_ROUNDOFF = 2.0**-53
 
@@ -170,10 +172,4 @@ def claims(settings: OverfittingSettings, m: OverfittingMeasured) -> tuple[Claim
     )
 
 
-INTRO = (
-    "Give a fixed-feature model as many features as it has noisy examples and least squares can fit them exactly — noise "
-    "included. The training error goes to zero while the error on new data explodes: the fit is the projection of the "
-    "noisy labels, and with enough features that projection follows the noise."
-)
-EXPERIMENT = Experiment(name="overfitting", number=3, title="Too many features: overfitting", intro=INTRO,
-                        settings=OverfittingSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("overfitting", settings=OverfittingSettings, quick=QUICK, measure=measure, claims=claims)

@@ -39,11 +39,13 @@ from ..fit import train
 from ..models import TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed, generator
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Reals, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "DropoutCheck", "RegularizationMeasured", "RegularizationSettings", "claims",
            "dropout_closed_form", "measure", "scaling_chord"]
+
 
 SHIFT_RTOL = 1e-9  # |λ_min(H_λ) − λ_min(H₀) − 2λ| relative to ‖H‖ + 2λ: ~1e6 ulps above the eigensolver's backward error
 MC_SIGMAS = 4.0  # a Monte Carlo mean more than 4 standard errors from the truth has probability < 1e-4
@@ -253,11 +255,4 @@ def claims(settings: RegularizationSettings, m: RegularizationMeasured) -> tuple
     )
 
 
-INTRO = (
-    "Adding λ‖θ‖² to the loss adds 2λ to every Hessian eigenvalue, so a large enough λ makes the loss convex near any given "
-    "point. It cannot make a network's loss convex everywhere: the penalty's curvature is fixed while the data term's grows "
-    "with the weights, so a chord above the loss reappears farther out. Dropout, averaged over its random masks, is the plain "
-    "loss plus a data-dependent L2 penalty."
-)
-EXPERIMENT = Experiment(name="regularization", number=12, title="L2 convexifies locally, never globally; dropout is an L2 penalty",
-                        intro=INTRO, settings=RegularizationSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("regularization", settings=RegularizationSettings, quick=QUICK, measure=measure, claims=claims)

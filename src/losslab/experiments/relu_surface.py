@@ -33,11 +33,13 @@ from ..landscape import evaluate_points, plane
 from ..models import MLP
 from ..problem import Problem
 from ._nonconvex import SliceGrid, slice_grid, witness_claim, witness_numbers
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "ReluSurfaceMeasured", "ReluSurfaceSettings", "chord_witness", "claims", "largest_grid_chord",
            "measure", "valley_points"]
+
 
 F64 = torch.float64
 VALLEY_TOL = 1e-28  # (1e-14)²: the residual on the valley is zero to ~50 units in the last place of y ~ 1
@@ -233,11 +235,4 @@ def valley_points(s: ReluSurfaceSettings, count: int) -> torch.Tensor:
     return torch.stack([w0[keep], w1[keep]], dim=1)
 
 
-INTRO = (
-    "The smallest network of the argument — one hidden relu unit and a relu output, fitted to a single example — already has "
-    "a non-convex loss. Its surface over the two weights has flat plateaus where a relu is dead (zero gradient) and a curved "
-    "valley of exact fits. A convex function's minimisers form a convex set; a curved valley is not one, and a chord between "
-    "two of its points passes below the loss."
-)
-EXPERIMENT = Experiment(name="relu-surface", number=10, title="The surface of relu(w₁·relu(w₀x + b₀) + b₁)", intro=INTRO,
-                        settings=ReluSurfaceSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("relu-surface", settings=ReluSurfaceSettings, quick=QUICK, measure=measure, claims=claims)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -149,68 +148,73 @@ class OneOf(Constraint):
 
 
 @dataclass(frozen=True)
-class Integers(Constraint):
-    """A tuple of integers, each in [low, high], with min_len ≤ length ≤ max_len; ``increasing``: strictly."""
-
-    low: int | None = None
-    high: int | None = None
-    min_len: int = 1
-    max_len: int | None = None
-    increasing: bool = False
-
-    def ok(self, value):
-        return (isinstance(value, tuple) and self.min_len <= len(value) <= (self.max_len or len(value))
-                and all(Integer(self.low, self.high).ok(v) for v in value)
-                and (not self.increasing or all(b > a for a, b in itertools.pairwise(value))))
-
-    def describe(self):
-        size = f"{self.min_len} to {self.max_len}" if self.max_len else f"at least {self.min_len}"
-        each = _range(self.low, self.high)
-        order = " in strictly increasing order" if self.increasing else ""
-        return f"{size} integers{' ' + each if each else ''}{order} (comma-separated)"
-
-    def parse(self, text):
-        return tuple(int(p) for p in text.split(",") if p.strip())
-
-    def bad_values(self):
-        out = [(), (1.5,) * max(self.min_len, 1), 3]
-        if self.low is not None:
-            out.append((self.low - 1,) * max(self.min_len, 1))
-        if self.max_len is not None and self.low is not None:
-            out.append(tuple(range(self.low, self.low + self.max_len + 1)))
-        if self.increasing and self.min_len <= 2 and self.low is not None:
-            out.append((self.low + 1, self.low))
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class Reals(Constraint):
-    """A tuple of finite numbers, each in [low, high], with min_len ≤ length ≤ max_len."""
+class _Tuple(Constraint):
+    """A tuple of items that each satisfy :meth:`item`, with min_len ≤ length ≤ max_len (shared by Integers and Reals)."""
 
     low: float | None = None
     high: float | None = None
     min_len: int = 1
     max_len: int | None = None
+    noun: ClassVar[str] = ""
+
+    def item(self) -> Constraint:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def ok(self, value):
         return (isinstance(value, tuple) and self.min_len <= len(value) <= (self.max_len or len(value))
-                and all(Real(self.low, self.high).ok(v) for v in value))
+                and all(self.item().ok(v) for v in value))
 
     def describe(self):
-        size = f"{self.min_len} to {self.max_len}" if self.max_len else f"at least {self.min_len}"
+        size = f"{self.min_len} to {self.max_len}" if self.max_len else f"{self.min_len} or more"
         each = _range(self.low, self.high)
-        return f"{size} finite numbers{' ' + each if each else ''} (comma-separated)"
+        return f"{size} {self.noun}{' ' + each if each else ''}"
 
     def parse(self, text):
-        return tuple(float(p) for p in text.split(",") if p.strip())
+        return tuple(self.item().parse(p) for p in text.split(",") if p.strip())
 
     def bad_values(self):
-        out = [(), (float("nan"),) * max(self.min_len, 1), 3.0]
+        """Empty, a wrong item type, a scalar, an item below ``low``, one item too many."""
+        count = max(self.min_len, 1)
+        out = [(), ("x",) * count, 3]
         if self.low is not None:
-            out.append((self.low - 1.0,) * max(self.min_len, 1))
+            out.append((self.low - 1,) * count)
         if self.max_len is not None:
-            out.append((0.5,) * (self.max_len + 1))
+            out.append((self.low if self.low is not None else 0,) * (self.max_len + 1))
         return tuple(out)
+
+
+@dataclass(frozen=True)
+class Integers(_Tuple):
+    """A tuple of integers, each in [low, high], with min_len ≤ length ≤ max_len; ``increasing``: strictly."""
+
+    increasing: bool = False
+    noun: ClassVar[str] = "integers"
+
+    def item(self):
+        return Integer(self.low, self.high)
+
+    def ok(self, value):
+        return super().ok(value) and (not self.increasing or all(b > a for a, b in itertools.pairwise(value)))
+
+    def describe(self):
+        return super().describe() + (" in strictly increasing order" if self.increasing else "") + " (comma-separated)"
+
+    def bad_values(self):
+        low = self.low if self.low is not None else 0
+        return super().bad_values() + (((low + 1, low),) if self.increasing and self.min_len <= 2 else ())
+
+
+@dataclass(frozen=True)
+class Reals(_Tuple):
+    """A tuple of finite numbers, each in [low, high], with min_len ≤ length ≤ max_len."""
+
+    noun: ClassVar[str] = "finite numbers"
+
+    def item(self):
+        return Real(self.low, self.high)
+
+    def describe(self):
+        return super().describe() + " (comma-separated)"
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,7 @@ def describe_settings(settings: Settings) -> list[dict]:
         constraint = f.metadata.get("constraint")
         rows.append({"name": f.name, "value": getattr(settings, f.name),
                      "allowed": constraint.describe() if constraint else "", "help": f.metadata.get("help", "")})
-    rows += [{"name": "(rule)", "value": "", "allowed": r.expected, "help": ""} for r in getattr(type(settings), "RULES", ())]
+    rows += [{"name": "(rule)", "value": "", "allowed": r.expected, "help": ""} for r in type(settings).RULES]
     return rows
 
 
@@ -269,34 +273,20 @@ def bad_overrides(settings_type: type[Settings]) -> list[dict[str, object]]:
     for f in dataclasses.fields(settings_type):
         constraint = f.metadata.get("constraint")
         out += [{f.name: bad} for bad in (constraint.bad_values() if constraint else ())]
-    out += [dict(r.example) for r in getattr(settings_type, "RULES", ())]
+    out += [dict(r.example) for r in settings_type.RULES]
     return out
 
 
-def _convert(field: dataclasses.Field, hint: object, raw: object, what: str) -> object:
-    """``raw`` (often a string from ``--set``) as the field's type, or a LosslabError."""
-    if not isinstance(raw, str):
-        return raw
+def _convert(field: dataclasses.Field, raw: object, what: str) -> object:
+    """``raw`` (a string from ``--set``) as its field's constraint reads it; other values unchanged."""
     constraint = field.metadata.get("constraint")
+    if not isinstance(raw, str) or constraint is None:
+        return raw
     try:
-        if constraint is not None:
-            return constraint.parse(raw)
-        if hint is bool:
-            low = raw.strip().lower()
-            if low not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return low in ("true", "1", "yes")
-        if hint in (int, float):
-            return hint(raw)
-        if typing.get_origin(hint) is tuple:
-            inner = typing.get_args(hint)[0]
-            return tuple(inner(p) for p in raw.split(",") if p.strip())
+        return constraint.parse(raw)
     except ValueError:
-        if constraint is None:  # TRANSITIONAL (issue #11): settings without constraints
-            raise LosslabError(f"{what}: expected {getattr(hint, '__name__', hint)} for {field.name}, got {raw!r}") from None
         why = f" ({field.metadata['help']})" if field.metadata.get("help") else ""
         raise LosslabError(f"{what}: expected {field.name} to be {constraint.describe()}{why}, got {field.name}={raw!r}") from None
-    return raw
 
 
 def parse_settings(base: object, overrides: Mapping[str, object], *, what: str = "settings") -> object:
@@ -304,12 +294,11 @@ def parse_settings(base: object, overrides: Mapping[str, object], *, what: str =
 
     String values are converted by the field's constraint: ``"3"`` → 3, ``"1,2,4"`` → (1, 2, 4).
     """
-    hints = typing.get_type_hints(type(base))
     fields = {f.name: f for f in dataclasses.fields(base)}
     unknown = [k for k in overrides if k not in fields]
     if unknown:
         raise LosslabError(f"{what}: unknown setting {unknown[0]!r}; valid settings: {', '.join(fields)}")
-    values = {k: _convert(fields[k], hints[k], v, what) for k, v in overrides.items()}
+    values = {k: _convert(fields[k], v, what) for k, v in overrides.items()}
     try:
         return dataclasses.replace(base, **values)
     except LosslabError as err:

@@ -32,8 +32,9 @@ from ..landscape import discrete_convexity, line, plane
 from ..models import Linear
 from ..problem import Problem
 from ._nonconvex import SliceGrid, proof_claim, proof_numbers, slice_grid, witness_claim, witness_numbers
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "SigmoidLossMeasured", "SigmoidLossSettings", "claims", "measure"]
 
@@ -146,11 +147,4 @@ def claims(settings: SigmoidLossSettings, m: SigmoidLossMeasured) -> tuple[Claim
     )
 
 
-INTRO = (
-    "A linear model through a sigmoid, σ(w·x + c), is not linear in its parameters, yet logistic regression is convex: the "
-    "cross-entropy is a convex function of the affine logit w·x + c. Fit the same model with the squared loss instead and "
-    "convexity is lost — the loss saturates into plateaus and bends down on the shoulders between them. Non-convexity comes "
-    "from how the parameters enter the loss, not from the model alone."
-)
-EXPERIMENT = Experiment(name="sigmoid-loss", number=9, title="Linear model with a sigmoid: the loss decides", intro=INTRO,
-                        settings=SigmoidLossSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("sigmoid-loss", settings=SigmoidLossSettings, quick=QUICK, measure=measure, claims=claims)

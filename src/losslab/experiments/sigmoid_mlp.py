@@ -48,11 +48,13 @@ from ..models import MLP
 from ..problem import Problem
 from ..random_streams import child_seed
 from ._minima import cluster_values, damped_newton, newton_polish
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Real, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "CriticalPoint", "SigmoidMlpMeasured", "SigmoidMlpSettings", "backprop", "claims", "measure",
            "well_data"]
+
 
 GRAD_RTOL = 1e-12  # backprop vs autograd: ~4500 ulps of float64, far above the rounding of a few sums of n terms
 VALUE_RTOL = 1e-6  # critical values closer than this are one value (their location error is ~‖∇L‖²/λ ≈ 1e-13)
@@ -285,11 +287,4 @@ def claims(settings: SigmoidMlpSettings, m: SigmoidMlpMeasured) -> tuple[Claim, 
     )
 
 
-INTRO = (
-    "The gradient of a sigmoid network ŷ = W₂·σ(W₁x + b₁) + b₂ follows from the chain rule layer by layer: backpropagation "
-    "written out by hand equals autograd. Training it from many starts shows what non-convexity means in practice: gradient "
-    "descent stops at local minima of different heights, and starts with tied hidden units end on saddles — a convex loss "
-    "has neither."
-)
-EXPERIMENT = Experiment(name="sigmoid-mlp", number=11, title="A sigmoid MLP: backprop by hand, and minima and saddles from many starts",
-                        intro=INTRO, settings=SigmoidMlpSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("sigmoid-mlp", settings=SigmoidMlpSettings, quick=QUICK, measure=measure, claims=claims)

@@ -31,8 +31,9 @@ from ..models import ACTIVATIONS, RandomFeatures, TwoLayer
 from ..problem import Problem
 from ..random_streams import child_seed
 from ._nonconvex import SliceGrid, proof_claim, proof_numbers, slice_grid, witness_claim, witness_numbers
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, OneOf, Real, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "TwoLayerMeasured", "TwoLayerSettings", "claims", "measure"]
 
@@ -152,11 +153,4 @@ def claims(settings: TwoLayerSettings, m: TwoLayerMeasured) -> tuple[Claim, ...]
     )
 
 
-INTRO = (
-    "A two-layer network with its hidden layer frozen is the random-features model: linear in v, so its squared loss is a "
-    "convex quadratic. Let the hidden layer (W, b) learn as well and the output v·σ(Wx+b) is a product of parameters, "
-    "nonlinear in (W, b, v) jointly. This experiment proves the first loss convex and certifies the second non-convex, and "
-    "shows both landscapes on a random plane."
-)
-EXPERIMENT = Experiment(name="two-layer", number=7, title="Two-layer network v·σ(Wx+b)", intro=INTRO,
-                        settings=TwoLayerSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("two-layer", settings=TwoLayerSettings, quick=QUICK, measure=measure, claims=claims)

@@ -25,10 +25,12 @@ import torch
 
 from ..random_streams import child_seed
 from ._polyfit import CUBIC, TRUTH, draw, excess_error, fit, projection_error
-from .base import Claim, Experiment, Measured, claim
+from .base import Claim, Measured, claim
 from .settings import Integer, Integers, Real, Rule, Settings, setting
+from .story import from_argument
 
 __all__ = ["EXPERIMENT", "QUICK", "UnderfittingMeasured", "UnderfittingSettings", "claims", "measure"]
+
 
 SHOWN = 300  # data points kept for the figure (every k-th of the largest draw)
 
@@ -126,10 +128,4 @@ def claims(settings: UnderfittingSettings, m: UnderfittingMeasured) -> tuple[Cla
     )
 
 
-INTRO = (
-    "With fixed features, the best a model can do is the projection of the truth onto their span. A quadratic basis fitted "
-    "to a cubic target keeps a bias floor — the error of the best quadratic — that no amount of data removes, while a cubic "
-    "basis, which contains the target, approaches the noise level."
-)
-EXPERIMENT = Experiment(name="underfitting", number=2, title="Too few features: underfitting", intro=INTRO,
-                        settings=UnderfittingSettings, quick=QUICK, measure=measure, claims=claims)
+EXPERIMENT = from_argument("underfitting", settings=UnderfittingSettings, quick=QUICK, measure=measure, claims=claims)

@@ -37,10 +37,7 @@ def drawings(name: str) -> tuple[tuple[Callable, ...], tuple[Callable, ...]]:
 
     if name not in MODULES:
         return (), ()
-    try:
-        module = importlib.import_module(f"{__name__}.{MODULES[name]}")
-    except ModuleNotFoundError:  # TRANSITIONAL (issue #11): not yet converted, drawn inside the experiment
-        return (), ()
+    module = importlib.import_module(f"{__name__}.{MODULES[name]}")
     return tuple(module.FIGURES), tuple(module.TABLES)
 
 
@@ -48,9 +45,6 @@ def draw(result):
     """``result`` with its figures and tables drawn from ``result.measured`` (unchanged when it has none)."""
     if result.measured is None:
         return result
-    legacy = getattr(result.measured, "outcome", None)  # TRANSITIONAL (issue #11)
-    if legacy is not None:
-        return dataclasses.replace(result, figures=tuple(legacy.figures), tables=tuple(legacy.tables))
     figure_fns, table_fns = drawings(result.name)
     return dataclasses.replace(result, figures=tuple(f(result.measured) for f in figure_fns),
                                tables=tuple(t(result.measured) for t in table_fns))
