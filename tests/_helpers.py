@@ -1,4 +1,7 @@
-"""Small helpers shared by the test modules (on the path through pytest's ``pythonpath``)."""
+"""Small helpers shared by the test modules (on the path through pytest's ``pythonpath``).
+
+The dense float64 references (Hessians, GGNs, losses written out) live in ``references.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import re
 import torch
 
 from losslab.models.base import Model
+
+from references import hand_loss  # a reference: tests/references.py
 
 DT = torch.float64
 
@@ -75,37 +80,6 @@ def assert_evidence_shows_values(claim) -> None:
                 assert str(value) in claim.evidence or "inf" in claim.evidence, (key, value, claim.evidence)
         elif isinstance(value, str):
             assert value in claim.evidence, (key, value, claim.evidence)
-
-
-def _example_losses(name: str, z: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """Per-example losses written out in Python floats: mse on the output, bce and cross-entropy on logits."""
-    if name == "mse":
-        return [(u - v) ** 2 for u, v in zip(z.reshape(-1).tolist(), y.reshape(-1).tolist(), strict=True)]
-    if name == "bce":  # softplus(z) − y·z, stably
-        pairs = zip(z.reshape(-1).tolist(), y.reshape(-1).tolist(), strict=True)
-        return [max(u, 0.0) + math.log1p(math.exp(-abs(u))) - v * u for u, v in pairs]
-    assert name == "cross_entropy", name
-    out = []
-    for row, label in zip(z.reshape(len(y), -1).tolist(), y.reshape(-1).tolist(), strict=True):
-        top = max(row)
-        out.append(top + math.log(math.fsum(math.exp(u - top) for u in row)) - row[int(label)])
-    return out
-
-
-def hand_loss(problem, theta: torch.Tensor) -> float:
-    """L(θ) of ``problem`` with every group free, in float64, from the model's outputs alone: the per-example
-    losses written out (not Problem.loss, not the losses module), averaged with ``math.fsum``, plus l2·Σθ²."""
-    full = problem.full().to(DT)
-    params = full.unflatten(theta.to(DT))
-    terms: list[float] = []
-    with torch.no_grad():
-        for batch in full.batches():
-            z = full.model.logit(params, batch.inputs)
-            if full.loss_fn.name == "mse" and full.model.link == "sigmoid":
-                z = torch.sigmoid(z)
-            terms += _example_losses(full.loss_fn.name, z, batch.y)
-    assert terms
-    return math.fsum(terms) / len(terms) + problem.l2 * math.fsum(t * t for t in theta.to(DT).tolist())
 
 
 def assert_certified(problem, witness) -> None:

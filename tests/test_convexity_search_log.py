@@ -22,6 +22,7 @@ from losslab.models import MLP, Module, TwoLayer
 from losslab.random_streams import child_seed
 
 from _helpers import Untraced
+from references import dense_hessian, linear_bce, two_layer_tanh_mse
 
 DT = torch.float64
 X, Y = data.logistic_labels(40, seed=0)
@@ -38,13 +39,11 @@ def logistic_problem(**kw) -> Problem:
 
 def bce(theta: torch.Tensor) -> torch.Tensor:
     """The loss written out: mean(softplus(f) − y·f), f = x·w + b."""
-    f = X @ theta[:2] + theta[2]
-    return (torch.nn.functional.softplus(f) - Y * f).mean()
+    return linear_bce(theta, X, Y)
 
 
 def smallest_eigenvalue(theta: torch.Tensor, block: slice = slice(None)) -> float:
-    H = torch.func.hessian(bce)(theta.to(DT))[block, block]
-    return float(torch.linalg.eigvalsh(H)[0])
+    return float(torch.linalg.eigvalsh(dense_hessian(bce, theta)[block, block])[0])
 
 
 def adam(start: torch.Tensor, steps: int) -> torch.Tensor:
@@ -165,12 +164,6 @@ def test_the_json_and_the_explanation_say_what_the_log_holds(fruitless):
     )
 
 
-def two_layer_mse(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int) -> torch.Tensor:
-    """TwoLayer's loss written out: mean((v·tanh(W x + b) − y)²), θ = (W, b, v)."""
-    W, b, v = theta[:width].reshape(width, 1), theta[width:2 * width], theta[2 * width:]
-    return ((torch.tanh(x @ W.T + b) @ v - y) ** 2).mean()
-
-
 def test_a_witness_is_explained_with_its_own_numbers():
     x, y = data.cubic(60, seed=0)
     problem = Problem(TwoLayer(1, 8, "tanh"), x, y)
@@ -178,7 +171,7 @@ def test_a_witness_is_explained_with_its_own_numbers():
     w = report.witness
     assert report.verdict == "non-convex" and report.by_group == {}
     assert re.fullmatch(r"(random|symmetric) chords at scale [0-9.]+ around (the analysis point|θ = 0|init seed \d+)", w.source)
-    la, lb, lm = (float(two_layer_mse(t, x, y, 8)) for t in (w.a, w.b, w.lam * w.a + (1 - w.lam) * w.b))
+    la, lb, lm = (float(two_layer_tanh_mse(t, x, y, 8)) for t in (w.a, w.b, w.lam * w.a + (1 - w.lam) * w.b))
     chord = w.lam * la + (1 - w.lam) * lb
     found = re.fullmatch(
         r"non-convex in \{W, b, v\} \(certified\): at λ=(\S+) between two points found by (.+), L\(λa\+\(1−λ\)b\) = (\S+) exceeds "

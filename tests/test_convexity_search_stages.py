@@ -22,14 +22,9 @@ from losslab.models import Module, TwoLayer
 from losslab.random_streams import child_seed
 
 from _helpers import Untraced
+from references import dense_eigenvalues, linear_bce, two_layer_tanh_mse
 
 DT = torch.float64
-
-
-def tanh_net_loss(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int, l2: float) -> torch.Tensor:
-    """TwoLayer(1, width, "tanh") with MSE and L2, written out: θ = (W, b, v)."""
-    W, b, v = theta[:width].reshape(width, 1), theta[width:2 * width], theta[2 * width:]
-    return ((torch.tanh(x @ W.T + b) @ v - y) ** 2).mean() + l2 * (theta**2).sum()
 
 
 @pytest.mark.parametrize("dtype", [DT, torch.float32])
@@ -45,7 +40,7 @@ def test_l2_stage_scales_one_group_and_confirms_negative_curvature_at_the_docume
     assert found, w.source
     group, t = found[2], float(found[3])
     assert s.by_strategy["negative curvature"] >= 1 and s.chords == sum(s.by_strategy.values())
-    loss = lambda theta: tanh_net_loss(theta, x, y, 3, 10.0)
+    loss = lambda theta: two_layer_tanh_mse(theta, x, y, 3) + 10.0 * (theta**2).sum()  # the loss with L2, written out
     a, b = w.a, w.b
     mid = (a + b) / 2
     assert float(loss(w.lam * a + (1 - w.lam) * b) - w.lam * loss(a) - (1 - w.lam) * loss(b)) > w.bound
@@ -65,7 +60,7 @@ def test_l2_stage_scales_one_group_and_confirms_negative_curvature_at_the_docume
             if "×" in name:
                 g, f = name.rsplit(" ", 2)[-2:]
                 point[problem.slices()[g]] *= float(f[1:])
-            exact = float(torch.linalg.eigvalsh(torch.func.hessian(loss)(point))[0])
+            exact = float(dense_eigenvalues(loss, point)[0])
             assert value == pytest.approx(exact, rel=1e-9), name
         assert float(found[1]) == pytest.approx(s.curvature[-1][1], rel=1e-2)
         assert s.hvps == problem.n_params * len(s.curvature)  # p = 9 ≤ 30: p products per Hessian
@@ -92,8 +87,7 @@ def test_l2_stage_skips_groups_that_are_zero_and_scales_the_others():
     at = torch.tensor([0.0, 0.0, 0.4], dtype=DT)  # the weight is zero: scaling it moves nothing
 
     def loss(theta):
-        f = x @ theta[:2] + theta[2]
-        return (torch.nn.functional.softplus(f) - y * f).mean() + l2 * (theta**2).sum()
+        return linear_bce(theta, x, y) + l2 * (theta**2).sum()
 
     report = check_convexity(problem, at=at, budget=30, train_steps=0, by_group=False)
     s = report.search
@@ -102,7 +96,7 @@ def test_l2_stage_skips_groups_that_are_zero_and_scales_the_others():
     for (_, value), t in zip(s.curvature, (1.0, *GROUP_SCALES)):
         point = at.clone()
         point[2] *= t
-        assert value == pytest.approx(float(torch.linalg.eigvalsh(torch.func.hessian(loss)(point))[0]), rel=1e-9)
+        assert value == pytest.approx(float(dense_eigenvalues(loss, point)[0]), rel=1e-9)
     assert "negative curvature" not in s.by_strategy  # λ_min > 0 everywhere: nothing to confirm
 
 
@@ -123,7 +117,7 @@ def test_symmetry_pairs_at_a_trained_net_are_a_permutation_of_its_hidden_units()
     perm = [int((W - w.b[i]).abs().argmin()) for i in range(3)]  # the unit each row of b's W came from
     assert sorted(perm) == [0, 1, 2] and perm != [0, 1, 2]
     assert torch.equal(w.b, torch.cat([W[perm], b[perm], v[perm]]))
-    loss = lambda theta: tanh_net_loss(theta, x, y, 3, 0.0)
+    loss = lambda theta: two_layer_tanh_mse(theta, x, y, 3)
     assert float(loss(w.a)) == pytest.approx(float(loss(w.b)), rel=1e-12)
     assert float(loss(0.5 * (w.a + w.b)) - 0.5 * loss(w.a) - 0.5 * loss(w.b)) > w.bound
 
@@ -200,5 +194,5 @@ def test_the_lanczos_start_of_the_curvature_stage_follows_the_seed():
     first = curvature(1)
     assert curvature(1) == first
     assert curvature(2) != first
-    exact = float(torch.linalg.eigvalsh(torch.func.hessian(problem.loss)(at))[0])
+    exact = float(dense_eigenvalues(problem.loss, at)[0])
     assert first[0][0][1] == pytest.approx(exact, rel=1e-2)

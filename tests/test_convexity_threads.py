@@ -16,6 +16,8 @@ from losslab._threads import SMALL_WORK, analysis_threads, resolve_threads, scop
 from losslab.convexity.chords import random_pairs, symmetric_pairs
 from losslab.models import Module, TwoLayer
 
+from references import module_outputs
+
 DT = torch.float64
 
 
@@ -129,12 +131,10 @@ def digits_mlp(n: int = 300, steps: int = 30) -> Problem:
 
 def independent_gap(problem: Problem, witness) -> float:
     """The chord gap recomputed in float64 by the user's own module and torch's cross-entropy."""
-    net = problem.model.module
-    X, y = problem.X.to(DT), problem.y
+    out = module_outputs(problem.model.module.double(), problem.X.to(DT))  # θ in the module's parameter order
 
     def loss(theta):
-        out = torch.func.functional_call(net.double(), problem.full().to(DT).unflatten(theta), (X,))
-        return float(torch.nn.functional.cross_entropy(out, y))
+        return float(torch.nn.functional.cross_entropy(out(theta), problem.y))
 
     a, b, lam = witness.a, witness.b, witness.lam
     return loss(lam * a + (1 - lam) * b) - lam * loss(a) - (1 - lam) * loss(b)

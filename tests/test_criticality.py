@@ -1,7 +1,7 @@
 """classify's criticality scale against an exact computation: ‖∇_G L‖ ≤ ‖J_G‖_F·‖∂L/∂f‖ (Cauchy–Schwarz).
 
 The exact ‖J_G‖_F comes from torch.func.jacrev of the model's outputs; ∂L/∂f from the
-hand-written mean squared error; the gradient from torch.func.grad of that loss. The estimate
+hand-written mean squared error; the gradient from torch.func.grad of that loss (tests/references.py). The estimate
 is exact for groups of at most 8 parameters and uses 8 Rademacher probes for larger ones, so it
 is compared within a factor, over ten seeds, on a net whose W, b, v have 12 parameters each.
 """
@@ -16,6 +16,8 @@ from losslab import Problem, data
 from losslab.curvature.criticality import gradient_ratios, worst_ratio
 from losslab.models import TwoLayer
 
+from references import dense_gradient, dense_jacobian, mse_of, outputs_of
+
 F64 = torch.float64
 
 
@@ -25,14 +27,9 @@ def test_scales_match_the_exact_cauchy_schwarz_bound_and_bound_the_gradient():
     theta = problem.init(3)
     where = problem.slices()
 
-    def outputs(t):
-        return problem.model.apply(problem.unflatten(t), problem.X)
-
-    def loss(t):
-        return ((outputs(t) - problem.y) ** 2).mean()
-
-    grad = torch.func.grad(loss)(theta)
-    J = torch.func.jacrev(outputs)(theta)  # (n, p)
+    outputs = outputs_of(problem)
+    grad = dense_gradient(mse_of(problem), theta)
+    J = dense_jacobian(outputs, theta)  # (n, p)
     f = outputs(theta)
     r_now = float((2 * (f - problem.y) / len(f)).norm())
     r_zero = float((2 * (0 - problem.y) / len(f)).norm())
@@ -48,7 +45,7 @@ def test_scales_match_the_exact_cauchy_schwarz_bound_and_bound_the_gradient():
             assert 0.3 < scale / exact_scale < 3.0  # eight probes: the right order of magnitude
     small = Problem(TwoLayer(1, 3, "tanh"), x, y)  # groups of 3 parameters: exact, whatever the seed
     t3 = small.init(0)
-    J3 = torch.func.jacrev(lambda t: small.model.apply(small.unflatten(t), small.X))(t3)
+    J3 = dense_jacobian(outputs_of(small), t3)
     g3 = small.grad(t3)
     r3 = max(float((2 * (small.model.apply(small.unflatten(t3), small.X) - small.y) / 40).norm()), r_zero)
     for g, (_, scale) in gradient_ratios(small, t3, g3, torch.Generator().manual_seed(0)).items():

@@ -26,6 +26,7 @@ from losslab.curvature import GGNOperator, HessianOperator, NonlinearityOperator
 from losslab.models import Module
 
 from _helpers import gen
+from references import dense_ggn, dense_hessian, module_outputs
 
 DT = torch.float64
 N, BATCH, CLASSES = 11, 4, 3
@@ -71,20 +72,11 @@ def problems(net: nn.Module) -> dict[str, Problem]:
 
 
 def dense_references(net: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-    """H, GGN and H − GGN of the full-batch mean cross-entropy, by torch.func on the module itself."""
+    """H, GGN and H − GGN of the full-batch mean cross-entropy, by torch.func on the module itself (tests/references.py)."""
     X, y = data()
-    names = [n for n, _ in net.named_parameters()]
-    shapes = [p.shape for _, p in net.named_parameters()]
-    sizes = [p.numel() for _, p in net.named_parameters()]
-
-    def out(t):
-        return torch.func.functional_call(net, {n: s.reshape(sh) for n, s, sh in zip(names, t.split(sizes), shapes)}, (X,))
-
-    z0 = out(theta)
-    H = torch.func.hessian(lambda t: F.cross_entropy(out(t), y))(theta)
-    J = torch.func.jacrev(lambda t: out(t).reshape(-1))(theta)
-    H_ell = torch.func.hessian(lambda z: F.cross_entropy(z.reshape(z0.shape), y))(z0.reshape(-1))
-    G = J.T @ H_ell @ J
+    out = module_outputs(net, X)
+    H = dense_hessian(lambda t: F.cross_entropy(out(t), y), theta)
+    G = dense_ggn(out, lambda z: F.cross_entropy(z, y), theta)
     return {"H": H, "G": G, "N": H - G}
 
 

@@ -28,6 +28,7 @@ from losslab.models import Module, Polynomial, RandomFeatures, TwoLayer
 from losslab.random_streams import generator
 
 from _helpers import gen, rounding_bound
+from references import dense_hessian
 
 DT = torch.float64
 
@@ -44,7 +45,7 @@ def two_layer_hessian(width: int = 20):
     X = torch.linspace(-2, 2, 30, dtype=DT)[:, None]
     problem = Problem(TwoLayer(1, width, "tanh"), X, torch.sin(2 * X[:, 0]))
     theta = problem.init(seed=0)
-    return problem, theta, torch.func.hessian(problem.loss)(theta)
+    return problem, theta, dense_hessian(problem.loss, theta)
 
 
 def rms_error(estimates, exact: float) -> float:

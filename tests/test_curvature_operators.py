@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from losslab import LosslabError, Problem
 from losslab.curvature import (
@@ -27,41 +26,19 @@ from losslab.curvature import (
 from losslab.models import MLP, Linearized, Polynomial, RandomFeatures, TwoLayer
 
 from _helpers import gen
+from references import dense_ggn, dense_hessian, dense_nonlinearity, output_loss_of, outputs_of
 
 DT = torch.float64
 L2 = 0.05
 
 
-def output_loss(problem: Problem):
-    """The data loss as a function of z, written with torch.nn.functional (independent of losslab.losses)."""
-    y = problem.y
-    if problem.loss_fn.name == "mse":
-        return lambda z: F.mse_loss(z, y)
-    if problem.loss_fn.name == "bce":
-        return lambda z: F.binary_cross_entropy_with_logits(z, y)
-    return lambda z: F.cross_entropy(z, y)
-
-
-def z_of(problem: Problem):
-    """θ ↦ z(θ): the logit for bce with a sigmoid link, else the output."""
-    logit = problem.loss_fn.name == "bce" and problem.model.link == "sigmoid"
-    return lambda t: (problem.model.logit if logit else problem.model.apply)(problem.unflatten(t), problem.X)
-
-
-def references(problem: Problem, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Dense H, GGN, H − GGN (as Σ r_i ∇²z_i) in float64."""
-    p = len(theta)
-    z = z_of(problem)
-    z0 = z(theta)
-    ell = output_loss(problem)
-    J = torch.func.jacrev(lambda t: z(t).reshape(-1))(theta)  # (N, p)
-    H_ell = torch.func.hessian(lambda zz: ell(zz.reshape(z0.shape)))(z0.reshape(-1))  # (N, N)
-    r = torch.func.grad(lambda zz: ell(zz.reshape(z0.shape)))(z0.reshape(-1))  # (N,)
-    hz = torch.func.hessian(lambda t: z(t).reshape(-1))(theta)  # (N, p, p)
+def dense_references(problem: Problem, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Dense H, GGN + 2·l2·I, H − GGN (as Σ r_i ∇²z_i) in float64, from tests/references.py."""
+    z, ell = outputs_of(problem), output_loss_of(problem)
     return {
-        "H": torch.func.hessian(problem.loss)(theta),
-        "G": J.T @ H_ell @ J + 2 * problem.l2 * torch.eye(p, dtype=DT),
-        "N": torch.einsum("i,ipq->pq", r, hz),
+        "H": dense_hessian(problem.loss, theta),
+        "G": dense_ggn(z, ell, theta) + 2 * problem.l2 * torch.eye(len(theta), dtype=DT),
+        "N": dense_nonlinearity(z, ell, theta),
     }
 
 
@@ -99,7 +76,7 @@ def test_loss_output_is_what_the_problem_computes_its_loss_on(case):
 def test_operators_equal_dense_references(case):
     problem = case.problem(l2=L2)
     theta = case.theta(problem, seed=1)
-    refs = references(problem, theta)
+    refs = dense_references(problem, theta)
     torch.testing.assert_close(refs["H"] - refs["G"], refs["N"], rtol=0, atol=1e-11 * float(refs["H"].abs().max()))
     scale = float(refs["H"].abs().max())
     for name, op in operators(problem, theta).items():
@@ -126,7 +103,7 @@ def test_operators_on_nonlinear_models_with_other_losses(name):
         y = torch.randn(11, 2, generator=gen(3), dtype=DT)
     problem = Problem(model, X, y, loss, l2=L2)
     theta = problem.init(seed=4) + 0.2 * torch.randn(problem.n_params, generator=gen(5), dtype=DT)
-    refs = references(problem, theta)
+    refs = dense_references(problem, theta)
     assert float(refs["N"].abs().max()) > 1e-3 * float(refs["H"].abs().max())  # a nonlinear model: H ≠ GGN
     for key, op in operators(problem, theta).items():
         assert_operator_equals(op, refs[key], float(refs["H"].abs().max()))
@@ -141,7 +118,7 @@ def test_restricted_operators_are_the_blocks_of_the_full_ones(groups):
     sub = full.restrict(groups, at=theta)
     idx = torch.cat([torch.arange(full.n_params)[s] for g, s in full.slices().items() if g in groups])
     theta_sub = theta[idx]
-    refs = references(full, theta)
+    refs = dense_references(full, theta)
     for key, op in operators(sub, theta_sub).items():
         assert op.shape == (len(idx), len(idx))
         assert_operator_equals(op, refs[key][idx][:, idx], float(refs["H"].abs().max()))
@@ -176,7 +153,7 @@ def test_nonlinearity_curvature_is_nonzero_when_features_are_learned(activation)
     problem = Problem(model, X, torch.randn(12, generator=gen(1), dtype=DT))
     theta = problem.init(seed=2)
     N = nonlinearity_curvature(problem, theta).to_dense()
-    H = torch.func.hessian(problem.loss)(theta)
+    H = dense_hessian(problem.loss, theta)
     s = problem.slices()
     Wb = torch.cat([torch.arange(problem.n_params)[s["W"]], torch.arange(problem.n_params)[s["b"]]])
     v = torch.arange(problem.n_params)[s["v"]]
@@ -194,7 +171,7 @@ def test_float32_operators_match_float64_references():
     X = 2 * torch.rand(10, 2, generator=gen(0), dtype=DT) - 1
     p64 = Problem(model, X, torch.randn(10, generator=gen(1), dtype=DT), l2=L2)
     theta = p64.init(seed=3)
-    refs = references(p64, theta)
+    refs = dense_references(p64, theta)
     p32 = p64.to(torch.float32)
     for key, op in operators(p32, theta.float()).items():
         assert op.dtype == torch.float32

@@ -9,6 +9,8 @@ from losslab import LosslabError, Problem, check_convexity
 from losslab.landscape import DEFAULT_RTOL, LineSlice, PlaneSlice, discrete_convexity, line, plane
 from losslab.models import TwoLayer
 
+from references import dense_hessian
+
 DT = torch.float64
 EPS = torch.finfo(DT).eps
 
@@ -17,7 +19,7 @@ def _minimum(prob) -> torch.Tensor:
     """The minimiser of a convex quadratic problem (one Newton step from 0, in float64)."""
     p64 = prob.to(DT)
     zero = torch.zeros(p64.n_params, dtype=DT)
-    H = torch.func.hessian(p64.loss)(zero)
+    H = dense_hessian(p64.loss, zero)
     return torch.linalg.lstsq(H, -p64.grad(zero)[:, None]).solution[:, 0]
 
 

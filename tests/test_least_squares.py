@@ -13,6 +13,8 @@ from losslab import data as D
 from losslab.fit import least_squares, least_squares_result
 from losslab.models import MLP, Linear, Linearized, Module, Polynomial, RandomFeatures, TwoLayer
 
+from references import dense_jacobian
+
 F64 = torch.float64
 
 
@@ -108,9 +110,12 @@ def test_ridge_multi_output_matches_sklearn_with_n_times_k_scaling():
 
 
 def _linearized_features(net: TwoLayer, params0: dict, X: torch.Tensor) -> torch.Tensor:
-    """An independent Φ for Linearized(net, params0): the Jacobian of the network at params0 (jacrev)."""
-    jac = torch.func.jacrev(lambda p: net.apply(p, X))(params0)
-    return torch.cat([jac[g].reshape(len(X), -1) for g in net.groups], dim=1)
+    """An independent Φ for Linearized(net, params0): the per-example Jacobian of the network at params0, its
+    columns in group order (references.dense_jacobian, on θ split here by the groups' shapes)."""
+    shapes = [params0[g].shape for g in net.groups]
+    sizes = [params0[g].numel() for g in net.groups]
+    theta0 = torch.cat([params0[g].reshape(-1) for g in net.groups])
+    return dense_jacobian(lambda t: net.apply({g: s.reshape(sh) for g, s, sh in zip(net.groups, t.split(sizes), shapes)}, X), theta0)
 
 
 def _cases():

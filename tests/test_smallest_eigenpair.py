@@ -22,6 +22,8 @@ from losslab import Problem, data
 from losslab.convexity.hessian import smallest_eigenpair
 from losslab.models import Module, TwoLayer
 
+from references import dense_hessian
+
 F64 = torch.float64
 
 
@@ -30,7 +32,7 @@ def saddle():
     X, y = data.cubic(30, seed=0)
     problem = Problem(TwoLayer(1, 12, "tanh"), X, y)
     theta = problem.init(0)
-    H = torch.func.hessian(problem.loss)(theta)
+    H = dense_hessian(problem.loss, theta)
     assert problem.n_params == 36 and torch.linalg.eigvalsh(H)[0] < 0
     return problem, theta, H
 

@@ -4,7 +4,7 @@
   minimiser, float32 and float64 — on which no chord may ever be certified: rounding noise there
   is far above the 1e-12 relative floor, so only the float32 discrepancy term of the rounding
   bound keeps it from being taken for a violation.
-* Witnesses re-checked by a float64 loss written out here by hand (v·tanh(Wx + b), mean squared
+* Witnesses re-checked by a float64 loss written out by hand in references.py (v·tanh(Wx + b), mean squared
   error, ``math.fsum``), not through losslab's model, loss or ``chord_gap``.
 * A witness of a restricted problem is refused by a restriction at other fixed values.
 """
@@ -23,6 +23,7 @@ from losslab.fit import least_squares
 from losslab.models import Linear, TwoLayer
 
 from _helpers import gen
+from references import hand_two_layer_tanh_mse
 
 DT = torch.float64
 
@@ -86,19 +87,6 @@ def test_a_convex_quadratic_in_float32_with_huge_inputs_is_never_certified_along
 
 
 # ---- witnesses re-checked by a hand-written float64 loss -------------------------------------
-
-
-def hand_two_layer_tanh_mse(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, width: int) -> float:
-    """mean_i (Σ_j v_j tanh(W_j·x_i + b_j) − y_i)², θ = (W row by row, b, v), in float64 Python floats."""
-    t = [float(v) for v in theta]
-    d = X.shape[1]
-    W = [t[j * d:(j + 1) * d] for j in range(width)]
-    b, v = t[width * d:width * d + width], t[width * d + width:]
-    terms = []
-    for xi, yi in zip(X.tolist(), y.tolist()):
-        f = math.fsum(v[j] * math.tanh(math.fsum(W[j][k] * xi[k] for k in range(d)) + b[j]) for j in range(width))
-        terms.append((f - yi) ** 2)
-    return math.fsum(terms) / len(terms)
 
 
 def assert_witness_rechecks_by_hand(witness, X: torch.Tensor, y: torch.Tensor, width: int) -> None:

@@ -25,6 +25,8 @@ from losslab.models import Linear, Module, TwoLayer
 from losslab.models.base import Model
 from losslab.tolerances import AFFINE_DEFECT
 
+from references import dense_eigenvalues, module_outputs
+
 DT = torch.float64
 G = torch.Generator().manual_seed(0)
 X = torch.randn(12, 2, generator=G, dtype=DT)
@@ -122,20 +124,6 @@ def test_the_report_carries_the_proof_as_json():
 
 # ---- problems that must not be proven ------------------------------------------------------------
 
-def min_hessian_eigenvalue(loss, theta: torch.Tensor) -> float:
-    """The smallest eigenvalue of the dense float64 Hessian of ``loss`` at ``theta``."""
-    return float(torch.linalg.eigvalsh(torch.func.hessian(loss)(theta)).min())
-
-
-def net_loss(net: nn.Module, theta: torch.Tensor) -> torch.Tensor:
-    """mean((net(x) − y)²), written here by hand over a flat θ in the module's parameter order."""
-    params, start = {}, 0
-    for name, p in net.named_parameters():
-        params[name] = theta[start : start + p.numel()].reshape(p.shape)
-        start += p.numel()
-    return ((torch.func.functional_call(net, params, (X,))[:, 0] - Y) ** 2).mean()
-
-
 def net_theta(net: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
 
@@ -158,7 +146,7 @@ class WronglyDeclared(Model):
 def test_a_wrong_declaration_of_a_built_in_model_is_reported_as_a_bug():
     problem = Problem(WronglyDeclared(), X, Y)
     loss = lambda w: ((torch.tanh(X @ w) - Y) ** 2).mean()
-    assert min(min_hessian_eigenvalue(loss, w) for w in problem.init(0) * torch.tensor([[1.0], [3.0]], dtype=DT)) < -1e-3
+    assert min(float(dense_eigenvalues(loss, w)[0]) for w in problem.init(0) * torch.tensor([[1.0], [3.0]], dtype=DT)) < -1e-3
     with pytest.raises(RuntimeError, match=r"^WronglyDeclared declares its logit affine in \{w\}, but it is not \(relative defect "
                        r"[0-9.e+-]+ on the data\): the model's affine_sets declaration is wrong — please report this bug$"):
         prove_convex(problem)
@@ -176,7 +164,8 @@ def test_a_wrong_graph_proof_gives_no_proof_and_no_error(graph_proves_everything
     model = Module(net, affine_sets=declared)
     assert model.proven_affine_sets == (frozenset(model.groups),)
     problem = Problem(model, X, Y)
-    assert min_hessian_eigenvalue(lambda t: net_loss(net, t), 3 * net_theta(net)) < -1e-3  # not convex
+    out = module_outputs(net, X)  # mean((net(x) − y)²) over a flat θ in the module's parameter order
+    assert float(dense_eigenvalues(lambda t: ((out(t)[:, 0] - Y) ** 2).mean(), 3 * net_theta(net))[0]) < -1e-3  # not convex
     assert prove_convex(problem) is None  # the float64 check overrules the graph; the search decides
     assert check_convexity(problem, budget=300, train_steps=0, by_group=False).verdict != "convex"
 

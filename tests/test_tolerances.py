@@ -17,6 +17,8 @@ from losslab.curvature import HessianOperator, MatrixOperator, classify, eigs, h
 from losslab.models import MLP, Linear, Polynomial, RandomFeatures, TwoLayer
 from losslab.tolerances import ROUNDING_C, TOLERANCES, rounding_floor, smallest_usable, tolerances
 
+from references import dense_eigenvalues, dense_hessian, mse_of
+
 F32, F64 = torch.float32, torch.float64
 
 
@@ -32,17 +34,6 @@ def problems():
         "random features": Problem(RandomFeatures(1, 40, "tanh"), x, y),
         "linear, inputs ~1e4": Problem(Linear(5), X * 1e4, yy),
     }
-
-
-def dense_hessian(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
-    """∇²L by torch.func.hessian of the hand-written mean squared error, float64 (independent of losslab's operators)."""
-    full = problem.to(F64)
-    X, y = full.X, full.y
-
-    def loss(t):
-        return ((full.model.apply(full.unflatten(t), X) - y) ** 2).mean()
-
-    return torch.func.hessian(loss)(theta.to(F64))
 
 
 def test_the_table_has_both_dtypes_and_refuses_others():
@@ -61,7 +52,7 @@ def test_the_table_has_both_dtypes_and_refuses_others():
 def test_float32_products_are_within_c_eps_norm_of_exact(name):
     problem = problems()[name]
     theta = problem.init(0).to(F32).to(F64)  # representable in float32: only the products' rounding differs
-    H = dense_hessian(problem, theta)
+    H = dense_hessian(mse_of(problem.to(F64)), theta)
     norm = float(torch.linalg.matrix_norm(H, 2))
     op = HessianOperator(problem.to(F32), theta.to(F32))
     g = torch.Generator().manual_seed(0)
@@ -78,7 +69,7 @@ def test_float32_eigenvalue_bounds_hold_against_the_float64_truth_and_never_go_b
     # The reported case: float32 eigs gave gap bounds of ~1e-13 for eigenvalues off by ~3e-7.
     problem = problems()["two-layer tanh"]
     theta = problem.init(0).to(F32).to(F64)
-    exact = torch.linalg.eigvalsh(dense_hessian(problem, theta))
+    exact = dense_eigenvalues(mse_of(problem.to(F64)), theta)
     norm = float(exact.abs().max())
     floor = ROUNDING_C * torch.finfo(F32).eps * norm
     for which, want in (("largest", exact[-3:]), ("smallest", exact[:3])):

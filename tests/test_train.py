@@ -14,6 +14,8 @@ from losslab.fit.minibatches import batch_indices
 from losslab.models import Polynomial, RandomFeatures, TwoLayer
 from losslab.random_streams import generator
 
+from references import dense_eigenvalues, dense_gradient
+
 F64 = torch.float64
 
 
@@ -44,7 +46,7 @@ def test_gd_from_theta0_converges_to_the_minimiser_nearest_theta0():
     prob = Problem(RandomFeatures(10, 30, "tanh", seed=1), X, y)
     theta0 = prob.init(seed=5)
     # lr and steps from the dense Hessian (a quadratic: GD contracts the rowspace error by 1 − λ_min⁺/λ_max per step)
-    ev = torch.linalg.eigvalsh(torch.func.hessian(prob.loss)(theta0))
+    ev = dense_eigenvalues(prob.loss, theta0)
     top, low = float(ev[-1]), float(ev[ev > 1e-10 * ev[-1]].min())
     steps = math.ceil(math.log(1e-11) / math.log(1 - low / top))
     run = train(prob, lr=1 / top, steps=steps, theta0=theta0)
@@ -65,7 +67,7 @@ def test_one_sgd_step_uses_the_seeded_first_minibatch(cubic_problem):
     theta0 = cubic_problem.init(seed=0)
     run = train(cubic_problem, optimizer="sgd", lr=0.1, steps=1, batch_size=8, seed=11, theta0=theta0)
     idx = torch.randperm(50, generator=generator(11, "minibatches"))[:8]  # train's documented minibatch stream
-    g = torch.func.grad(lambda th: cubic_problem.loss(th, indices=idx))(theta0)
+    g = dense_gradient(lambda th: cubic_problem.loss(th, indices=idx), theta0)
     torch.testing.assert_close(run.theta, theta0 - 0.1 * g, rtol=0, atol=1e-15)
     assert run.batch_size == 8
 
@@ -130,7 +132,7 @@ def test_recorded_steps_and_thetas(cubic_problem):
 def test_training_a_restricted_problem_keeps_the_fixed_groups(net_problem):
     params0 = net_problem.model.init(seed=4)
     prob = net_problem.restrict(["v"], at=params0)
-    top = float(torch.linalg.eigvalsh(torch.func.hessian(prob.loss)(prob.init(0)))[-1])  # a quadratic in v: lr < 2/λ_max descends
+    top = float(dense_eigenvalues(prob.loss, prob.init(0))[-1])  # a quadratic in v: lr < 2/λ_max descends
     run = train(prob, lr=1 / top, steps=400, seed=0)
     assert run.theta.shape == (8,)
     assert torch.equal(run.params["W"], params0["W"]) and torch.equal(run.params["b"], params0["b"])

@@ -18,7 +18,7 @@ from losslab.convexity import chord_gap
 from losslab.fit.least_squares import least_squares_result
 from losslab.models import Polynomial, TwoLayer
 
-from _helpers import hand_loss
+from references import hand_loss
 
 F64 = torch.float64
 

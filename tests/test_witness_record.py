@@ -2,7 +2,7 @@
 
 * ``ChordWitness.to_dict`` carries the chord (a, b, λ) with every group, its gap, bound, the three losses,
   the analysed groups and the source. The chord rebuilt from the JSON text is re-checked with a float64 loss
-  written out here (v·tanh(Wx + b), squared error, ``math.fsum``), not losslab's model or ``chord_gap``.
+  written out by hand in references.py (v·tanh(Wx + b), squared error, ``math.fsum``), not losslab's model or ``chord_gap``.
 * A witness rebuilt from the JSON's plain lists verifies to the same numbers (lists are read in float64).
 * ``chord_gap`` evaluates in float64 whatever the dtype of the points it is given.
 * In a float32 problem, ``verify`` still compares the groups in float64 (a chord that moves a fixed group
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
@@ -24,18 +23,11 @@ from losslab.convexity import chord_gap
 from losslab.convexity.witness import ChordWitness
 from losslab.models import Module, TwoLayer
 
+from references import hand_two_layer_tanh_mse
+
 F64 = torch.float64
 WIDTH = 5
 NAN = float("nan")
-
-
-def hand_two_layer_tanh_mse(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> float:
-    """mean_i (Σ_j v_j tanh(W_j x_i + b_j) − y_i)² for TwoLayer(1, WIDTH, "tanh"), θ = (W, b, v), in Python floats."""
-    t = theta.tolist()
-    W, b, v = t[:WIDTH], t[WIDTH:2 * WIDTH], t[2 * WIDTH:]
-    terms = [(math.fsum(v[j] * math.tanh(W[j] * xi + b[j]) for j in range(WIDTH)) - yi) ** 2
-             for xi, yi in zip(X[:, 0].tolist(), y.tolist())]
-    return math.fsum(terms) / len(terms)
 
 
 @pytest.fixture  # per test, not per module: mutmut credits a test with the calls its own fixtures make
@@ -58,8 +50,8 @@ def test_the_json_record_rebuilds_a_chord_that_rechecks_by_hand(restricted_witne
     a, b, lam = torch.tensor(d["a"], dtype=F64), torch.tensor(d["b"], dtype=F64), d["lam"]
     assert torch.equal(a, w.a) and torch.equal(b, w.b) and lam == w.lam  # exact float64 round trip
     assert 0 < lam < 1
-    la, lb = hand_two_layer_tanh_mse(a, X, y), hand_two_layer_tanh_mse(b, X, y)
-    lm = hand_two_layer_tanh_mse(lam * a + (1 - lam) * b, X, y)
+    la, lb = hand_two_layer_tanh_mse(a, X, y, WIDTH), hand_two_layer_tanh_mse(b, X, y, WIDTH)
+    lm = hand_two_layer_tanh_mse(lam * a + (1 - lam) * b, X, y, WIDTH)
     assert la != pytest.approx(lb, rel=1e-6)  # the record cannot mix up its losses unnoticed
     assert (d["losses"]["a"], d["losses"]["b"], d["losses"]["middle"]) == pytest.approx((la, lb, lm), rel=1e-12)
     gap = lm - lam * la - (1 - lam) * lb
@@ -95,7 +87,7 @@ def test_chord_gap_evaluates_in_float64_whatever_the_points_dtype():
     in64 = chord_gap(problem, a32.double(), b32.double(), lam)
     assert (in32.gap, in32.bound, in32.losses, in32.holds) == (in64.gap, in64.bound, in64.losses, in64.holds)
     a, b = a32.double(), b32.double()
-    assert in32.losses[2] == pytest.approx(hand_two_layer_tanh_mse(lam * a + (1 - lam) * b, X, y), rel=1e-12)
+    assert in32.losses[2] == pytest.approx(hand_two_layer_tanh_mse(lam * a + (1 - lam) * b, X, y, WIDTH), rel=1e-12)
 
 
 def float32_problem_and_chord():
