@@ -20,5 +20,5 @@ def test_every_experiment_has_its_section_in_order_numbered_from_one():
 
 
 def test_an_experiment_without_a_section_is_an_error():
-    with pytest.raises(LosslabError, match="experiment 'nope' has no section in argument.md; sections: linear-in-parameters"):
+    with pytest.raises(LosslabError, match=r"experiment 'nope' has no section in argument\.md; sections: linear-in-parameters"):
         from_argument("nope", settings=object, quick={}, measure=print, claims=print)

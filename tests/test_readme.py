@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from losslab.report import draw
+
 from _helpers import assert_certified
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -58,7 +60,10 @@ def test_readme_python_blocks_run_and_say_what_they_claim(readme_run):
     assert namespace["s"].losses.shape == (41, 41)
     assert len(namespace["top"].values) == 5
     result = namespace["result"]
-    assert result.settings["noise"] == 0.2 and len(result.numbers["test_mse"]) == len(result.numbers["degrees"])
+    assert result.settings["noise"] == 0.2 and len(result.measured.test_mse) == len(result.numbers["degrees"])
+    blows_up = result.claim("test-error-blows-up")
+    assert blows_up.holds == (result.measured.test_mse[-1] >= 10 * min(result.measured.test_mse))
+    assert [f.name for f in draw(result).figures] == ["train-test-vs-degree"]
 
 
 def test_your_own_model_section_says_what_it_claims(readme_run):
