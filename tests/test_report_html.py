@@ -146,3 +146,97 @@ def test_a_bad_setting_is_not_swallowed_as_a_crash(fake_experiment):
 
     with pytest.raises(LosslabError, match="unknown setting"):
         run_all([fake_experiment], seed=0, quick=True, overrides={"nope": 1})
+
+
+def test_plain_words_are_shown_under_the_exact_evidence(tmp_path, fake_report):
+    page = fake_report(tmp_path / "r").read_text()
+    assert "<div class='evidence'>y = 2 &gt; 1</div><div class='plain'>In plain words: two is more than one</div>" in page
+    assert page.count("In plain words:") == 1  # the claim without plain words gets none
+
+
+def test_tables_scroll_in_their_box_and_number_columns_are_right_aligned(tmp_path, fake_report):
+    page = fake_report(tmp_path / "r").read_text()
+    assert ("<figcaption>a table</figcaption><div class='table-wrap' tabindex='0'><table><tr><th>k</th><th class='num'>value</th></tr>"
+            "<tr><td>1</td><td class='num'>0.25</td></tr>") in page
+    assert page.count("<table>") == page.count("<div class='table-wrap'") == 2  # the summary and the fake table
+
+
+@pytest.mark.parametrize(
+    ("cells", "numeric"),
+    [((1, 2.5, 10**6), True), (("0.260 ± 0.062", "1e-3", "−4.2e+05", "12%"), True), ((0.5, "-", None, ""), True),
+     (("-", None), False), ((1.0, "convex"), False), (([3.07], 1.0), False), ((True, False), False), (("1-D", "2-D"), False)],
+)
+def test_a_column_is_numeric_when_its_cells_are_numbers_or_blanks(cells, numeric):
+    assert report_html._numeric_columns(["c"], [(x,) for x in cells]) == [numeric]
+
+
+def _as(result, name: str, number: int, holds: tuple[bool, ...] | None = None):
+    """The fake experiment's ``result`` posing as the built-in experiment ``name`` (claims held as ``holds``)."""
+    import dataclasses
+
+    claims = result.claims if holds is None else tuple(dataclasses.replace(c, holds=h) for c, h in zip(result.claims, holds))
+    return dataclasses.replace(result, name=name, number=number, claims=claims)
+
+
+@pytest.fixture
+def fake_result(fake_experiment):
+    return run_experiment(fake_experiment, seed=0, quick=True)
+
+
+def test_closing_reports_a_step_with_a_failed_claim_as_not_borne_out(fake_result):
+    from losslab.report.closing import closing_html
+
+    text = closing_html([_as(fake_result, "underfitting", 2, (True, True)), _as(fake_result, "overfitting", 3)])
+    step = text.split("<h3>")[1]  # too few features, too many features
+    assert step.startswith("Too few features") and "failed-step" in text.split("<h3>")[0]
+    assert "does <b>not</b> bear it out in full: 3 of 4 claims hold" in step and "bears it out:" not in step
+    assert "Failed: “a claim that fails” (§3)." in step and "Not run in this report: more-data, bias-variance." in step
+    assert "<a href='#underfitting'>§2 A fake &lt;script&gt;" in step and "(2 of 2 claims hold)" in step and "(1 of 2 claims hold)" in step
+    assert EVIL not in text
+    assert "3 of 4 claims of this report hold" in text
+    assert "Not checked in this report (its experiments were not run): Fixed features" in text
+
+
+def test_closing_says_a_step_holds_only_when_every_claim_of_it_does(fake_result):
+    from losslab.report.closing import closing_html
+
+    text = closing_html([_as(fake_result, "linear-in-parameters", 1, (True, True))])
+    assert "This run bears it out: all 2 claims hold — <a href='#linear-in-parameters'>§1" in text
+    assert "not</b> bear" not in text and "All 2 claims of this report hold." in text
+    assert "Golub &amp; Welsch" not in text and "Boyd and L. Vandenberghe" in text  # only sources of the sections present
+
+
+def test_a_report_without_built_in_experiments_has_no_closing(tmp_path, fake_report):
+    from losslab.report.closing import closing_html
+
+    page = fake_report(tmp_path / "r").read_text()
+    assert "id='closing'" not in page and "id='sources'" not in page
+    assert closing_html([]) == ""
+
+
+def test_every_built_in_experiment_belongs_to_one_step_and_every_source_is_cited_in_the_code():
+    from pathlib import Path
+
+    from losslab.experiments import NAMES
+    from losslab.report import closing
+
+    steps = [n for s in closing.STEPS for n in s.experiments]
+    assert sorted(steps) == sorted(NAMES)
+    src = Path(closing.__file__).parents[1]
+    code = " ".join(" ".join(p.read_text(encoding="utf-8").split()) for p in src.rglob("*.py") if p.name != "closing.py")
+    for s in closing.SOURCES:
+        assert " ".join(s.cited.split()) in code, s.cited
+        assert s.experiments and set(s.experiments) <= set(NAMES), s
+        assert s.year.isdigit() and s.title and s.authors and s.venue
+    assert len({(s.authors, s.year) for s in closing.SOURCES}) == len(closing.SOURCES)
+
+
+def test_each_source_names_the_sections_that_use_it_once_in_order(fake_result):
+    from losslab.report.closing import closing_html
+
+    results = [_as(fake_result, n, k) for n, k in (("two-layer", 7), ("linear-in-parameters", 1), ("depth", 8))]
+    text = closing_html(results)
+    pearlmutter = next(li for li in text.split("<li>") if li.startswith("B. A. Pearlmutter (1994)"))
+    assert pearlmutter.endswith("Hessian-vector products — <a href='#linear-in-parameters'>§1</a>, <a href='#two-layer'>§7</a>, "
+                                "<a href='#depth'>§8</a>.</span></li>")
+    assert "2nd ed.." not in text and "Numerical Optimization" not in text  # no section here uses the second-order test

@@ -2,7 +2,8 @@
 
 Layout of a report folder::
 
-    index.html        the page: the argument, a summary of every claim, one section per experiment
+    index.html        the page: the argument, a summary of every claim, one section per experiment, then the
+                      argument closed from the claims and its sources (:mod:`losslab.report.closing`)
     results.json      every number, setting and claim result
     figures/*.png     matplotlib figures
     plotly.min.js     plotly.js, beside the page (only when an experiment has an interactive figure)
@@ -11,7 +12,8 @@ Layout of a report folder::
 :func:`write_report` builds the folder under a temporary name next to ``out`` and renames it into
 place only when complete, so a killed run never leaves a report that looks finished; ``out`` follows
 the rule of every losslab output folder (:mod:`losslab.report.out_folder`). Every string that
-reaches the page is escaped.
+reaches the page is escaped. The page fits a phone's width: wide tables scroll sideways in their own box, figures
+scale down, long evidence wraps.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import html
 import json
 import os
 import platform
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from .closing import closing_html
 from .out_folder import check_out_folder, writing_folder
 
 __all__ = ["ARGUMENT", "check_report_target", "render_index", "report_payload", "write_report"]
@@ -39,21 +43,27 @@ ARGUMENT = (
 
 _CSS = """
 body{font:16px/1.55 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;max-width:64rem;margin:0 auto;
-     padding:1.5rem 1.25rem 4rem}
-h1{font-size:2rem;margin:.2em 0}h2{margin-top:2.6rem;border-top:1px solid #e3e6ec;padding-top:1.4rem}
+     padding:1.5rem 1.25rem 4rem;overflow-wrap:break-word}
+h1{font-size:2rem;margin:.2em 0}h2{margin-top:2.6rem;border-top:1px solid #e3e6ec;padding-top:1.4rem}h3{margin:1.4rem 0 .3rem}
 .lede{font-size:1.08rem;color:#333b4d}.meta{color:#667;font-size:.9rem}
-table{border-collapse:collapse;width:100%;margin:.8rem 0;font-size:.93rem}
+.table-wrap{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;width:100%;margin:.4rem 0 .8rem;font-size:.93rem}
 th,td{border-bottom:1px solid #e3e6ec;padding:.35rem .5rem;text-align:left;vertical-align:top}
-th{background:#f5f6f9}td.num{font-variant-numeric:tabular-nums;text-align:right}
+th{background:#f5f6f9;vertical-align:bottom}.num{font-variant-numeric:tabular-nums;text-align:right}
+td.num{white-space:nowrap}
 .badge{display:inline-block;border-radius:.8em;padding:.05em .65em;font-size:.8rem;font-weight:600;white-space:nowrap}
 .held{background:#e3f6e8;color:#146c2e}.failed{background:#fde4e4;color:#a31515}
 .claim{margin:.55rem 0;padding:.45rem .7rem;border-left:4px solid #cfd5e1;background:#fafbfc}
-.claim.failed-claim{border-left-color:#d33}.claim.held-claim{border-left-color:#2e9b4f}
-.evidence{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem;color:#3c4458}
-figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eceef2}
-figcaption{font-size:.88rem;color:#555d70}.plotly-figure{width:100%;height:480px}
-details{margin:.5rem 0}summary{cursor:pointer;color:#3451b2}pre{background:#f5f6f9;padding:.6rem;overflow:auto;font-size:.8rem}
-nav a{margin-right:.2rem}
+.step{border-left:4px solid #cfd5e1;padding-left:.8rem}.verdict{font-size:.93rem;color:#333b4d}
+.claim.failed-claim,.step.failed-step{border-left-color:#d33}.claim.held-claim,.step.held-step{border-left-color:#2e9b4f}
+.evidence{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem;color:#3c4458;overflow-wrap:anywhere}
+.plain{font-size:.93rem;color:#333b4d;margin-top:.2rem}
+.sources li{margin:.35rem 0}.use{color:#555d70;font-size:.9rem}
+figure{margin:1rem 0}figure img{display:block;max-width:100%;height:auto;border:1px solid #eceef2}
+figcaption{font-size:.88rem;color:#555d70}.plotly-figure{width:100%;height:480px}.plotly-graph-div{max-width:100%}
+details{margin:.5rem 0}summary{cursor:pointer;color:#3451b2}
+pre{background:#f5f6f9;padding:.6rem;overflow:auto;max-width:100%;font-size:.8rem}
+@media (max-width:40rem){body{padding:1rem .8rem 3rem}h1{font-size:1.6rem}table{font-size:.82rem}th,td{padding:.3rem .35rem}}
 """
 
 
@@ -83,34 +93,64 @@ def _badge(holds: bool) -> str:
     return "<span class='badge held'>holds</span>" if holds else "<span class='badge failed'>fails</span>"
 
 
-def _cell(x: object) -> str:
+_PLACEHOLDERS = frozenset({"", "-", "–", "—", "n/a"})
+_NUMBER = re.compile(r"[-+−]?[\d,]*\.?\d+(e[-+−]?\d+)?%?( ± [\d.]+(e[-+−]?\d+)?%?)?", re.IGNORECASE)
+
+
+def _is_number(x: object) -> bool:
+    """Whether a table cell is a number: an int or float, or a string such as "0.26 ± 0.06" or "1e-3"."""
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, (int, float)) or (isinstance(x, str) and _NUMBER.fullmatch(x.strip()) is not None)
+
+
+def _is_blank(x: object) -> bool:
+    return x is None or (isinstance(x, str) and x.strip() in _PLACEHOLDERS)
+
+
+def _numeric_columns(columns: Sequence, rows: Sequence) -> list[bool]:
+    """Per column: every cell a number or a placeholder ("", "-", None), and at least one number."""
+    cells = [[row[j] if j < len(row) else None for row in rows] for j in range(len(columns))]
+    return [any(_is_number(x) for x in col) and all(_is_number(x) or _is_blank(x) for x in col) for col in cells]
+
+
+def _cell(x: object, numeric: bool) -> str:
+    attr = " class='num'" if numeric else ""
     if isinstance(x, float):
-        return f"<td class='num'>{_e(f'{x:.4g}')}</td>"
+        return f"<td{attr}>{_e(f'{x:.4g}')}</td>"
     if isinstance(x, int) and not isinstance(x, bool):
-        return f"<td class='num'>{x:,}</td>"
-    return f"<td>{_e(x)}</td>"
+        return f"<td{attr}>{x:,}</td>"
+    return f"<td{attr}>{_e(x)}</td>"
+
+
+def _table_html(t) -> str:
+    """A table under its caption, in a box that scrolls sideways when the table is wider than the page."""
+    numeric = _numeric_columns(t.columns, t.rows)
+    head = "".join(f"<th class='num'>{_e(c)}</th>" if n else f"<th>{_e(c)}</th>" for c, n in zip(t.columns, numeric))
+    body = "".join(f"<tr>{''.join(_cell(x, n) for x, n in zip(row, numeric))}</tr>" for row in t.rows)
+    return (f"<figure class='table'><figcaption>{_e(t.caption)}</figcaption>"
+            f"<div class='table-wrap' tabindex='0'><table><tr>{head}</tr>{body}</table></div></figure>")
 
 
 def _figure_html(result, fig, plotly_div) -> str:
     caption = f"<figcaption>{_e(fig.caption)}</figcaption>"
     if fig.png is not None:
         src = f"figures/{_e(result.name)}-{_e(fig.name)}.png"
-        return f"<figure><img src='{src}' alt='{_e(fig.caption)}' loading='eager'>{caption}</figure>"
+        img = f"<img src='{src}' alt='{_e(fig.caption)}' loading='eager'>"
+        return f"<figure><a href='{src}' title='open the figure at full size'>{img}</a>{caption}</figure>"
     return f"<figure>{plotly_div(fig)}{caption}</figure>"
 
 
 def _section(result, plotly_div) -> str:
     claims = "".join(
         f"<div class='claim {'held' if c.holds else 'failed'}-claim'>{_badge(c.holds)} {_e(c.statement)}"
-        f"<div class='evidence'>{_e(c.evidence)}</div></div>"
+        f"<div class='evidence'>{_e(c.evidence)}</div>"
+        + (f"<div class='plain'>In plain words: {_e(c.plain)}</div>" if getattr(c, "plain", "") else "")
+        + "</div>"
         for c in result.claims
     )
     figures = "".join(_figure_html(result, f, plotly_div) for f in result.figures)
-    tables = "".join(
-        f"<table><caption>{_e(t.caption)}</caption><tr>{''.join(f'<th>{_e(c)}</th>' for c in t.columns)}</tr>"
-        + "".join(f"<tr>{''.join(_cell(x) for x in row)}</tr>" for row in t.rows) + "</table>"
-        for t in result.tables
-    )
+    tables = "".join(_table_html(t) for t in result.tables)
     held = sum(c.holds for c in result.claims)
     as_dict = result.to_dict()
     numbers, settings = json.dumps(as_dict["numbers"], indent=1), json.dumps(as_dict["settings"], indent=1)
@@ -137,7 +177,7 @@ def render_index(results: Sequence, payload: dict) -> str:
     def plotly_div(fig) -> str:
         figure = pio.from_json(fig.plotly_json)
         return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=f"plotly-{next(counter)}",
-                           default_width="100%", default_height="480px", config={"displaylogo": False})
+                           default_width="100%", default_height="480px", config={"displaylogo": False, "responsive": True})
 
     summary = "".join(
         "<tr>"
@@ -159,8 +199,8 @@ def render_index(results: Sequence, payload: dict) -> str:
         f"<b>{payload['claims_held']} of {payload['claims_total']} claims hold</b> · every number is in "
         "<a href='results.json'>results.json</a></p></header>"
         "<h2>Summary of claims</h2><p>Each claim's evidence — the numbers that decide it — is in its section.</p>"
-        "<table><tr><th>experiment</th><th>claim</th><th></th></tr>"
-        f"{summary}</table>{sections}"
+        "<div class='table-wrap'><table><tr><th>experiment</th><th>claim</th><th></th></tr>"
+        f"{summary}</table></div>{sections}{closing_html(results)}"
         "<footer class='meta'><p>A claim <i>holds</i> when its measured numbers pass the threshold stated with it; a claim that "
         "fails is shown as failed. Convexity verdicts are <b>convex</b> only with a proof and <b>non-convex</b> only with a "
         "witness re-checked in float64.</p></footer></body></html>"
