@@ -17,11 +17,11 @@ import torch
 from ..convexity import ConvexityReport
 from ..landscape import DiscreteConvexity, PlaneSlice
 from ..problem import Problem
+from ..tolerances import AFFINE_DEFECT
 from .base import Claim, claim
 
 __all__ = ["SliceGrid", "proof_claim", "proof_numbers", "slice_grid", "witness_claim", "witness_numbers"]
 
-PROOF_CHECK = 1e-9  # the affine-declaration defect above which prove_convex refuses (structure.py)
 
 WITNESS_PLAIN = (
     "Between two parameter points a and b, the loss at an in-between point is higher than the straight line joining the "
@@ -58,16 +58,16 @@ def proof_numbers(report: ConvexityReport) -> dict:
 
 def proof_claim(key: str, statement: str, proof: dict) -> Claim:
     """Holds iff the verdict is "convex" with a proof (``proof``: :func:`proof_numbers`); the evidence names the rule and
-    the affine check, and says that it restates the verdict engine (prove_convex refuses a defect above 1e-9 itself)."""
+    the affine check, and says that it restates the verdict engine (prove_convex refuses a defect above tolerances.AFFINE_DEFECT itself)."""
     if proof["verdict"] != "convex" or proof["rule"] is None:
         return claim(key, statement, False, "verdict {verdict}: {why}", verdict=proof["verdict"], why=proof["explanation"])
     return claim(
-        key, statement, proof["check"] <= PROOF_CHECK,
+        key, statement, proof["check"] <= AFFINE_DEFECT,
         "restates the verdict engine's proof (no independent number): verdict convex, proven by “{rule}”; "
-        "its affine-declaration check {check:.1e} ≤ 1e-9",
+        "its affine-declaration check {check:.1e} ≤ {tol:g}",
         plain="The loss is assembled from pieces known to be convex, by a rule that keeps convexity, so it is convex "
               "everywhere — a proof, not a search.",
-        verdict=proof["verdict"], rule=proof["rule"], check=proof["check"],
+        verdict=proof["verdict"], rule=proof["rule"], check=proof["check"], tol=AFFINE_DEFECT,
     )
 
 
