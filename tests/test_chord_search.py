@@ -129,7 +129,7 @@ def test_check_memory_refuses_exactly_above_the_budget_and_says_what_to_lower(dt
     X, y = data.cubic(10, seed=0)
     problem = Problem(MLP([1, 3, 1]), X.to(dtype), y.to(dtype))
     p, pairs = problem.n_params, 20
-    problem.memory_budget = pairs * p * (2 * 8 + 4 * itemsize)  # float64 draws, A, B, one λ's middles, a temporary
+    problem = problem.with_memory_budget(pairs * p * (2 * 8 + 4 * itemsize))  # float64 draws, A, B, one λ's middles, a temporary
     search = ChordSearch(problem, budget=10_000)
     search.check_memory(pairs)  # fits exactly
     with pytest.raises(MemoryBudgetError) as refused:

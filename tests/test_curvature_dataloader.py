@@ -62,7 +62,7 @@ def loader(X, y) -> torch.utils.data.DataLoader:
 def problems(net: nn.Module) -> dict[str, Problem]:
     X, y = data()
     uncached = Problem(Module(net), loader(X, y), loss="cross_entropy")
-    uncached.memory_budget = uncached.point_bytes  # graphs of 3 batches exceed 4 budgets: operators rebuild them per product
+    uncached = uncached.with_memory_budget(uncached.point_bytes)  # graphs of 3 batches exceed 4 budgets: operators rebuild them per product
     return {
         "tensor": Problem(Module(net), X, y, loss="cross_entropy"),
         "loader": Problem(Module(net), loader(X, y), loss="cross_entropy"),

@@ -96,7 +96,7 @@ def test_evaluate_combinations_is_independent_of_chunking(model):
     g = torch.Generator().manual_seed(1)
     X = torch.rand(20, 2, generator=g, dtype=DT)
     big, small = Problem(model, X, X[:, 0]), Problem(model, X, X[:, 0])
-    small.memory_budget = 1  # one point per chunk (a Problem refuses a budget below one point at construction)
+    small = small.with_memory_budget(1)  # one point per chunk (a Problem refuses a budget below one point at construction)
     center = big.init(0)
     V = torch.randn(2, big.n_params, generator=g, dtype=DT)
     C = torch.randn(37, 2, generator=g, dtype=DT)

@@ -90,12 +90,12 @@ def test_refused_exactly_when_phi_the_solve_and_one_point_exceed_the_budget(n, d
     X, y = _data(n, d)
     prob = Problem(_TappedLinear(d), X, y, l2=l2)
     needed = _held_bytes(n, d, l2 + ridge) + prob.point_bytes
-    prob.memory_budget = needed
+    prob = prob.with_memory_budget(needed)
     res = least_squares_result(prob, ridge=ridge)  # fits exactly
     ref = Ridge(alpha=n * (l2 + ridge), fit_intercept=False, solver="svd").fit(X.numpy(), y.numpy()) if l2 + ridge else None
     expected = ref.coef_ if ref is not None else np.linalg.lstsq(X.numpy(), y.numpy(), rcond=None)[0]
     np.testing.assert_allclose(res.theta.numpy(), expected, rtol=0, atol=1e-10)
-    prob.memory_budget = needed - 1
+    prob = prob.with_memory_budget(needed - 1)
     with pytest.raises(MemoryBudgetError):
         least_squares_result(prob, ridge=ridge)
 
@@ -105,7 +105,7 @@ def test_refusal_message_names_the_sizes_the_bytes_and_the_setting():
     # 8·(2·3600 + 3600 + 1200) = 96,000 bytes plus one point's graph
     x = torch.linspace(-1, 1, 1200, dtype=F64)
     prob = Problem(Polynomial(1, 2), x, x**2)
-    prob.memory_budget = 2**16  # 64.0 KiB
+    prob = prob.with_memory_budget(2**16)  # 64.0 KiB
     with pytest.raises(MemoryBudgetError) as info:
         least_squares_result(prob)
     needed = 96_000 + prob.point_bytes
@@ -123,7 +123,7 @@ def test_jacobian_columns_are_built_as_many_at_a_time_as_fit(ridge, tangents):
     n, d = 30, 7
     X, y = _data(n, d)
     prob = Problem(_TappedLinear(d), X, y)
-    prob.memory_budget = _held_bytes(n, d, ridge) + tangents * prob.point_bytes
+    prob = prob.with_memory_budget(_held_bytes(n, d, ridge) + tangents * prob.point_bytes)
     _Tap.calls.update(jvp=0, backward=0)
     res = least_squares_result(prob, ridge=ridge)
     assert _Tap.calls == {"jvp": math.ceil(d / tangents), "backward": 0}
@@ -141,7 +141,7 @@ def test_jacobian_columns_all_at_once_when_they_fit():
     n, d = 30, 7
     X, y = _data(n, d)
     prob = Problem(_TappedLinear(d), X, y)
-    prob.memory_budget = _held_bytes(n, d, 0.0) + d * prob.point_bytes
+    prob = prob.with_memory_budget(_held_bytes(n, d, 0.0) + d * prob.point_bytes)
     _Tap.calls.update(jvp=0, backward=0)
     torch.testing.assert_close(least_squares_result(prob).features, X, rtol=0, atol=0)
     assert _Tap.calls == {"jvp": 1, "backward": 0}
@@ -153,7 +153,7 @@ def test_wide_jacobian_rows_are_built_as_many_at_a_time_as_fit(outputs):
     n, d = 5, 12
     X, y = _data(n, d)
     prob = Problem(_TappedLinear(d), X, y)
-    prob.memory_budget = _held_bytes(n, d, 0.1) + outputs * prob.point_bytes
+    prob = prob.with_memory_budget(_held_bytes(n, d, 0.1) + outputs * prob.point_bytes)
     _Tap.calls.update(jvp=0, backward=0)
     res = least_squares_result(prob, ridge=0.1)
     assert _Tap.calls == {"jvp": 0, "backward": math.ceil(n / outputs)}

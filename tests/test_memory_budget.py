@@ -212,7 +212,7 @@ def test_slices_with_a_tiny_budget_equal_the_default(implementation):
     X = rand_X(40, 2, 6)
     whole = Problem(MLP([2, 8, 6, 1], "tanh"), X, X[:, 0] * X[:, 1], l2=0.01)
     tiny = Problem(MLP([2, 8, 6, 1], "tanh"), X, X[:, 0] * X[:, 1], l2=0.01)
-    tiny.memory_budget = tiny.point_bytes  # one point per chunk, and the outputs of each chunk turned into losses at once
+    tiny = tiny.with_memory_budget(tiny.point_bytes)  # one point per chunk, and the outputs of each chunk turned into losses at once
     V = torch.randn(2, whole.n_params, generator=gen(7), dtype=DT)
     C = torch.randn(50, 2, generator=gen(8), dtype=DT)
     base = whole.init(0)
@@ -227,7 +227,7 @@ def test_slices_with_a_tiny_budget_equal_the_default(implementation):
 def test_ensemble_in_chunks_of_starts_equals_all_starts_at_once():
     prob, _ = _small()
     whole = train_ensemble(prob, seeds=range(6), lr=0.05, steps=20, optimizer="sgd", batch_size=8)
-    prob.memory_budget = 4 * 6 * prob.n_params * 8 + 2 * prob.point_bytes  # rows plus two starts' graphs
+    prob = prob.with_memory_budget(4 * 6 * prob.n_params * 8 + 2 * prob.point_bytes)  # rows plus two starts' graphs
     chunked = train_ensemble(prob, seeds=range(6), lr=0.05, steps=20, optimizer="sgd", batch_size=8)
     torch.testing.assert_close(chunked.theta, whole.theta, rtol=0, atol=1e-12)
     torch.testing.assert_close(chunked.losses, whole.losses, rtol=1e-12, atol=0)
@@ -237,7 +237,7 @@ def test_least_squares_features_in_column_blocks_equal_jacfwd():
     X = rand_X(50, 3, 9)
     prob = Problem(TwoLayer(3, 10, "tanh"), X, X[:, 0] ** 2).restrict(["v"])
     whole = least_squares_result(prob, ridge=1e-3)
-    prob.memory_budget = 3 * prob.point_bytes  # the Jacobian a column or two at a time
+    prob = prob.with_memory_budget(3 * prob.point_bytes)  # the Jacobian a column or two at a time
     blocked = least_squares_result(prob, ridge=1e-3)
     torch.testing.assert_close(blocked.features, whole.features, rtol=0, atol=1e-14)
     torch.testing.assert_close(blocked.theta, whole.theta, rtol=1e-10, atol=1e-12)
@@ -246,7 +246,7 @@ def test_least_squares_features_in_column_blocks_equal_jacfwd():
 # ---- peaks within the budget where the earlier code allocated several ----------------------------
 def test_slq_peak_stays_within_the_budget():
     prob, theta = _wide()
-    prob.memory_budget = 16 * MiB
+    prob = prob.with_memory_budget(16 * MiB)
     H = HessianOperator(prob, theta)
     p, probes, steps = prob.n_params, 10, 20
     before = probes * steps * p * 8  # the earlier code's basis of all probes at once: 80 MB

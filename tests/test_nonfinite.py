@@ -123,6 +123,6 @@ def test_smallest_eigenpair_gives_nan_only_for_an_overflow_and_raises_every_othe
         smallest_eigenpair(p, torch.zeros(2, dtype=p.dtype), tol=2.0)
     assert not isinstance(refused.value, NonFiniteError)
     big = Problem(Module(nn.Linear(40, 1).double()), torch.rand(5, 40, dtype=torch.float64), torch.rand(5, dtype=torch.float64))
-    big.memory_budget = 1000
+    big = big.with_memory_budget(1000)
     with pytest.raises(MemoryBudgetError):
         smallest_eigenpair(big, big.init(0))

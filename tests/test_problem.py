@@ -151,16 +151,15 @@ def test_chunking_does_not_change_the_batched_loss(case, monkeypatch):
     Theta = _thetas(case, whole, K, DT)
     assert whole.chunk_size() >= K  # the default budget holds these tiny cases in one chunk
     expected = whole.loss_batch(Theta)
-    per_point = case.problem()
-    per_point.memory_budget = 1  # below one point (a Problem refuses that at construction, so set afterwards)
+    per_point = case.problem().with_memory_budget(1)  # below one point (a Problem refuses that at construction)
     assert per_point.chunk_size() == 1
     for budget_points in (1, 3):
         prob = case.problem()
-        prob.memory_budget = budget_points * _bytes_per_point(prob)
+        prob = prob.with_memory_budget(budget_points * _bytes_per_point(prob))
         size = prob.chunk_size()
         assert 1 <= size < K
         calls = []
-        monkeypatch.setattr(prob, "_point_term", _counting(prob._point_term, calls))
+        monkeypatch.setattr(Problem, "_point_term", _counting(Problem._point_term, calls))  # a Problem is immutable
         got = prob.loss_batch(Theta)
         assert len(calls) == math.ceil(K / size), "loss_batch must evaluate one vmapped call per chunk"
         assert relclose(got, expected, 1e-12)
@@ -179,8 +178,7 @@ def _bytes_per_point(prob: Problem) -> int:
     lo, hi = 1, 2**40
     while lo < hi:
         mid = (lo + hi) // 2
-        prob.memory_budget = mid
-        if prob.chunk_size() >= 2:
+        if prob.with_memory_budget(mid).chunk_size() >= 2:
             hi = mid
         else:
             lo = mid + 1

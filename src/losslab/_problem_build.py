@@ -106,7 +106,11 @@ def _forward(problem, params, inputs, index: int, count: int) -> torch.Tensor:
 
 
 def validate(problem, data: Batches) -> None:
-    """One pass over ``data`` at the default θ; sets ``problem.data`` (prepared batches when cached) and probes."""
+    """One pass over ``data`` at the default θ; sets ``problem.data`` (prepared batches when cached) and probes.
+
+    Called by ``Problem.__init__`` on the problem it is building, before the problem is frozen (the only time its
+    attributes may be set: ``data``, ``_out_ndim``, ``_bytes_per_point``).
+    """
     model, loss = problem.model, problem.loss_fn
     if loss.name == "cross_entropy" and model.link is not None:
         raise LosslabError(f"cross_entropy expects a model that outputs logits, got {model.describe()} with a {model.link} output")

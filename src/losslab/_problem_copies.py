@@ -1,4 +1,8 @@
-"""Problems derived from a Problem: restricted to some groups, or in another dtype or on another device."""
+"""Problems derived from a Problem: restricted to some groups, or in another dtype or on another device.
+
+Each is the original's validated parts with some replaced, built by ``Problem._replace`` (the one constructor
+path of every copy): nothing is validated again, and the original is left as it was.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def restricted(problem: Problem, groups: Iterable[str] | str, at: Params | torch
     bad = [g for g, v in held.items() if not bool(torch.isfinite(v).all())]
     if bad:
         raise LosslabError(f"expected finite values for the groups held fixed, got NaN/inf in {bad}; pass a finite point as at=")
-    return problem._copy(free=tuple(g for g in problem.model.groups if g in groups), fixed=held)
+    return problem._replace(free=tuple(g for g in problem.model.groups if g in groups), _fixed=held)
 
 
 def converted(problem: Problem, targets: tuple) -> Problem:
@@ -47,7 +51,8 @@ def converted(problem: Problem, targets: tuple) -> Problem:
             device = check_device(problem.model, None, t, dtype)
     if (dtype, device) == (problem.dtype, problem.device):
         return problem
-    out = problem._copy(dtype=dtype, device=device, fixed={g: v.to(device=device, dtype=dtype) for g, v in problem.fixed.items()})
-    out._bytes_per_point = problem._bytes_per_point * torch.finfo(dtype).bits // torch.finfo(problem.dtype).bits
-    out.data = problem.data.transformed(out.prepare)
-    return out
+    staged = problem._replace(
+        dtype=dtype, device=device, _fixed={g: v.to(device=device, dtype=dtype) for g, v in problem.fixed.items()},
+        _bytes_per_point=problem._bytes_per_point * torch.finfo(dtype).bits // torch.finfo(problem.dtype).bits,
+    )
+    return staged._replace(data=problem.data.transformed(staged.prepare))  # the cached batches, prepared in the new dtype

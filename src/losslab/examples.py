@@ -13,6 +13,7 @@ import torch
 
 from . import data
 from ._checks import choice
+from .convexity.analyze import Verdict
 from .models import MLP, Linear, Linearized, Polynomial, RandomFeatures, TwoLayer
 from .problem import Problem
 
@@ -26,8 +27,11 @@ class Example:
     name: str
     title: str
     build: Callable[[int], tuple[Problem, list[str] | None]]
-    expected: str
+    expected: Verdict
     why: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "expected", Verdict(self.expected))
 
 
 def _cubic(n: int = 200, seed: int = 0):

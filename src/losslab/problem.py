@@ -14,7 +14,8 @@ v with W, b fixed" is a statement.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 
 import torch
 
@@ -31,6 +32,20 @@ __all__ = ["Problem"]
 
 
 _INTEGERS = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+# What a Problem is made of: every copy (restrict, full, to, with_memory_budget) is these parts, some replaced,
+# passed through Problem._from_parts.
+_PARTS = ("model", "loss_fn", "l2", "memory_budget", "dtype", "device", "data", "free", "_fixed", "_out_ndim",
+          "_bytes_per_point", "_batched", "batching_note")
+# The method that gives a copy with the attribute changed, for the error on an assignment.
+_HOW_TO_CHANGE = {
+    "memory_budget": "problem.with_memory_budget(bytes)",
+    "dtype": "problem.to(dtype)",
+    "device": "problem.to(device)",
+    "free": "problem.restrict(groups, at=...) or problem.full()",
+    "fixed": "problem.restrict(groups, at=...) or problem.full()",
+    "groups": "problem.restrict(groups, at=...) or problem.full()",
+}
 
 
 class Problem:
@@ -65,6 +80,22 @@ class Problem:
             a curvature operator caches are its own: it caches them only when they fit in four budgets.
         cache_bytes: a re-iterable holding at most this many bytes is kept in memory after the
             first pass; a larger one is read again on every pass.
+
+    Attributes:
+        model, loss_fn, l2, dtype, device, memory_budget: as given (``loss_fn`` the :class:`~losslab.losses.Loss`).
+        free: the free parameter groups, those in θ, in flattening order (also :attr:`groups`).
+        fixed: the groups held fixed, name → tensor (in :attr:`dtype`, on :attr:`device`), a read-only mapping:
+            empty for a problem built here, the held values after :meth:`restrict`. ``unflatten`` puts them
+            beside the free groups, the L2 term counts them, and analyses read them (proof texts, witnesses,
+            the landscape kernels). The tensors are the problem's own: read them, do not modify them in place.
+        batching_note: why points are evaluated one at a time, or None while ``torch.func.vmap`` batches them.
+
+    A problem is immutable: assigning an attribute raises an AttributeError that names the method
+    giving a copy with it changed (:meth:`restrict`, :meth:`full`, :meth:`to`, :meth:`with_memory_budget`).
+    Copies share the data and the model; they are built by one constructor path from the original's
+    validated parts, so they are not validated again. The one thing a problem learns after it is built
+    is whether ``torch.func.vmap`` can batch its model (:meth:`stop_batching`, :attr:`batching_note`),
+    a fact about the model rather than a setting.
 
     Raises:
         LosslabError: bad data (no batches, mixed shapes, labels out of range, …), a forward on one
@@ -101,10 +132,9 @@ class Problem:
                 f"expected a losslab model (e.g. losslab.models.TwoLayer), got {type(model).__name__}; "
                 "wrap a torch.nn.Module with losslab.models.Module(module)"
             )
-        self.model = model
-        self.loss_fn = get_loss(loss)
-        self.l2 = nonnegative_float("l2", l2)
-        self.memory_budget = positive_int("memory_budget", memory_budget)
+        loss_fn = get_loss(loss)
+        l2 = nonnegative_float("l2", l2)
+        memory_budget = positive_int("memory_budget", memory_budget)
         batch_size = None if batch_size is None else positive_int("batch_size", batch_size)
         if y is None:
             if isinstance(X, torch.Tensor) or not isinstance(X, Iterable) or isinstance(X, (str, bytes)):
@@ -125,13 +155,57 @@ class Problem:
         if dtype is None:
             firsts = [t for t in tensors(data.first().inputs) if t.is_floating_point()]
             dtype = firsts[0].dtype if firsts and firsts[0].dtype in (torch.float32, torch.float64) else torch.float64
-        self.dtype = float_dtype(dtype)
-        self.device = check_device(model, data, device, self.dtype)
-        self.free: tuple[str, ...] = model.groups
-        self.fixed: Params = {}
-        self._batched = True  # set False by validate() when vmap cannot batch the model
-        self.batching_note: str | None = None
-        validate(self, data)  # one pass: shapes, targets, finiteness, determinism, float64, vmap
+        dtype = float_dtype(dtype)
+        self._assign(
+            model=model, loss_fn=loss_fn, l2=l2, memory_budget=memory_budget, dtype=dtype,
+            device=check_device(model, data, device, dtype), data=data, free=model.groups, _fixed={},
+            _out_ndim=1, _bytes_per_point=0, _batched=True, batching_note=None,
+        )
+        # One pass: shapes, targets, finiteness, determinism, float64, vmap. While the problem is being built it sets
+        # data (the prepared batches), _out_ndim and _bytes_per_point, and _batched when vmap cannot batch the model.
+        validate(self, data)
+        object.__setattr__(self, "_frozen", True)
+
+    # ---- immutability: one constructor path ----------------------------------------------
+    _frozen = False  # True from the end of __init__ / _from_parts on
+
+    def _assign(self, **parts) -> None:
+        if set(parts) != set(_PARTS):
+            raise TypeError(f"expected the parts {sorted(_PARTS)}, got {sorted(parts)}")
+        for name in _PARTS:
+            value = parts[name]
+            object.__setattr__(self, name, dict(value) if name == "_fixed" else value)
+
+    @classmethod
+    def _from_parts(cls, **parts) -> Problem:
+        """A problem from validated parts (:data:`_PARTS`), not validated again: the path of every copy."""
+        out = cls.__new__(cls)
+        out._assign(**parts)
+        object.__setattr__(out, "_frozen", True)
+        return out
+
+    def _replace(self, **changes) -> Problem:
+        """A copy with some parts replaced (the others shared)."""
+        unknown = set(changes) - set(_PARTS)
+        if unknown:
+            raise TypeError(f"expected parts among {sorted(_PARTS)}, got {sorted(unknown)}")
+        return self._from_parts(**{name: getattr(self, name) for name in _PARTS} | changes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if not self._frozen:
+            object.__setattr__(self, name, value)
+            return
+        how = _HOW_TO_CHANGE.get(name, "a new Problem(...)")
+        raise AttributeError(f"expected no assignment to a Problem, got problem.{name} = ...: a Problem is immutable; "
+                             f"use {how}, which returns a new problem")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"expected no deletion from a Problem, got del problem.{name}: a Problem is immutable")
+
+    @property
+    def fixed(self) -> Mapping[str, torch.Tensor]:
+        """The groups held fixed, name → tensor, read-only (empty unless :meth:`restrict` held some; see the class doc)."""
+        return MappingProxyType(self._fixed)
 
     # ---- data ----------------------------------------------------------------------------
     def prepare(self, batch: Batch) -> Batch:
@@ -231,7 +305,7 @@ class Problem:
         """
         theta = self._point(theta, "theta")
         params = {g: theta[s].reshape(self.model.shapes[g]) for g, s in self.slices().items()}
-        params.update({g: v.to(theta.dtype) for g, v in self.fixed.items()})
+        params.update({g: v.to(theta.dtype) for g, v in self._fixed.items()})
         return params
 
     def _point(self, theta: object, name: str) -> torch.Tensor:
@@ -261,12 +335,6 @@ class Problem:
         return theta.to(self.device)
 
     # ---- copies ----------------------------------------------------------------------------
-    def _copy(self, **changes) -> Problem:
-        out = object.__new__(Problem)
-        out.__dict__.update(self.__dict__)
-        out.__dict__.update(changes)
-        return out
-
     def restrict(self, groups: Iterable[str], at: Params | torch.Tensor | None = None) -> Problem:
         """The same loss as a function of ``groups`` only; the other groups fixed at ``at``.
 
@@ -276,7 +344,7 @@ class Problem:
 
     def full(self) -> Problem:
         """This problem with every group free (the inverse of :meth:`restrict`)."""
-        return self._copy(free=self.model.groups, fixed={})
+        return self._replace(free=self.model.groups, _fixed={})
 
     def embed(self, theta: torch.Tensor) -> torch.Tensor:
         """θ of this (possibly restricted) problem as a vector of all parameters."""
@@ -288,6 +356,14 @@ class Problem:
         Example: ``problem.to(torch.float64)``, ``problem.to("cuda")``, ``problem.to("cuda", torch.float32)``.
         """
         return converted(self, targets)
+
+    def with_memory_budget(self, memory_budget: int) -> Problem:
+        """A copy whose analyses may allocate ``memory_budget`` bytes of intermediates (see the class doc).
+
+        Unlike the constructor it accepts a budget below one point's forward (analyses then work a point at a
+        time, or refuse with a :class:`~losslab.MemoryBudgetError`).
+        """
+        return self._replace(memory_budget=positive_int("memory_budget", memory_budget))
 
     # ---- the loss and its derivatives ----------------------------------------------------
     @property
@@ -302,15 +378,28 @@ class Problem:
     def loss_input(self, params: Params, X: object = None) -> torch.Tensor:
         """z: what the data loss is computed on — the logit or the output (see :attr:`loss_takes_logit`)."""
         X = self.X if X is None else X
-        return self.model.logit(params, X) if self.loss_takes_logit else self.model.apply(params, X)
+        return self.loss_input_of_logit(self.model.logit(params, X))
+
+    def loss_input_of_logit(self, z: torch.Tensor) -> torch.Tensor:
+        """What the data loss reads from the model's logit z (any shape): z itself when :attr:`loss_takes_logit`,
+        else the model's output, z through its link (the one place that choice is made, for :meth:`loss_input`
+        and the K-point kernels of :mod:`losslab.landscape.fast`)."""
+        return z if self.loss_takes_logit else self.model.output_of_logit(z)
 
     def batch_loss(self, params: Params, batch: Batch) -> torch.Tensor:
         """ℓ_b: the mean data loss on one prepared batch, without L2."""
         return self.loss_fn(self.loss_input(params, batch.inputs), batch.y)
 
     def penalty(self, params: Params) -> torch.Tensor | float:
-        """l2·‖θ_all‖² (0.0 without L2)."""
+        """l2·‖θ_all‖² (0.0 without L2) at one point, from its full parameter dict (free and fixed groups)."""
         return self.l2 * sum((p**2).sum() for p in params.values()) if self.l2 else 0.0
+
+    def penalty_of_squares(self, squares: torch.Tensor) -> torch.Tensor:
+        """The L2 term at K points from ‖θ_k‖² (K,) of their free groups: l2·(‖θ_k‖² + ‖fixed‖²), the fixed groups'
+        part summed once in float64. The same term as :meth:`penalty`, for kernels that hold no parameter dicts
+        (:mod:`losslab.landscape.fast`)."""
+        fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in self._fixed.values())
+        return self.l2 * (squares + fixed)
 
     def loss_of_params(self, params: Params, X: object = None, y: torch.Tensor | None = None) -> torch.Tensor:
         """L at a full parameter dict (every group), on (X, y) (default: the whole training data).
@@ -382,9 +471,10 @@ class Problem:
 
     def stop_batching(self, err: Exception) -> None:
         """Evaluate points one at a time from now on, saying why in :attr:`batching_note` (and so in describe())."""
-        self._batched = False
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        self.batching_note = f"points evaluated one at a time (torch.func.vmap cannot batch this model: {reason})"
+        # The one change after construction (see the class doc): a fact about the model, learnt when vmap fails.
+        object.__setattr__(self, "_batched", False)
+        object.__setattr__(self, "batching_note", f"points evaluated one at a time (torch.func.vmap cannot batch this model: {reason})")
 
     def _accumulate(self, fn) -> torch.Tensor:
         """Σ_b fn(b, n_b/n, first) over the batches (the L2 term goes with the first batch only)."""
@@ -412,7 +502,7 @@ class Problem:
 
     def describe(self) -> str:
         """One line: model, loss, data, device, parameters analysed, how points are batched."""
-        fixed = f", fixed {list(self.fixed)}" if self.fixed else ""
+        fixed = f", fixed {list(self._fixed)}" if self._fixed else ""
         reg = f" + {self.l2:g}·‖θ‖²" if self.l2 else ""
         data = "" if self.data.origin == "tensors" else f" ({self.data.origin})"
         device = "" if self.device.type == "cpu" else f", on {self.device}"

@@ -163,8 +163,7 @@ def make_problem(
         if model_file or (user_data(data_name) and "data_name" in changed):
             raise LosslabError(f"expected either --example or your own --model-file/--data, got --example {example} with them")
         problem, groups = get_example(example).build(seed)
-        problem.memory_budget = memory_budget * 2**20
-        return problem, groups
+        return problem.with_memory_budget(memory_budget * 2**20), groups
     if model_file is None:
         given = [f"--{name.replace('_', '-')}" for name, value in (("weights", weights), ("mode", mode), ("params", params)) if value]
         if given:

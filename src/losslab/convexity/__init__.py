@@ -1,6 +1,6 @@
 """Convexity verdicts: proofs from structure, witnesses from chords, curvature and symmetry."""
 
-from .analyze import VERDICTS, ConvexityReport, SearchLog, check_convexity
+from .analyze import VERDICTS, ConvexityReport, SearchLog, Verdict, check_convexity
 from .structure import Proof, prove_convex
 from .witness import ChordWitness, Verification, chord_gap
 
@@ -10,6 +10,7 @@ __all__ = [
     "ConvexityReport",
     "Proof",
     "SearchLog",
+    "Verdict",
     "Verification",
     "check_convexity",
     "chord_gap",

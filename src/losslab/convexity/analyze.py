@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._checks import LosslabError, NonFiniteError, overflow_fix, positive_int, seed_int, theta_scale
+from .._enums import StrEnum
 from .._threads import resolve_threads, scoped_threads
 from ..fit import TrainingDiverged, train
 from ..problem import Problem
@@ -37,9 +38,21 @@ from .structure import Proof, prove_convex
 from .symmetry import symmetry_pairs
 from .witness import ChordWitness
 
-__all__ = ["VERDICTS", "ConvexityReport", "SearchLog", "check_convexity"]
+__all__ = ["VERDICTS", "ConvexityReport", "SearchLog", "Verdict", "check_convexity"]
 
-VERDICTS = ("convex", "non-convex", "no violation found")
+
+class Verdict(StrEnum):
+    """A convexity verdict, never more confident than its evidence (DESIGN.md, "Verdicts are honest").
+
+    A str: ``report.verdict == "convex"``, f-strings and JSON give the value.
+    """
+
+    CONVEX = "convex"  # proven: a structural proof (report.proof)
+    NON_CONVEX = "non-convex"  # certified: a witness re-verified in float64 (report.witness)
+    NO_VIOLATION_FOUND = "no violation found"  # what was tried, and where (report.search); never called convex
+
+
+VERDICTS = tuple(v.value for v in Verdict)  # the values, as plain strings
 
 
 @dataclass(frozen=True)
@@ -78,14 +91,14 @@ class ConvexityReport:
     """The verdict on ``problem`` in ``groups`` with its evidence.
 
     Attributes:
-        verdict: one of ``"convex"``, ``"non-convex"``, ``"no violation found"``.
+        verdict: a :class:`Verdict` (a str): ``"convex"``, ``"non-convex"`` or ``"no violation found"``.
         proof: the rule and statement, when ``verdict == "convex"``.
         witness: a float64-verified chord, when ``verdict == "non-convex"``.
         search: what the witness search tried (None when a proof made it unnecessary).
         by_group: the verdict of each analysed group on its own (others fixed at the same point).
     """
 
-    verdict: str
+    verdict: Verdict
     problem: str
     groups: tuple[str, ...]
     proof: Proof | None
@@ -94,12 +107,15 @@ class ConvexityReport:
     seed: int
     by_group: dict[str, ConvexityReport] = field(default_factory=dict)
 
+    def __post_init__(self):
+        object.__setattr__(self, "verdict", Verdict(self.verdict))  # a plain string is accepted (and checked)
+
     def explanation(self) -> str:
         """One paragraph: the verdict and its evidence."""
         where = "{" + ", ".join(self.groups) + "}"
-        if self.verdict == "convex":
+        if self.verdict == Verdict.CONVEX:
             return f"convex in {where} (proven by {self.proof.rule}): {self.proof.statement}."
-        if self.verdict == "non-convex":
+        if self.verdict == Verdict.NON_CONVEX:
             w = self.witness
             la, lb, lm = w.losses
             chord = w.lam * la + (1 - w.lam) * lb
@@ -188,9 +204,9 @@ def check_convexity(
         >>> x = torch.linspace(-1, 1, 20, dtype=torch.float64)
         >>> prob = Problem(models.TwoLayer(1, 4, "tanh"), x, x**3)
         >>> check_convexity(prob, groups=["v"]).verdict
-        'convex'
-        >>> check_convexity(prob, budget=600, train_steps=0).verdict
-        'non-convex'
+        <Verdict.CONVEX: 'convex'>
+        >>> print(check_convexity(prob, budget=600, train_steps=0).verdict)
+        non-convex
     """
     if groups is not None and not isinstance(groups, (str, torch.Tensor)):
         groups = list(groups)
@@ -226,7 +242,7 @@ def _check(problem, groups, at, *, seed, budget, train_steps, by_group, progress
         witness, log = None, None
     else:
         witness, log = _search(analysed, center, seed=seed, budget=budget, train_steps=train_steps, say=say)
-    verdict = "convex" if proof else "non-convex" if witness else "no violation found"
+    verdict = Verdict.CONVEX if proof else Verdict.NON_CONVEX if witness else Verdict.NO_VIOLATION_FOUND
     parts = {}
     if by_group and len(analysed.groups) > 1:
         for g in analysed.groups:

@@ -5,7 +5,7 @@ some parameter groups only) or on any :class:`CurvatureOperator`; nothing forms 
 except ``to_dense()``, which is for tiny models and tests.
 """
 
-from .classify import KINDS, CriticalPointResult, classify
+from .classify import KINDS, CriticalKind, CriticalPointResult, classify
 from .density import SpectralDensity, spectral_density
 from .eigs import WHICH, EigenResult, eigs
 from .operator import (
@@ -24,6 +24,7 @@ from .trace import TraceEstimate, frobenius_norm, hutchinson, hutchpp, xtrace
 __all__ = [
     "KINDS",
     "WHICH",
+    "CriticalKind",
     "CriticalPointResult",
     "CurvatureOperator",
     "DifferenceOperator",

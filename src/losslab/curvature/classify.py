@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from .._checks import LosslabError, finite_float
+from .._enums import StrEnum
 from .._threads import with_analysis_threads
 from ..problem import Problem
 from ..random_streams import generator
@@ -42,9 +43,22 @@ from .criticality import gradient_ratios, worst_ratio
 from .eigs import EigenResult, eigs
 from .operator import HessianOperator
 
-__all__ = ["KINDS", "CriticalPointResult", "classify"]
+__all__ = ["KINDS", "CriticalKind", "CriticalPointResult", "classify"]
 
-KINDS = ("minimum", "saddle", "maximum", "degenerate", "inconclusive", "not a critical point")
+
+class CriticalKind(StrEnum):
+    """What kind of point θ is (the module docstring says when each is claimed). A str: ``kind == "saddle"`` and JSON
+    give the value."""
+
+    MINIMUM = "minimum"
+    SADDLE = "saddle"
+    MAXIMUM = "maximum"
+    DEGENERATE = "degenerate"
+    INCONCLUSIVE = "inconclusive"
+    NOT_CRITICAL = "not a critical point"
+
+
+KINDS = tuple(k.value for k in CriticalKind)  # the values, as plain strings
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,7 @@ class CriticalPointResult:
     """The kind of point θ is, with the evidence.
 
     Attributes:
-        kind: one of :data:`KINDS`.
+        kind: a :class:`CriticalKind` (a str, one of :data:`KINDS`).
         reason: one sentence with the numbers behind ``kind``.
         grad_norm: ‖∇L(θ)‖₂ (in the loss's units per parameter unit; for information).
         grad_tol: the relative tolerance: θ is critical when every ρ_G ≤ grad_tol.
@@ -65,7 +79,7 @@ class CriticalPointResult:
         eigen: the :class:`~losslab.curvature.EigenResult` (vectors: directions of extreme curvature).
     """
 
-    kind: str
+    kind: CriticalKind
     reason: str
     grad_norm: float
     grad_tol: float
@@ -79,26 +93,29 @@ class CriticalPointResult:
     grad_ratio: float = 0.0
     grad_group: str = ""
 
+    def __post_init__(self):
+        object.__setattr__(self, "kind", CriticalKind(self.kind))  # a plain string is accepted (and checked)
 
-def _decide(lo: float, blo: float, hi: float, bhi: float, delta: float, converged: bool) -> tuple[str, str]:
+
+def _decide(lo: float, blo: float, hi: float, bhi: float, delta: float, converged: bool) -> tuple[CriticalKind, str]:
     nums = f"λ_min ∈ [{lo - blo:.3g}, {lo + blo:.3g}], λ_max ∈ [{hi - bhi:.3g}, {hi + bhi:.3g}], zero within ±{delta:.3g}"
     negative, positive = lo + blo < -delta, hi - bhi > delta  # certain: a Ritz vector has that curvature
     if negative and positive:
-        return "saddle", f"curvature of both signs at a critical point: {nums}"
+        return CriticalKind.SADDLE, f"curvature of both signs at a critical point: {nums}"
     if not converged:
-        return "inconclusive", f"Lanczos did not converge, so the extreme eigenvalues may be missed: {nums}"
+        return CriticalKind.INCONCLUSIVE, f"Lanczos did not converge, so the extreme eigenvalues may be missed: {nums}"
     if lo - blo > delta:
-        return "minimum", f"every eigenvalue is positive (as far as Lanczos finds): {nums}"
+        return CriticalKind.MINIMUM, f"every eigenvalue is positive (as far as Lanczos finds): {nums}"
     if hi + bhi < -delta:
-        return "maximum", f"every eigenvalue is negative (as far as Lanczos finds): {nums}"
+        return CriticalKind.MAXIMUM, f"every eigenvalue is negative (as far as Lanczos finds): {nums}"
     min_zero, max_zero = abs(lo) + blo <= delta, abs(hi) + bhi <= delta
     if (positive and min_zero) or (negative and max_zero) or (min_zero and max_zero):
         sign = "positive" if positive else "negative" if negative else "zero"
-        return "degenerate", (
+        return CriticalKind.DEGENERATE, (
             f"semidefinite ({sign} curvature and zero curvature): a flat valley, a plateau or a higher-order saddle — "
             f"the second-order test cannot decide: {nums}"
         )
-    return "inconclusive", f"an eigenvalue bound straddles the zero band: {nums}"
+    return CriticalKind.INCONCLUSIVE, f"an eigenvalue bound straddles the zero band: {nums}"
 
 
 @with_analysis_threads
@@ -135,7 +152,7 @@ def classify(
         >>> from losslab.models import Polynomial
         >>> x = torch.linspace(-1, 1, 9, dtype=torch.float64)
         >>> classify(Problem(Polynomial(1, 2), x, x**2), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)).kind
-        'minimum'
+        <CriticalKind.MINIMUM: 'minimum'>
     """
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
@@ -164,7 +181,7 @@ def classify(
     delta = eig_tol * max(abs(lo), abs(hi))
     converged = res.all_converged
     if not ratio <= grad_tol:
-        kind = "not a critical point"
+        kind = CriticalKind.NOT_CRITICAL
         reason = f"‖∇_{group} L‖ is {ratio:.3g} of its scale (> grad_tol = {grad_tol:.3g}; ‖∇L‖ = {grad_norm:.3g})"
     else:
         kind, reason = _decide(lo, blo, hi, bhi, delta, converged)

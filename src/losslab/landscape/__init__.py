@@ -25,7 +25,7 @@ from .directions import (
     random_direction,
 )
 from .discrete import DEFAULT_RTOL, DiscreteConvexity, discrete_convexity
-from .evaluate import IMPLEMENTATIONS, backend, combine, evaluate_combinations, evaluate_points
+from .evaluate import IMPLEMENTATIONS, Implementation, backend, combine, evaluate_combinations, evaluate_points
 from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
 from .slices import METHODS, LineSlice, PlaneSlice, line, line_coordinates, load_slice, plane, plane_coordinates
 
@@ -35,6 +35,7 @@ __all__ = [
     "METHODS",
     "DiscreteConvexity",
     "EigenDirections",
+    "Implementation",
     "LineSlice",
     "PCADirections",
     "PlaneSlice",

@@ -11,7 +11,7 @@ Each point is computed directly from its coordinates (no walking: no point is re
 adding steps to the previous one), so every point of a slice is exactly reproducible by
 :func:`combine` from the slice's stored coordinates and vectors.
 
-The evaluation path is an explicit ``implementation=`` (:data:`IMPLEMENTATIONS`):
+The evaluation path is an explicit ``implementation=``, an :class:`Implementation` or its value (:data:`IMPLEMENTATIONS`):
 
 * ``"layers"`` / ``"layers per point"``: the K-point kernels of :mod:`losslab.landscape.fast`, for
   models that declare a layer spec (TwoLayer, MLP, a Module wrapping an ``nn.Sequential`` of
@@ -33,38 +33,40 @@ import torch
 from .._checks import LosslabError, as_tensor, choice, shape
 from ..problem import Problem
 from . import fast
+from .implementation import IMPLEMENTATIONS, Implementation
 
-__all__ = ["IMPLEMENTATIONS", "backend", "combine", "evaluate_combinations", "evaluate_points"]
-
-IMPLEMENTATIONS = ("auto", "layers", "layers per point", "vmap", "per point")
+__all__ = ["IMPLEMENTATIONS", "Implementation", "backend", "combine", "evaluate_combinations", "evaluate_points"]
 
 
-def backend(problem: Problem, implementation: str = "auto") -> str:
+def backend(problem: Problem, implementation: str = "auto") -> Implementation:
     """The path :func:`evaluate_points` takes for ``problem``: ``implementation`` resolved (never ``"auto"``).
 
     Raises:
         LosslabError: an unknown implementation, ``"layers"``/``"layers per point"`` for a model without a
             layer spec, or ``"vmap"`` for a model vmap cannot batch.
     """
-    implementation = choice("implementation", implementation, IMPLEMENTATIONS)
+    implementation = Implementation(choice("implementation", implementation, IMPLEMENTATIONS))
     spec = fast.layer_spec(problem)
-    if implementation == "auto":
+    if implementation == Implementation.AUTO:
         if spec is not None:
             big = fast.per_point_activations(problem, spec) >= fast.PER_POINT_MIN_ACTIVATIONS
-            return "layers per point" if big else "layers"
-        return "vmap" if problem._batched else "per point"
-    if implementation.startswith("layers") and spec is None:
+            return Implementation.LAYERS_PER_POINT if big else Implementation.LAYERS
+        return Implementation.VMAP if problem._batched else Implementation.PER_POINT
+    if implementation in _LAYERS and spec is None:
         raise LosslabError(
             f"expected a model that declares a layer spec (TwoLayer, MLP, Module of an nn.Sequential of nn.Linear and activations) "
-            f"with one tensor of inputs for implementation={implementation!r}, got {problem.model.describe()}; "
+            f"with one tensor of inputs for implementation={implementation.value!r}, got {problem.model.describe()}; "
             "use implementation='auto', 'vmap' or 'per point'"
         )
-    if implementation == "vmap" and not problem._batched:
+    if implementation == Implementation.VMAP and not problem._batched:
         raise LosslabError(
             f"expected a model torch.func.vmap can batch for implementation='vmap', got {problem.model.describe()} "
             f"({problem.batching_note}); use implementation='auto' or 'per point'"
         )
     return implementation
+
+
+_LAYERS = (Implementation.LAYERS, Implementation.LAYERS_PER_POINT)  # the kernels of :mod:`losslab.landscape.fast`
 
 
 def _per_point(problem: Problem, Theta: torch.Tensor) -> torch.Tensor:
@@ -83,7 +85,7 @@ def evaluate_points(problem: Problem, Theta: torch.Tensor, *, implementation: st
     Args:
         problem: the problem (its free groups are the p coordinates).
         Theta: (K, p) points.
-        implementation: one of :data:`IMPLEMENTATIONS` (see :func:`backend`); all give the same
+        implementation: an :class:`Implementation` or its value (see :func:`backend`); all give the same
             numbers to rounding.
 
     Raises:
@@ -102,9 +104,9 @@ def evaluate_points(problem: Problem, Theta: torch.Tensor, *, implementation: st
     Theta = Theta.to(device=problem.device)
     if not len(Theta):
         return Theta.new_zeros(0)
-    if how.startswith("layers"):
+    if how in _LAYERS:
         return fast.loss_batch(problem, Theta, how)
-    return problem.loss_batch(Theta) if how == "vmap" else _per_point(problem, Theta)
+    return problem.loss_batch(Theta) if how == Implementation.VMAP else _per_point(problem, Theta)
 
 
 def combine(coords: torch.Tensor, vectors: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
@@ -173,7 +175,7 @@ def evaluate_combinations(
     """
     implementation = backend(problem, implementation)
     coords, vectors, base = _checked(problem, coords, vectors, base)
-    if implementation == "layers" and len(coords):  # the first layer's pre-activation shared by all points (fast.loss_combinations)
+    if implementation == Implementation.LAYERS and len(coords):  # the first layer's pre-activation shared (fast.loss_combinations)
         base = torch.zeros(problem.n_params, dtype=problem.dtype, device=problem.device) if base is None else base
         return fast.loss_combinations(problem, coords.to(problem.device), vectors.to(problem.device), base.to(problem.device))
     size = _points_per_chunk(problem)

@@ -15,9 +15,9 @@ operations under ``torch.no_grad()``, by one of two kernels of the same forward:
 The data loss is ``problem.loss_fn`` itself (``torch.func.vmap`` over the K points), read through
 the model's link as :meth:`Problem.batch_loss` reads it; the data come from
 :meth:`Problem.batches` (consecutive batches concatenated up to ``MERGE_ACTIVATIONS``, so a
-DataLoader of small batches runs as fast as one tensor), each weighted rows/n, and the L2 term is added once — the formula of
-:meth:`Problem.loss`, so the kernels agree with :meth:`Problem.loss_batch` to rounding (tests:
-1e-12 relative in float64, 1e-6 in float32). Frozen parameters of a wrapped module enter as
+DataLoader of small batches runs as fast as one tensor), each weighted rows/n, and the L2 term is added once
+(:meth:`Problem.penalty_of_squares`) — the formula of :meth:`Problem.loss`, so the kernels agree with
+:meth:`Problem.loss_batch` to rounding (tests: 1e-12 relative in float64, 1e-6 in float32). Frozen parameters of a wrapped module enter as
 held constants, like the groups a restricted problem holds fixed.
 
 Points that are combinations θ_k = base + Σ_j c_kj·v_j (a plane, a line: :func:`loss_combinations`)
@@ -40,6 +40,7 @@ import torch
 
 from ..models.layers import IN_PLACE, Layer, _affine, forward
 from ..problem import Problem
+from .implementation import Implementation
 
 __all__ = [
     "BATCH_ACTIVATIONS", "MERGE_ACTIVATIONS", "PER_POINT_MIN_ACTIVATIONS", "chunk_points", "layer_spec", "loss_batch", "loss_combinations",
@@ -137,14 +138,14 @@ def _chunk_params(problem: Problem, Theta: torch.Tensor, size: int) -> Iterator[
 
 
 def _data_loss(problem: Problem, z: torch.Tensor, y: torch.Tensor, points: bool) -> torch.Tensor:
-    """ℓ_b of the layer output z, (K, n[, k]) → (K,) with ``points``, else (n[, k]) → (), as :meth:`Problem.batch_loss`."""
-    if problem.model.link == "sigmoid" and not problem.loss_takes_logit:
-        z = torch.sigmoid(z)
+    """ℓ_b of the layer output z (the logit), (K, n[, k]) → (K,) with ``points``, else (n[, k]) → (), as
+    :meth:`Problem.batch_loss`: the loss reads what :meth:`Problem.loss_input_of_logit` makes of z."""
+    z = problem.loss_input_of_logit(z)
     fn = problem.loss_fn
     return torch.func.vmap(fn, in_dims=(0, None))(z, y) if points else fn(z, y)
 
 
-def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: str) -> torch.Tensor:
+def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: Implementation | str) -> torch.Tensor:
     """L at each row of Θ (K, p) → (K,) by ``"layers"`` or ``"layers per point"``, without autograd.
 
     Θ must be in the problem's dtype and on its device; the model must have a :func:`layer_spec`.
@@ -156,11 +157,11 @@ def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: str) -> to
         return Theta.new_zeros(0)
     total = None
     with torch.no_grad():
-        if implementation == "layers per point":
+        if implementation == Implementation.LAYERS_PER_POINT:
             params = list(_point_params(problem, Theta))  # views of Θ
         size = chunk_points(problem, spec)
         for x, y, weight in _merged(problem, _widest(problem, spec)):
-            if implementation == "layers per point":
+            if implementation == Implementation.LAYERS_PER_POINT:
                 part = torch.stack([_data_loss(problem, forward(spec, p, x, inplace=True), y, False) for p in params])
             else:  # the outputs of many chunks, then one call of the loss (its vmap costs as much as a small chunk)
                 outputs = _Outputs(problem, y)
@@ -170,7 +171,7 @@ def loss_batch(problem: Problem, Theta: torch.Tensor, implementation: str) -> to
             part = part if weight is None else part * weight
             total = part if total is None else total + part
         if problem.l2:
-            total = total + _penalty(problem, torch.cat([chunk.square().sum(dim=1) for chunk in Theta.split(size)]))
+            total = total + problem.penalty_of_squares(torch.cat([chunk.square().sum(dim=1) for chunk in Theta.split(size)]))
     return total
 
 
@@ -271,14 +272,8 @@ def loss_combinations(problem: Problem, coords: torch.Tensor, vectors: torch.Ten
             part = part if weight is None else part * weight
             total = part if total is None else total + part
         if problem.l2:
-            total = total + _penalty(problem, torch.cat([(base + c @ vectors).square().sum(dim=1) for c in coords.split(size)]))
+            total = total + problem.penalty_of_squares(torch.cat([(base + c @ vectors).square().sum(dim=1) for c in coords.split(size)]))
     return total
-
-
-def _penalty(problem: Problem, squares: torch.Tensor) -> torch.Tensor:
-    """l2·(‖θ_k‖² + ‖fixed groups‖²) for each point, given ‖θ_k‖² (K,): the L2 term of :meth:`Problem.loss`."""
-    fixed = sum(float((v.to(torch.float64) ** 2).sum()) for v in problem.fixed.values())
-    return problem.l2 * (squares + fixed)
 
 
 def _first_preactivation(x: torch.Tensor, params: dict[str, torch.Tensor], layer: Layer) -> torch.Tensor:

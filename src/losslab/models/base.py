@@ -56,7 +56,10 @@ class Model(ABC):
 
     def apply(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """The model output f(params, X): ``logit`` through the ``link`` (if any)."""
-        z = self.logit(params, X)
+        return self.output_of_logit(self.logit(params, X))
+
+    def output_of_logit(self, z: torch.Tensor) -> torch.Tensor:
+        """The link: the output σ(z) of a logit z (any shape) for a sigmoid link, z itself without one."""
         return torch.sigmoid(z) if self.link == "sigmoid" else z
 
     __call__ = apply
