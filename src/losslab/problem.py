@@ -13,8 +13,7 @@ v with W, b fixed" is a statement.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 import torch
@@ -22,7 +21,9 @@ import torch
 from ._checks import LosslabError, as_tensor, finite_result, float_dtype, nonnegative_float, positive_int, shape
 from ._problem_build import check_device, validate
 from ._problem_copies import converted, restricted
+from ._problem_data import ProblemData
 from ._problem_points import losses_at_points
+from ._problem_vectors import ParameterVectors
 from .batches import DEFAULT_CACHE_BYTES, Batch, Batches, map_tensors, tensors
 from .losses import Loss, get_loss
 from .memory import DEFAULT_MEMORY_BUDGET
@@ -31,7 +32,6 @@ from .models.base import Model, Params
 __all__ = ["Problem"]
 
 
-_INTEGERS = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 # What a Problem is made of: every copy (restrict, full, to, with_memory_budget) is these parts, some replaced,
 # passed through Problem._from_parts.
@@ -48,7 +48,7 @@ _HOW_TO_CHANGE = {
 }
 
 
-class Problem:
+class Problem(ProblemData, ParameterVectors):
     """A model, data, a loss and an L2 weight, as L: R^p → R on a flat vector θ.
 
     Args:
@@ -206,133 +206,6 @@ class Problem:
     def fixed(self) -> Mapping[str, torch.Tensor]:
         """The groups held fixed, name → tensor, read-only (empty unless :meth:`restrict` held some; see the class doc)."""
         return MappingProxyType(self._fixed)
-
-    # ---- data ----------------------------------------------------------------------------
-    def prepare(self, batch: Batch) -> Batch:
-        """A batch on this problem's device: floating inputs in its dtype, targets as the loss reads them."""
-        dev, dt = self.device, self.dtype
-        cast_all = self.model.float_inputs  # built-in models read numbers; a Module keeps integer ids
-
-        def cast(t: torch.Tensor) -> torch.Tensor:
-            t = t.to(dev, non_blocking=True)
-            return t.to(dt) if cast_all or t.is_floating_point() else t
-
-        inputs = map_tensors(batch.inputs, cast)
-        column = isinstance(inputs, torch.Tensor) and inputs.ndim == 1 and (cast_all or inputs.is_floating_point())
-        if column and self.model.d_in in (1, None):
-            inputs = inputs[:, None]
-        y = batch.y.to(dev, non_blocking=True)
-        if self.loss_fn.name == "cross_entropy":
-            y = y.to(torch.int64)
-        else:
-            y = y.to(dt)
-            if y.ndim == 2 and y.shape[1] == 1 and self._out_ndim == 1:
-                y = y[:, 0]
-        return Batch(inputs, y, batch.size)
-
-    def batches(self) -> Iterator[Batch]:
-        """The data, batch by batch, on :attr:`device` (floating inputs in :attr:`dtype`)."""
-        if self.data.cached is not None:
-            yield from self.data.cached  # stored prepared
-            return
-        for b in self.data:
-            yield self.prepare(b)
-
-    def _weights(self) -> Iterator[tuple[Batch, float | None]]:
-        """(batch, n_b / n) pairs; the weight is None when there is one batch (nothing to weight)."""
-        one = self.data.count == 1
-        for b in self.batches():
-            yield b, (None if one else b.size / self.n)
-
-    @property
-    def n(self) -> int:
-        """Number of examples."""
-        return self.data.n
-
-    @property
-    def X(self) -> torch.Tensor:
-        """The inputs, for data given as one in-memory tensor (a multi-batch problem has none: use :meth:`batches`)."""
-        return self._single().inputs
-
-    @property
-    def y(self) -> torch.Tensor:
-        """The targets, for data given as one in-memory batch (see :attr:`X`)."""
-        return self._single().y
-
-    def _single(self) -> Batch:
-        if self.data.cached is None or self.data.count != 1:
-            raise LosslabError(
-                f"expected a problem with its data in one in-memory batch, got {self.data.origin}; "
-                "iterate problem.batches() instead of reading problem.X / problem.y"
-            )
-        return self.data.cached[0]
-
-    # ---- parameter vectors -------------------------------------------------------------
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """The free parameter groups (those in θ), in flattening order."""
-        return self.free
-
-    @property
-    def n_params(self) -> int:
-        """p, the length of θ."""
-        return sum(math.prod(self.model.shapes[g]) for g in self.free)
-
-    def slices(self) -> dict[str, slice]:
-        """Where each free group sits in θ."""
-        out, start = {}, 0
-        for g in self.free:
-            size = math.prod(self.model.shapes[g])
-            out[g] = slice(start, start + size)
-            start += size
-        return out
-
-    def flatten(self, params: Params) -> torch.Tensor:
-        """Concatenate the free groups of ``params`` into θ of shape (p,), on :attr:`device`."""
-        missing = [g for g in self.free if g not in params]
-        if missing:
-            raise LosslabError(f"expected parameter groups {list(self.free)}, got {list(params)} (missing {missing})")
-        for g in self.free:
-            if tuple(params[g].shape) != self.model.shapes[g]:
-                raise LosslabError(f"expected group {g!r} of shape {self.model.shapes[g]}, got shape {tuple(params[g].shape)}")
-        return torch.cat([params[g].reshape(-1).to(device=self.device, dtype=self.dtype) for g in self.free])
-
-    def unflatten(self, theta: torch.Tensor) -> Params:
-        """The full parameter dict: free groups read from θ (p,), fixed groups as held.
-
-        θ of another floating dtype or device is cast (differentiably); one of another shape, or not
-        a real tensor, raises a LosslabError.
-        """
-        theta = self._point(theta, "theta")
-        params = {g: theta[s].reshape(self.model.shapes[g]) for g, s in self.slices().items()}
-        params.update({g: v.to(theta.dtype) for g, v in self._fixed.items()})
-        return params
-
-    def _point(self, theta: object, name: str) -> torch.Tensor:
-        if not isinstance(theta, torch.Tensor) or not (theta.is_floating_point() or theta.dtype in _INTEGERS):
-            got = f"dtype {theta.dtype}" if isinstance(theta, torch.Tensor) else type(theta).__name__
-            raise LosslabError(f"expected {name} as a real torch tensor of shape ({self.n_params},), got {got}; "
-                               "use problem.as_theta(value) to convert an array, list or params dict")
-        if tuple(theta.shape) != (self.n_params,):
-            raise LosslabError(f"expected {name} of shape ({self.n_params},) (the free groups {list(self.free)}), got shape "
-                               f"{tuple(theta.shape)}")
-        return theta if theta.dtype == self.dtype and theta.device == self.device else theta.to(self.device, self.dtype)
-
-    def init(self, seed: int = 0) -> torch.Tensor:
-        """θ from ``model.init(seed=seed)`` (free groups only)."""
-        return self.flatten(self.model.init(seed=seed, dtype=self.dtype))
-
-    def default_theta(self, seed: int = 0) -> torch.Tensor:
-        """θ where analyses start by default: ``model.default_params`` (a wrapped module's own weights)."""
-        return self.flatten(self.model.default_params(seed=seed, dtype=self.dtype))
-
-    def as_theta(self, theta: object, name: str = "theta") -> torch.Tensor:
-        """Validate θ (tensor/array of shape (p,), or a params dict), cast to the problem dtype and device."""
-        if isinstance(theta, dict):
-            theta = self.flatten({g: v.detach() if isinstance(v, torch.Tensor) else v for g, v in theta.items()})
-        theta = as_tensor(name, theta, dtype=self.dtype)
-        shape(name, theta, (self.n_params,))
-        return theta.to(self.device)
 
     # ---- copies ----------------------------------------------------------------------------
     def restrict(self, groups: Iterable[str], at: Params | torch.Tensor | None = None) -> Problem:
