@@ -77,13 +77,14 @@ def _as_inputs(value: object, where: str) -> Inputs:
 
 
 def _kind(value: object) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    if isinstance(value, dict):
-        return f"a dict with keys {list(value)[:8]}"
+    """What stands where a batch, its inputs or its targets should be, by its layout: a sequence's length and element
+    types, a tensor's shape, a dict's keys, else the type. Not ``module_io``'s description of what a forward returned,
+    which names the dtype (outputs must be floating) and what an ``output=`` selector could read."""
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} ({', '.join(type(v).__name__ for v in value[:4])})"
-    return type(value).__name__
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a dict with keys {list(value)[:8]}" if isinstance(value, dict) else type(value).__name__
 
 
 def parse_batch(raw: object, index: int, target_key: str) -> Batch:

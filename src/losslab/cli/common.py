@@ -6,6 +6,7 @@ import functools
 import inspect
 import sys
 import typing
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import torch
@@ -30,53 +31,58 @@ MODELS = ("polynomial", "random-features", "linear", "logistic", "two-layer", "m
 POINTS = {"init": "initial point", "trained": "trained point", "weights": "given weights"}  # --at, in words
 COLORS = {"convex": "green", "non-convex": "red", "no violation found": "yellow"}
 
+
+def _option(kind: object, flag: str, help: str) -> object:
+    """A command-line option: ``kind`` annotated with typer's ``flag`` and ``help`` (its default is the parameter's)."""
+    return Annotated[kind, typer.Option(flag, help=help)]
+
+
 # Options shared by every command that builds a problem.
-ModelOpt = Annotated[str, typer.Option("--model", help=f"a built-in model: {', '.join(MODELS)} (or your own: --model-file)")]
-DataOpt = Annotated[str, typer.Option(
-    "--data", help=f"a built-in data set ({', '.join(data.DATASETS)}) or a file: .npz (no pickle), .pt (weights_only) or "
-    ".safetensors, holding arrays X (inputs) and y (targets)")]
-NOpt = Annotated[int, typer.Option("--n", help="number of examples of a built-in data set")]
-LossOpt = Annotated[str, typer.Option("--loss", help="mse, bce or cross_entropy")]
-WidthOpt = Annotated[int, typer.Option("--width", help="hidden width (two-layer, random-features)")]
-ActivationOpt = Annotated[str, typer.Option("--activation", help="relu, tanh, sigmoid or identity")]
-DegreeOpt = Annotated[int, typer.Option("--degree", help="polynomial degree")]
-HiddenOpt = Annotated[str, typer.Option("--hidden", help="mlp hidden widths, comma-separated")]
-OutBiasOpt = Annotated[bool, typer.Option("--out-bias", help="two-layer: add an output bias c")]
-GroupOpt = Annotated[list[str] | None, typer.Option("--group", help="analyse these groups only (repeatable), the others fixed")]
-L2Opt = Annotated[float, typer.Option("--l2", help="weight of l2·‖θ‖²")]
-ExampleOpt = Annotated[str | None, typer.Option("--example", help=f"a built-in example instead of --model/--data: {', '.join(EXAMPLES)}")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed for data, init and every random choice")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
-AtOpt = Annotated[str | None, typer.Option(
-    "--at", help="the point to analyse: init, trained (Adam from init), or weights (a --model-file module's own weights, "
-    "the default with --model-file; trained otherwise)")]
-ModelFileOpt = Annotated[str | None, typer.Option(
-    "--model-file", help="your own model: FILE.py:FUNCTION, a function that returns a torch.nn.Module (your code, imported and run)")]
-WeightsOpt = Annotated[str | None, typer.Option(
-    "--weights", help="a state dict for --model-file: .pt (torch.load weights_only=True) or .safetensors")]
-XKeyOpt = Annotated[list[str] | None, typer.Option(
-    "--x-key", help="name of the inputs in a --data file (default X); repeat for a dict of inputs, passed as module(**inputs)")]
-YKeyOpt = Annotated[str, typer.Option("--y-key", help="name of the targets in a --data file")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="where to compute: cpu, cuda, cuda:1, … (default: the model's)")]
-BatchSizeOpt = Annotated[int | None, typer.Option(
-    "--batch-size", help="evaluate the data in batches of this many examples (memory); the loss is the same, accumulated exactly "
-    "(except in --mode train, where BatchNorm uses each batch's statistics)")]
-ModeOpt = Annotated[str | None, typer.Option(
-    "--mode", help="--model-file: eval (default: running BatchNorm statistics, no dropout) or train (batch statistics)")]
-ParamsOpt = Annotated[str | None, typer.Option(
-    "--params", help="--model-file: the parameters analysed: trainable (default, requires_grad=True), all, or comma-separated names")]
-TrainStepsOpt = Annotated[int, typer.Option("--train-steps", help="Adam steps to the trained point")]
-MemoryBudgetOpt = Annotated[int, typer.Option(
-    "--memory-budget", help="MiB of intermediates an analysis may allocate (the Problem's memory_budget); larger requests are "
-    "done in blocks that fit, or refused up front")]
+ModelOpt = _option(str, "--model", f"a built-in model: {', '.join(MODELS)} (or your own: --model-file)")
+DataOpt = _option(str, "--data",
+    f"a built-in data set ({', '.join(data.DATASETS)}) or a file: .npz (no pickle), .pt (weights_only) or "
+    ".safetensors, holding arrays X (inputs) and y (targets)")
+NOpt = _option(int, "--n", "number of examples of a built-in data set")
+LossOpt = _option(str, "--loss", "mse, bce or cross_entropy")
+WidthOpt = _option(int, "--width", "hidden width (two-layer, random-features)")
+ActivationOpt = _option(str, "--activation", "relu, tanh, sigmoid or identity")
+DegreeOpt = _option(int, "--degree", "polynomial degree")
+HiddenOpt = _option(str, "--hidden", "mlp hidden widths, comma-separated")
+OutBiasOpt = _option(bool, "--out-bias", "two-layer: add an output bias c")
+GroupOpt = _option(list[str] | None, "--group", "analyse these groups only (repeatable), the others fixed")
+L2Opt = _option(float, "--l2", "weight of l2·‖θ‖²")
+ExampleOpt = _option(str | None, "--example", f"a built-in example instead of --model/--data: {', '.join(EXAMPLES)}")
+SeedOpt = _option(int, "--seed", "seed for data, init and every random choice")
+JsonOpt = _option(bool, "--json", "print machine-readable JSON")
+AtOpt = _option(str | None, "--at",
+    "the point to analyse: init, trained (Adam from init), or weights (a --model-file module's own weights, "
+    "the default with --model-file; trained otherwise)")
+ModelFileOpt = _option(str | None, "--model-file",
+    "your own model: FILE.py:FUNCTION, a function that returns a torch.nn.Module (your code, imported and run)")
+WeightsOpt = _option(str | None, "--weights", "a state dict for --model-file: .pt (torch.load weights_only=True) or .safetensors")
+XKeyOpt = _option(list[str] | None, "--x-key",
+    "name of the inputs in a --data file (default X); repeat for a dict of inputs, passed as module(**inputs)")
+YKeyOpt = _option(str, "--y-key", "name of the targets in a --data file")
+DeviceOpt = _option(str | None, "--device", "where to compute: cpu, cuda, cuda:1, … (default: the model's)")
+BatchSizeOpt = _option(int | None, "--batch-size",
+    "evaluate the data in batches of this many examples (memory); the loss is the same, accumulated exactly "
+    "(except in --mode train, where BatchNorm uses each batch's statistics)")
+ModeOpt = _option(str | None, "--mode",
+    "--model-file: eval (default: running BatchNorm statistics, no dropout) or train (batch statistics)")
+ParamsOpt = _option(str | None, "--params",
+    "--model-file: the parameters analysed: trainable (default, requires_grad=True), all, or comma-separated names")
+TrainStepsOpt = _option(int, "--train-steps", "Adam steps to the trained point")
+MemoryBudgetOpt = _option(int, "--memory-budget",
+    "MiB of intermediates an analysis may allocate (the Problem's memory_budget); larger requests are "
+    "done in blocks that fit, or refused up front")
 
 LARGE = {"points": 250_000, "chords": 100_000, "probes": 200}
 """Sizes that run only with --yes: a slice of more points (a 500×500 plane), a check of more chords, a spectrum of more
 probes; also any request whose kept arrays exceed the memory budget. Deterministic: the time estimate printed beside
 them is measured on the machine (a few of the request's own operations, timed) and only informs."""
-YesOpt = Annotated[bool, typer.Option(
-    "--yes", help="run a large request: a slice of over 250,000 points, a check of over 100,000 chords, a spectrum of over 200 "
-    "probes, or one needing more than --memory-budget (else it is refused, with an estimate of its time and memory)")]
+YesOpt = _option(bool, "--yes",
+    "run a large request: a slice of over 250,000 points, a check of over 100,000 chords, a spectrum of over 200 "
+    "probes, or one needing more than --memory-budget (else it is refused, with an estimate of its time and memory)")
 
 
 def confirm_large(what: str, *, size: int, unit: str, cost: Cost, budget: int, yes: bool) -> None:
@@ -236,19 +242,29 @@ SHARED = (
 )
 
 
-def problem_command(**defaults):
+def writes_options(name: str, files: str) -> tuple[tuple[str, object, object], ...]:
+    """The options that end a command writing a folder of ``files``: ``--out`` (``out_dir``, default ``losslab-NAME``),
+    ``--json`` (``as_json``) and ``--yes`` (``yes``)."""
+    out_opt = _option(Path, "--out", f"folder for {files}: new (its parent must exist), empty, or an earlier {name}'s (replaced whole)")
+    return ("out_dir", out_opt, Path(f"losslab-{name}")), ("as_json", JsonOpt, False), ("yes", YesOpt, False)
+
+
+def problem_command(*, writes: tuple[str, str] | None = None, **defaults):
     """Give a command the shared problem options; it receives ``problem`` (restricted to ``--group``), ``groups``, ``seed``.
 
     ``defaults`` overrides the shared defaults (e.g. ``activation="tanh"``). The command's own
     options follow the shared ones on its command line; errors become one line (``friendly_errors``).
+    ``writes=(name, files)``: the command writes a folder, and its own options are followed by
+    :func:`writes_options` (it receives ``out_dir``, ``as_json`` and ``yes``).
     """
+    tail = writes_options(*writes) if writes else ()
 
     def decorate(command):
         hints = typing.get_type_hints(command, include_extras=True)
-        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values()
-               if p.name not in ("problem", "groups", "seed")]
-        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=defaults.get(name, default))
-                  for name, kind, default in SHARED]
+        given = ("problem", "groups", "seed", *(name for name, _, _ in tail))
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values() if p.name not in given]
+        keyword = lambda name, kind, default: inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        shared = [keyword(name, kind, defaults.get(name, default)) for name, kind, default in SHARED]
 
         @functools.wraps(command)
         def wrapper(**kwargs):
@@ -258,7 +274,7 @@ def problem_command(**defaults):
             problem = full if groups is None else full.restrict(groups, at=full.default_theta(options["seed"]))
             return command(problem=problem, groups=groups, seed=options["seed"], **kwargs)
 
-        params = shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        params = shared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + [keyword(*option) for option in tail]
         wrapper.__signature__ = inspect.Signature(params)
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return friendly_errors(wrapper)

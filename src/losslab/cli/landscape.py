@@ -14,27 +14,14 @@ from ..problem import Problem
 from ..random_streams import child_seed
 from ..report import check_out_folder, line_png, plane_contour_png, plane_surface_html, writing_folder
 from ._app import app
-from .common import (
-    POINTS,
-    AtOpt,
-    JsonOpt,
-    TrainStepsOpt,
-    YesOpt,
-    analysis_point,
-    confirm_large,
-    err_console,
-    module_mode,
-    out,
-    problem_command,
-    resolve_at,
-)
+from .common import POINTS, AtOpt, TrainStepsOpt, analysis_point, confirm_large, err_console, module_mode, out, problem_command, resolve_at
 from .estimate import landscape_cost
 
 DIRECTIONS = ("filter", "random", "eigen", "pca")
 
 
 @app.command()
-@problem_command(activation="tanh")
+@problem_command(activation="tanh", writes=("landscape", "landscape.npz, .png and .html"))
 def landscape(
     problem: Problem, groups: list[str] | None, seed: int,
     dims: int = typer.Option(2, help="1: the line from the initial (or given) point to the trained point; 2: a plane around --at"),
@@ -45,10 +32,7 @@ def landscape(
     train_steps: TrainStepsOpt = 300,
     steps: int = typer.Option(41, help="grid points per axis"),
     span: float = typer.Option(1.0, help="half-width of the plane in units of the directions"),
-    out_dir: Path = typer.Option(Path("losslab-landscape"), "--out", help=(
-        "folder for landscape.npz, .png and .html: new (its parent must exist), empty, or an earlier landscape's (replaced whole)")),
-    as_json: JsonOpt = False,
-    yes: YesOpt = False,
+    *, out_dir: Path, as_json: bool, yes: bool,  # --out, --json, --yes: problem_command(writes=...)
 ) -> None:
     """A slice of the loss landscape: the line init → trained, or a plane; with its discrete convexity."""
     dims = positive_int("dims", dims)

@@ -15,20 +15,7 @@ from ..memory import require
 from ..problem import Problem
 from ..report import check_out_folder, spectrum_png, writing_folder
 from ._app import app
-from .common import (
-    POINTS,
-    AtOpt,
-    JsonOpt,
-    TrainStepsOpt,
-    YesOpt,
-    analysis_point,
-    confirm_large,
-    err_console,
-    module_mode,
-    out,
-    problem_command,
-    resolve_at,
-)
+from .common import POINTS, AtOpt, TrainStepsOpt, analysis_point, confirm_large, err_console, module_mode, out, problem_command, resolve_at
 from .estimate import spectrum_cost
 
 
@@ -61,7 +48,7 @@ def extreme_eigenvalues(H: HessianOperator, k: int, *, seed: int) -> tuple[list[
 
 
 @app.command()
-@problem_command(activation="tanh")
+@problem_command(activation="tanh", writes=("spectrum", "spectrum.png and spectrum.json"))
 def spectrum(
     problem: Problem, groups: list[str] | None, seed: int,
     at: AtOpt = None,
@@ -69,10 +56,7 @@ def spectrum(
     k: int = typer.Option(3, help="how many eigenvalues at each end (largest first, then smallest); when 2k exceeds the number of "
                           "parameters p, all p are listed once: the ceil(p/2) largest and the floor(p/2) smallest"),
     probes: int = typer.Option(10, help="random probes for the trace and the density"),
-    out_dir: Path = typer.Option(Path("losslab-spectrum"), "--out", help=(
-        "folder for spectrum.png and spectrum.json: new (its parent must exist), empty, or an earlier spectrum's (replaced whole)")),
-    as_json: JsonOpt = False,
-    yes: YesOpt = False,
+    *, out_dir: Path, as_json: bool, yes: bool,  # --out, --json, --yes: problem_command(writes=...)
 ) -> None:
     """The Hessian's spectrum at a point, and how much of it comes from the model being nonlinear in its parameters."""
     k = positive_int("k", k)

@@ -204,6 +204,8 @@ class _GraphOperator(CurvatureOperator):
     frees each before the next (exact either way: batch b enters with weight n_b/n).
     """
 
+    l2_term = True  # products add the data-independent L2 term 2·l2·v
+
     def __init__(self, problem: Problem, theta: object):
         if not isinstance(problem, Problem):
             raise LosslabError(f"expected a losslab.Problem, got {type(problem).__name__}")
@@ -223,18 +225,13 @@ class _GraphOperator(CurvatureOperator):
     def _graph_products(self, graph, V: torch.Tensor, batched: bool) -> torch.Tensor:
         raise NotImplementedError
 
-    def _extra(self, V: torch.Tensor) -> torch.Tensor | None:
-        """The data-independent part of a product (the L2 term), or None."""
-        return None
-
     def _products(self, V: torch.Tensor, batched: bool) -> torch.Tensor:
         graphs = self._graphs if self.cached else (self._build(b, w) for b, w in self.problem._weights())
         total = None
         for graph in graphs:
             part = self._graph_products(graph, V, batched)
             total = part if total is None else total + part
-        extra = self._extra(V)
-        return total if extra is None else total + extra
+        return total + 2 * self.problem.l2 * V if self.problem.l2 and self.l2_term else total
 
     def _apply_rows(self, V: torch.Tensor) -> torch.Tensor:
         if V.shape[0] > 1 and self._chunk > 1 and self._batched:
@@ -263,6 +260,17 @@ def _output_and_loss_gradient(problem: Problem, x: torch.Tensor, batch, weight, 
     loss = problem.loss_fn(zd, batch.y)
     (gz,) = torch.autograd.grad(loss if weight is None else weight * loss, zd, create_graph=create_graph)
     return z, zd, gz
+
+
+def _transposed_jacobian_graph(problem: Problem, theta: torch.Tensor, batch, weight, *, ggn: bool):
+    """(x, z, zd, gz, c, Jᵀc) on ``batch``, x a fresh leaf copy of θ: for the GGN c = u, a zero leaf (Jᵀu differentiated in u
+    is J v; gz keeps its graph in zd for H_ℓ·Jv); for H − GGN c = r = gz held fixed (Jᵀr differentiated in x is Σ_i r_i ∇²z_i)."""
+    x = theta.clone().requires_grad_(True)
+    with torch.enable_grad():
+        z, zd, gz = _output_and_loss_gradient(problem, x, batch, weight, create_graph=ggn)
+        c = torch.zeros_like(z, requires_grad=True) if ggn else gz
+        jtc = torch.autograd.grad(z, x, c, create_graph=True, allow_unused=True)[0]
+    return x, z, zd, gz, c, jtc
 
 
 class HessianOperator(_GraphOperator):
@@ -316,9 +324,6 @@ class HessianOperator(_GraphOperator):
                for r, size in zip(res, self._sizes)]
         return torch.cat(out, dim=-1)
 
-    def _extra(self, V: torch.Tensor) -> torch.Tensor | None:
-        return 2 * self.problem.l2 * V if self.problem.l2 else None
-
 
 class GGNOperator(_GraphOperator):
     """The generalised Gauss–Newton matrix G = Jᵀ H_ℓ J + 2·l2·I (p × p), matrix-free.
@@ -335,21 +340,13 @@ class GGNOperator(_GraphOperator):
     """
 
     def _build(self, batch, weight):
-        x = self.theta.clone().requires_grad_(True)
-        with torch.enable_grad():
-            z, zd, gz = _output_and_loss_gradient(self.problem, x, batch, weight, create_graph=True)
-            u = torch.zeros_like(z, requires_grad=True)
-            jtu = torch.autograd.grad(z, x, u, create_graph=True, allow_unused=True)[0]
-        return x, z, zd, gz, u, jtu
+        return _transposed_jacobian_graph(self.problem, self.theta, batch, weight, ggn=True)
 
     def _graph_products(self, graph, V: torch.Tensor, batched: bool) -> torch.Tensor:
         x, z, zd, gz, u, jtu = graph
         jv = _grad(jtu, u, V, batched)
         hjv = _grad(gz, zd, jv, batched)
         return _grad(z, x, hjv, batched)
-
-    def _extra(self, V: torch.Tensor) -> torch.Tensor | None:
-        return 2 * self.problem.l2 * V if self.problem.l2 else None
 
 
 class NonlinearityOperator(_GraphOperator):
@@ -365,11 +362,10 @@ class NonlinearityOperator(_GraphOperator):
         theta: the point, shape (p,) (or a params dict).
     """
 
+    l2_term = False  # in both H and G
+
     def _build(self, batch, weight):
-        x = self.theta.clone().requires_grad_(True)
-        with torch.enable_grad():
-            z, _, r = _output_and_loss_gradient(self.problem, x, batch, weight, create_graph=False)
-            jtr = torch.autograd.grad(z, x, r, create_graph=True, allow_unused=True)[0]
+        x, *_, jtr = _transposed_jacobian_graph(self.problem, self.theta, batch, weight, ggn=False)
         return x, jtr
 
     def _graph_products(self, graph, V: torch.Tensor, batched: bool) -> torch.Tensor:

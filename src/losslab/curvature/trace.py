@@ -135,6 +135,19 @@ def _deflated_hutchinson(op: CurvatureOperator, Q: torch.Tensor, g: int, gen: to
     return _mean_stderr(_forms(op, signs, _quadratic, Q=Q, what=f"the deflated Hutchinson part ({g} probes)", setting="samples"))
 
 
+def _probe_forms(problem_or_operator: object, theta: object, samples: int, seed: int, form, what: str):
+    """(op, s, seed, forms): ``form(z, A z)`` and the gain ‖Az‖/‖z‖ (rows of forms, (2, s)) for s ≥ 2 Rademacher probes z
+    from the ``"probes"`` stream of ``seed``; refused before drawing them when they and a block of products exceed the budget."""
+    op = as_operator(problem_or_operator, theta)
+    s = positive_int("samples", samples, minimum=2)
+    seed = seed_int("seed", seed)
+    p = op.shape[0]
+    what = f"{what} with {s} probes of p = {p:,}"
+    require(s * p + probe_bytes(p), op.memory_budget, what, "samples")
+    signs = _signs(p, s, generator(seed, "probes"))
+    return op, s, seed, _forms(op, signs, _with_gain(form), what=what, setting="samples", rows=2)
+
+
 def _mean_stderr(x: torch.Tensor) -> tuple[float, float]:
     mean = float(x.mean())
     return mean, float(x.std(correction=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
@@ -161,13 +174,7 @@ def hutchinson(problem_or_operator: object, theta: object = None, *, samples: in
         >>> hutchinson(MatrixOperator(torch.eye(4, dtype=torch.float64)), samples=3).estimate
         4.0
     """
-    op = as_operator(problem_or_operator, theta)
-    s = positive_int("samples", samples, minimum=2)
-    seed = seed_int("seed", seed)
-    p = op.shape[0]
-    require(s * p + probe_bytes(p), op.memory_budget, f"Hutchinson with {s} probes of p = {p:,}", "samples")
-    signs = _signs(p, s, generator(seed, "probes"))
-    forms = _forms(op, signs, _with_gain(_quadratic), what=f"Hutchinson with {s} probes of p = {p:,}", setting="samples", rows=2)
+    op, s, seed, forms = _probe_forms(problem_or_operator, theta, samples, seed, _quadratic, "Hutchinson")
     est, se = _mean_stderr(forms[0])
     return TraceEstimate(est, max(se, _floor(op, forms[1])), s, s, "hutchinson", seed)
 
@@ -305,13 +312,7 @@ def frobenius_norm(problem_or_operator: object, theta: object = None, *, samples
     The standard error is the delta method's, se(‖A‖_F²) / (2‖A‖_F). The probes come from the
     ``"probes"`` stream of ``seed`` (:mod:`losslab.random_streams`).
     """
-    op = as_operator(problem_or_operator, theta)
-    s = positive_int("samples", samples, minimum=2)
-    seed = seed_int("seed", seed)
-    p = op.shape[0]
-    require(s * p + probe_bytes(p), op.memory_budget, f"‖A‖_F with {s} probes of p = {p:,}", "samples")
-    signs = _signs(p, s, generator(seed, "probes"))
-    forms = _forms(op, signs, _with_gain(lambda Z, AZ: (AZ**2).sum(0)), what=f"‖A‖_F with {s} probes", setting="samples", rows=2)
+    op, s, seed, forms = _probe_forms(problem_or_operator, theta, samples, seed, lambda Z, AZ: (AZ**2).sum(0), "‖A‖_F")
     sq, se = _mean_stderr(forms[0])
     norm = math.sqrt(max(sq, 0.0))
     return TraceEstimate(norm, max(se / (2 * norm) if norm > 0 else 0.0, _floor(op, forms[1], 0.5)), s, s, "frobenius", seed)

@@ -192,16 +192,8 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
     residual = float(((f0 + phi @ theta64 - y) ** 2).mean())
     loss = float(p64.loss(theta64))
     theta = theta64.to(problem.dtype)
-    return LeastSquaresResult(
-        params=problem.unflatten(theta),
-        theta=theta,
-        rank=rank,
-        residual=residual,
-        loss=loss,
-        ridge=lam,
-        features=phi,
-        offset=f0,
-    )
+    return LeastSquaresResult(params=problem.unflatten(theta), theta=theta, rank=rank, residual=residual, loss=loss, ridge=lam,
+                              features=phi, offset=f0)
 
 
 def least_squares(problem: Problem, *, ridge: float = 0.0, theta0: object = None) -> Params:

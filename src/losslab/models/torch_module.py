@@ -113,10 +113,8 @@ class Module(Model):
                 f"expected a module that can be copied (losslab analyses a private copy), got {type(err).__name__}: {first}; "
                 "for weight norm use torch.nn.utils.parametrizations.weight_norm"
             ) from None
-        if mode == "eval":
-            module.eval()
-        else:
-            module.train()
+        module.train(mode == "train")
+        if mode == "train":
             torch.func.replace_all_batch_norm_modules_(module)
         self.module = module
         every = dict(module.named_parameters())
@@ -178,8 +176,9 @@ class Module(Model):
         return self.init(seed=None, dtype=dtype)
 
     # ---- evaluation ------------------------------------------------------------------------
-    def _held(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
-        """Buffers and frozen parameters as held constants, floating ones in ``dtype``, on ``device``."""
+    def held(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        """Buffers and frozen parameters, as the forward holds them for parameters of ``dtype`` on ``device``: held constants,
+        floating ones in ``dtype`` (cached per dtype and device)."""
         key = (dtype, device)
         if key not in self._cast:
             self._cast[key] = {
@@ -193,7 +192,7 @@ class Module(Model):
         if ref is None:
             raise LosslabError(f"expected params as a dict of floating tensors with groups {list(self.groups)}, got {list(params)}")
         args, kwargs = call_args(inputs)
-        full = {**params, **self._held(ref.dtype, ref.device)}
+        full = {**params, **self.held(ref.dtype, ref.device)}
         full |= {alias: full[name] for alias, name in self._aliases.items() if name in full}
         out = torch.func.functional_call(self._forward, full, args, kwargs, tie_weights=False)
         z = select_output(out, None if self._stripped else self.output)
@@ -208,18 +207,13 @@ class Module(Model):
         not just its layers: forward hooks or pre-hooks (``spectral_norm`` is one), parametrizations,
         an instance-level ``forward``, or a parameter shared between layers (tied weights).
         """
-        if self.output is not None or self._stripped or _hooked(self._forward):
-            return None
-        if any(torch.nn.utils.parametrize.is_parametrized(m) for m in self._forward.modules()):
+        if self.output is not None or self._stripped or _hooked(self._forward) or any(
+                torch.nn.utils.parametrize.is_parametrized(m) for m in self._forward.modules()):
             return None
         spec = sequential_layers(self._forward)
         names = set(self.shapes) | set(self.frozen) | {n for n, _ in self._forward.named_buffers()}
         named = [g for layer in spec or () for g in (layer.weight, layer.bias) if g is not None]
         return spec if spec is not None and set(named) <= names and len(set(named)) == len(named) else None
-
-    def held(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
-        """Buffers and frozen parameters, as the forward holds them for parameters of ``dtype`` on ``device``."""
-        return self._held(dtype, device)
 
     def check_float64(self, inputs: Inputs) -> None:
         """Raise unless the module re-evaluates in float64 (every witness is re-checked in float64).
@@ -399,10 +393,8 @@ def _aliases(module: torch.nn.Module) -> dict[str, str]:
 
 def _hooked(module: torch.nn.Module) -> str:
     """Names of submodules with forward hooks or an instance-level ``forward`` (invisible to torch.fx), or ''."""
-    names = []
-    for name, m in module.named_modules():
-        if m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m):
-            names.append(name or type(m).__name__)
+    names = [name or type(m).__name__ for name, m in module.named_modules()
+             if m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m)]
     if torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks:
         names.append("global hooks")
     return ", ".join(names[:3])
