@@ -119,16 +119,8 @@ def _decide(lo: float, blo: float, hi: float, bhi: float, delta: float, converge
 
 
 @with_analysis_threads
-def classify(
-    problem: Problem,
-    theta: object,
-    *,
-    grad_tol: float | None = None,
-    eig_tol: float | None = None,
-    tol: float | None = None,
-    max_iter: int | None = None,
-    seed: int = 0,
-) -> CriticalPointResult:
+def classify(problem: Problem, theta: object, *, grad_tol: float | None = None, eig_tol: float | None = None,
+             tol: float | None = None, max_iter: int | None = None, seed: int = 0) -> CriticalPointResult:
     """Classify θ as a minimum, saddle, maximum, degenerate or inconclusive critical point, or not critical.
 
     Args:

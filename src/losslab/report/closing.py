@@ -10,8 +10,10 @@ come from, each one as the code's docstrings cite it (a test finds every ``cited
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["ARGUMENT_SOURCES", "METHOD_SOURCES", "SOURCES", "STEPS", "Source", "Step", "closing_html"]
 
@@ -107,119 +109,14 @@ _CONCLUSION = (
     "that matter, at the price of a loss with many minima that no regulariser or optimiser removes."
 )
 
-_CONVEXITY = ("linear-in-parameters", "two-layer", "depth", "sigmoid-loss", "relu-surface", "regularization")
-_LANCZOS = ("depth", "regularization", "sigmoid-mlp", "gd-vs-sgd")
-_POLYFITS = ("underfitting", "overfitting", "more-data")
-_FITS = ("linear-in-parameters", "underfitting", "overfitting", "more-data", "bias-variance", "two-layer", "feature-learning")
-_TRAINED = ("two-layer", "depth", "feature-learning", "regularization")
-_CLASSIFY = ("sigmoid-mlp", "gd-vs-sgd")
+def _sources(part: str) -> tuple[Source, ...]:
+    data = json.loads(Path(__file__).with_name("sources.json").read_text(encoding="utf-8"))[part]
+    return tuple(Source(**{**d, "experiments": tuple(d["experiments"])}) for d in data)
 
-ARGUMENT_SOURCES = (
-    Source("Boyd & Vandenberghe 2004", "S. Boyd and L. Vandenberghe", "2004", "Convex Optimization", "Cambridge University Press",
-           "convexity proofs by composition (§3.2), logistic regression (§7.1)", _CONVEXITY),
-    Source("Rahimi & Recht 2007", "A. Rahimi and B. Recht", "2007", "Random features for large-scale kernel machines",
-           "Advances in Neural Information Processing Systems 20", "random features: a network's hidden layer, frozen",
-           ("two-layer", "feature-learning", "depth")),
-    Source("Hastie, Tibshirani & Friedman 2009", "T. Hastie, R. Tibshirani and J. Friedman", "2009",
-           "The Elements of Statistical Learning, 2nd ed.", "Springer", "the bias–variance decomposition (§7.3)", ("bias-variance",)),
-    Source("Ghorbani, Mei, Misiakiewicz & Montanari (2019, 2021)", "B. Ghorbani, S. Mei, T. Misiakiewicz and A. Montanari", "2019",
-           "Limitations of lazy training of two-layers neural networks", "Advances in Neural Information Processing Systems 32",
-           "the limits of random features and linearized networks", ("feature-learning",)),
-    Source("Ghorbani, Mei, Misiakiewicz & Montanari (2019, 2021)", "B. Ghorbani, S. Mei, T. Misiakiewicz and A. Montanari", "2021",
-           "Linearized two-layers neural networks in high dimension", "Annals of Statistics 49(2)",
-           "the limits of kernels and linearized networks in high dimension", ("feature-learning",)),
-    Source("Damian, Lee & Soltanolkotabi (2022)", "A. Damian, J. D. Lee and M. Soltanolkotabi", "2022",
-           "Neural networks can learn representations with gradient descent", "Conference on Learning Theory (COLT)",
-           "networks learning the hidden directions", ("feature-learning",)),
-    Source("Abbe, Boix-Adserà & Misiakiewicz", "E. Abbe, E. Boix-Adserà and T. Misiakiewicz", "2022",
-           "The merged-staircase property: a necessary and nearly sufficient condition for SGD learning of sparse functions "
-           "on two-layer neural networks", "Conference on Learning Theory (COLT)", "networks learning the hidden directions",
-           ("feature-learning",)),
-    Source("Goodfellow, Bengio & Courville 2016", "I. Goodfellow, Y. Bengio and A. Courville", "2016", "Deep Learning", "MIT Press",
-           "weight-space symmetry as a certificate of non-convexity (§8.2.2)", ("two-layer", "depth")),
-    Source("Baldi & Hornik 1989", "P. Baldi and K. Hornik", "1989",
-           "Neural networks and principal component analysis: learning from examples without local minima",
-           "Neural Networks 2(1)", "deep linear networks", ("depth",)),
-    Source("Kawaguchi 2016", "K. Kawaguchi", "2016", "Deep learning without poor local minima",
-           "Advances in Neural Information Processing Systems 29", "deep linear networks", ("depth",)),
-    Source("Schraudolph 2002", "N. N. Schraudolph", "2002", "Fast curvature matrix-vector products for second-order gradient descent",
-           "Neural Computation 14(7)", "the Hessian as Gauss–Newton plus the model's curvature", ("depth",)),
-    Source("Martens 2020", "J. Martens", "2020", "New insights and perspectives on the natural gradient method",
-           "Journal of Machine Learning Research 21", "the Hessian as Gauss–Newton plus the model's curvature", ("depth",)),
-    Source("Chen, Lu & Hecht-Nielsen 1993", "A. M. Chen, H. Lu and R. Hecht-Nielsen", "1993",
-           "On the geometry of feedforward neural network error surfaces", "Neural Computation 5(6)",
-           "symmetric copies of a network, counted as one minimum", ("gd-vs-sgd",)),
-    Source("Fukumizu & Amari 2000", "K. Fukumizu and S. Amari", "2000",
-           "Local minima and plateaus in hierarchical structures of multilayer perceptrons", "Neural Networks 13(3)",
-           "saddles from a narrower network embedded in a wider one", ("sigmoid-mlp",)),
-    Source("Srivastava et al. 2014", "N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever and R. Salakhutdinov", "2014",
-           "Dropout: a simple way to prevent neural networks from overfitting", "Journal of Machine Learning Research 15",
-           "dropout", ("regularization",)),
-    Source("Wager, Wang & Liang 2013", "S. Wager, S. Wang and P. Liang", "2013", "Dropout training as adaptive regularization",
-           "Advances in Neural Information Processing Systems 26", "dropout as an L2 penalty in expectation", ("regularization",)),
-    Source("Keskar et al. 2017", "N. S. Keskar, D. Mudigere, J. Nocedal, M. Smelyanskiy and P. T. P. Tang", "2017",
-           "On large-batch training for deep learning: generalization gap and sharp minima",
-           "International Conference on Learning Representations", "the claim that SGD's noise escapes poor minima", ("gd-vs-sgd",)),
-    Source("Zhu et al. 2019", "Z. Zhu, J. Wu, B. Yu, L. Wu and J. Ma", "2019",
-           "The anisotropic noise in stochastic gradient descent: its behavior of escaping from sharp minima and "
-           "regularization effects", "International Conference on Machine Learning", "the claim that SGD's noise escapes poor minima",
-           ("gd-vs-sgd",)),
-)
-"""The works the argument's steps come from, as the code cites them."""
 
-METHOD_SOURCES = (
-    Source("Li, Xu, Taylor, Studer & Goldstein 2018", "H. Li, Z. Xu, G. Taylor, C. Studer and T. Goldstein", "2018",
-           "Visualizing the loss landscape of neural nets", "Advances in Neural Information Processing Systems 31",
-           "plane slices with filter-normalised directions", ("linear-in-parameters", "two-layer")),
-    Source("Goodfellow, Vinyals & Saxe (2015)", "I. J. Goodfellow, O. Vinyals and A. M. Saxe", "2015",
-           "Qualitatively characterizing neural network optimization problems", "International Conference on Learning Representations",
-           "the loss along a line between two points", ("sigmoid-loss",)),
-    Source("Golub & Welsch 1969", "G. H. Golub and J. H. Welsch", "1969", "Calculation of Gauss quadrature rules",
-           "Mathematics of Computation 23(106)", "exact population errors by Gauss–Legendre quadrature", _POLYFITS),
-    Source("Higham 2002", "N. J. Higham", "2002", "Accuracy and Stability of Numerical Algorithms, 2nd ed.", "SIAM",
-           "float64 rounding bounds of dot products and least squares", ("linear-in-parameters", "overfitting")),
-    Source("Golub & Van Loan", "G. H. Golub and C. F. Van Loan", "2013", "Matrix Computations, 4th ed.", "Johns Hopkins University Press",
-           "least squares (§5.3, §6.1) and the Lanczos method (§10.1)", _FITS + _LANCZOS),
-    Source("Saunders, Gammerman & Vovk 1998", "C. Saunders, A. Gammerman and V. Vovk", "1998",
-           "Ridge regression learning algorithm in dual variables", "International Conference on Machine Learning",
-           "kernel ridge regression", ("feature-learning",)),
-    Source("Kingma & Ba 2015", "D. P. Kingma and J. Ba", "2015", "Adam: a method for stochastic optimization",
-           "International Conference on Learning Representations", "the Adam optimiser", _TRAINED),
-    Source("Rumelhart, Hinton & Williams 1986", "D. E. Rumelhart, G. E. Hinton and R. J. Williams", "1986",
-           "Learning representations by back-propagating errors", "Nature 323", "backpropagation by hand", ("sigmoid-mlp",)),
-    Source("Pearlmutter 1994", "B. A. Pearlmutter", "1994", "Fast exact multiplication by the Hessian", "Neural Computation 6(1)",
-           "Hessian-vector products", _CONVEXITY + _LANCZOS),
-    Source("Lanczos 1950", "C. Lanczos", "1950",
-           "An iteration method for the solution of the eigenvalue problem of linear differential and integral operators",
-           "Journal of Research of the National Bureau of Standards 45(4)", "extreme Hessian eigenvalues", _LANCZOS),
-    Source("Wu & Simon 2000", "K. Wu and H. Simon", "2000", "Thick-restart Lanczos method for large symmetric eigenvalue problems",
-           "SIAM Journal on Matrix Analysis and Applications 22(2)", "restarting Lanczos", _LANCZOS),
-    Source("Parlett", "B. N. Parlett", "1998", "The Symmetric Eigenvalue Problem", "SIAM (Classics in Applied Mathematics 20)",
-           "residual bounds of Ritz values (Thm 4.5.1)", _LANCZOS),
-    Source("Kato–Temple", "T. Kato", "1949", "On the upper and lower bounds of eigenvalues", "Journal of the Physical Society of Japan 4",
-           "the quadratic (Kato–Temple) error bound of Ritz values", _LANCZOS),
-    Source("Kato–Temple", "G. Temple", "1928", "The theory of Rayleigh's principle as applied to continuous systems",
-           "Proceedings of the Royal Society of London A 119", "the quadratic (Kato–Temple) error bound of Ritz values", _LANCZOS),
-    Source("Mathias 1998", "R. Mathias", "1998", "Quadratic residual bounds for the Hermitian eigenvalue problem",
-           "SIAM Journal on Matrix Analysis and Applications 19(2)", "the Kato–Temple bound for clusters of eigenvalues", _LANCZOS),
-    Source("Nocedal & Wright", "J. Nocedal and S. J. Wright", "2006", "Numerical Optimization, 2nd ed.", "Springer",
-           "the second-order test: minimum, saddle or maximum (Thm 2.3–2.4)", _CLASSIFY),
-    Source("Hutchinson (1989)", "M. F. Hutchinson", "1989",
-           "A stochastic estimator of the trace of the influence matrix for Laplacian smoothing splines",
-           "Communications in Statistics – Simulation and Computation 18(3)", "stochastic trace and norm estimates",
-           ("depth", *_CLASSIFY)),
-    Source("Ghorbani, Krishnan & Xiao 2019", "B. Ghorbani, S. Krishnan and Y. Xiao", "2019",
-           "An investigation into neural net optimization via Hessian eigenvalue density", "International Conference on Machine Learning",
-           "Hessian spectral densities by stochastic Lanczos quadrature", ("depth",)),
-    Source("Lin, Saad & Yang 2016", "L. Lin, Y. Saad and C. Yang", "2016", "Approximating spectral densities of large matrices",
-           "SIAM Review 58(1)", "spectral densities", ("depth",)),
-    Source("Golub & Meurant", "G. H. Golub and G. Meurant", "2010", "Matrices, Moments and Quadrature with Applications",
-           "Princeton University Press", "Gauss quadrature from Lanczos", ("depth",)),
-    Source("McNemar's z", "Q. McNemar", "1947",
-           "Note on the sampling error of the difference between correlated proportions or percentages", "Psychometrika 12(2)",
-           "McNemar's test for paired outcomes", ("gd-vs-sgd",)),
-)
-"""The works the methods of the built-in experiments come from, as the code cites them."""
+#: The works the argument rests on, and those of the methods the experiments use (report/sources.json).
+ARGUMENT_SOURCES = _sources("argument")
+METHOD_SOURCES = _sources("methods")
 
 SOURCES = ARGUMENT_SOURCES + METHOD_SOURCES
 
