@@ -81,3 +81,22 @@ def test_show_settings_rows_give_value_constraint_and_help():
     rows = {r["name"]: r for r in describe_settings(Toy())}
     assert rows["n"] == {"name": "n", "value": 5, "allowed": "an integer >= 2 and <= 9", "help": "points"}
     assert rows["mode"]["allowed"] == "one of 'a', 'b'"
+
+
+def test_evidence_that_does_not_format_names_the_claim_and_the_values():
+    from losslab.experiments import claim
+
+    with pytest.raises(LosslabError, match=r"claim 'a-b': its evidence 'v = \{v:.2f\}' does not format with the values \['w'\]"):
+        claim("a-b", "a statement", True, "v = {v:.2f}", w=1.0)
+    assert claim("a-b", "a statement", True, "{{literal}} {w}", w=1).evidence == "{literal} 1"
+
+
+def test_a_drawing_function_that_returns_no_figure_is_named(fake_experiment):
+    from losslab.experiments import run_experiment
+    from losslab.report import draw, register_drawings
+
+    lost = dataclasses.replace(fake_experiment, name="fake-no-figure")
+    register_drawings("fake-no-figure", figures=(lambda m: None,))
+    with pytest.raises(LosslabError, match="experiment 'fake-no-figure': the drawing function '<lambda>' returned NoneType; "
+                                           "expected a Figure"):
+        draw(run_experiment(lost, seed=0, quick=True))

@@ -38,3 +38,18 @@ def test_losslab_never_switches_the_backend_nor_imports_pyplot(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["svg", "False"]
     assert (tmp_path / "line.png").read_bytes().startswith(bytes([0x89]) + b"PNG")
+
+
+def test_experiments_measure_and_judge_without_any_drawing_library():
+    """Issue #11: experiments/ only computes; every drawing library is imported by report/ alone."""
+    script = textwrap.dedent("""
+        import sys
+        from losslab.experiments import NAMES, get_experiment, run_experiment
+        experiments = [get_experiment(n) for n in NAMES]
+        result = run_experiment(get_experiment("underfitting"), seed=0, quick=True)
+        assert result.claims and not result.figures
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "plotly") or m.startswith("losslab.report")))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -17,6 +17,7 @@ from losslab.landscape import line, plane
 from losslab.models import MLP, Module
 
 from _helpers import gen
+from references import dense_hessian, module_outputs
 
 DT = torch.float64
 N, D, K = 53, 4, 3  # 53 = 4 batches of 16 with a short last batch of 5
@@ -64,19 +65,8 @@ def test_the_loss_is_torch_own_loss_of_the_module_forward_over_all_data():
     ref = nn.functional.cross_entropy(net(X), y)
     torch.testing.assert_close(b.loss(b.default_theta()), ref, rtol=1e-14, atol=0)
     # and the Hessian is the dense Hessian of that hand-written loss
-    names = [k for k, _ in net.named_parameters()]
-    shapes = [p.shape for p in net.parameters()]
-
-    def full(theta):
-        parts, start = {}, 0
-        for name, s in zip(names, shapes):
-            size = s.numel()
-            parts[name] = theta[start : start + size].reshape(s)
-            start += size
-        return nn.functional.cross_entropy(torch.func.functional_call(net, parts, (X,)), y)
-
     theta = b.default_theta()
-    H = torch.func.hessian(full)(theta)
+    H = dense_hessian(lambda t: nn.functional.cross_entropy(module_outputs(net, X)(t), y), theta)
     cols = torch.stack([b.hvp(theta, e) for e in torch.eye(b.n_params, dtype=DT)[:7]], dim=1)
     torch.testing.assert_close(cols, H[:, :7], rtol=1e-10, atol=1e-13)
 

@@ -193,7 +193,7 @@ def test_closing_reports_a_step_with_a_failed_claim_as_not_borne_out(fake_result
     assert "Failed: “a claim that fails” (§3)." in step and "Not run in this report: more-data, bias-variance." in step
     assert "<a href='#underfitting'>§2 A fake &lt;script&gt;" in step and "(2 of 2 claims hold)" in step and "(1 of 2 claims hold)" in step
     assert EVIL not in text
-    assert "3 of 4 claims of this report hold" in text
+    assert "3 of 4 claims of this report hold" in text and "<h3>The argument</h3>" not in text  # no source of theirs
     assert "Not checked in this report (its experiments were not run): Fixed features" in text
 
 
@@ -203,6 +203,7 @@ def test_closing_says_a_step_holds_only_when_every_claim_of_it_does(fake_result)
     text = closing_html([_as(fake_result, "linear-in-parameters", 1, (True, True))])
     assert "This run bears it out: all 2 claims hold — <a href='#linear-in-parameters'>§1" in text
     assert "not</b> bear" not in text and "All 2 claims of this report hold." in text
+    assert "This report ran 1 of its 13 experiments, so it checks only part of it." in text
     assert "Golub &amp; Welsch" not in text and "Boyd and L. Vandenberghe" in text  # only sources of the sections present
 
 

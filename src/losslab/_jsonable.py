@@ -24,6 +24,8 @@ def jsonable(x: object) -> object:
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
+    if isinstance(x, (set, frozenset)):
+        return sorted((jsonable(v) for v in x), key=repr)
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
     if isinstance(x, (bool, int, float, str)) or x is None:

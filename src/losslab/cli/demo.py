@@ -48,6 +48,9 @@ def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | 
             except LosslabError:
                 raise
             except Exception as err:  # a bug: report it in its section and go on with the others
+                if overrides and _too_large(err):  # not a bug: the user's settings asked for more memory than there is
+                    raise LosslabError(f"experiment {exp.name!r} ran out of memory with these settings "
+                                       f"({str(err).splitlines()[0][:120]}); lower its sizes (--show-settings lists them)") from None
                 r = crashed_result(exp, err, seed=seed, quick=quick, overrides=overrides)
                 crashed.append(exp.name)
             held = sum(c.holds for c in r.claims)
@@ -57,6 +60,12 @@ def run_all(experiments: Sequence, *, seed: int, quick: bool, overrides: dict | 
             results.append(r)
             progress.advance(task)
     return results, crashed
+
+
+def _too_large(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation failure (torch's CPU/CUDA allocator or Python's MemoryError)."""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or "out of memory" in text or ("alloc" in text and "bytes" in text)
 
 
 def crashed_result(exp, err: Exception, *, seed: int, quick: bool, overrides: dict | None) -> Result:
@@ -121,6 +130,9 @@ def _overrides(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise LosslabError(f"expected --set key=value, got {pair!r}")
+        if key.strip() in result:
+            raise LosslabError(f"expected each setting once, got --set {key.strip()} twice ({result[key.strip()]!r}, {value.strip()!r}); "
+                               "give it once")
         result[key.strip()] = value.strip()
     return result
 

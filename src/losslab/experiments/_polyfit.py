@@ -43,8 +43,22 @@ __all__ = [
 CUBIC = (0.0, -1.0, 0.0, 1.0)
 """Coefficients (constant term first) of the default target g(x) = x³ − x."""
 
-TRUTH = Reals(min_len=1, max_len=21)
-"""The settings constraint of a target: 1 to 21 finite coefficients, constant term first."""
+class Coefficients(Reals):
+    """A polynomial's coefficients, constant term first: finite numbers whose last (the degree's) is nonzero, so that
+    the length says the degree (``1,0,2,0`` would be a quadratic written as a cubic, ``0,0`` no target at all)."""
+
+    def ok(self, value):
+        return super().ok(value) and value[-1] != 0
+
+    def describe(self):
+        return super().describe() + ", the last (highest degree) nonzero"
+
+    def bad_values(self):
+        return (*super().bad_values(), (1.0, 0.0))
+
+
+TRUTH = Coefficients(min_len=1, max_len=21)
+"""The settings constraint of a target: 1 to 21 finite coefficients, constant term first, the last nonzero."""
 
 NODES = 64
 """Gauss–Legendre nodes: exact for ∫(f̂ − g)² when f̂ and g have degree ≤ 63."""

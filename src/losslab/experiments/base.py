@@ -29,6 +29,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
+
 from .._checks import LosslabError
 from .._jsonable import jsonable
 from .settings import parse_settings
@@ -76,6 +79,8 @@ class Claim:
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not _KEY.fullmatch(self.key):
             raise LosslabError(f"claim key: expected lower-case words joined by '-', got {self.key!r}")
+        if not isinstance(self.holds, bool):
+            raise LosslabError(f"claim {self.key!r}: expected holds to be True or False, got {self.holds!r}")
 
     def to_dict(self) -> dict:
         return {"key": self.key, "statement": self.statement, "holds": bool(self.holds), "evidence": self.evidence,
@@ -83,8 +88,28 @@ class Claim:
 
 
 def claim(key: str, statement: str, holds: object, evidence: str, *, plain: str = "", **values: object) -> Claim:
-    """A :class:`Claim`; ``evidence`` is formatted with ``values`` (``str.format`` fields)."""
-    return Claim(key, statement, bool(holds), evidence.format(**values), dict(values), plain)
+    """A :class:`Claim`; ``evidence`` is formatted with ``values`` (``str.format`` fields: write a literal brace as ``{{``).
+
+    Raises:
+        LosslabError: ``evidence`` names a value not given, or does not parse as a format string.
+    """
+    holds = _truth(key, holds)
+    try:
+        text = evidence.format(**values)
+    except (KeyError, IndexError, ValueError) as err:
+        raise LosslabError(f"claim {key!r}: its evidence {evidence!r} does not format with the values {sorted(values)} "
+                           f"({type(err).__name__}: {err}); name each {{field}} as a keyword value, a literal brace as {{{{") from None
+    return Claim(key, statement, holds, text, dict(values), plain)
+
+
+def _truth(key: str, holds: object) -> bool:
+    """``holds`` as a bool: a bool, a NumPy bool or a one-element boolean tensor; anything else (NaN, an array, a string)
+    is refused, so that a claim cannot hold by accident (``bool(nan)`` is True)."""
+    if isinstance(holds, (bool, np.bool_)):
+        return bool(holds)
+    if isinstance(holds, torch.Tensor) and holds.dtype == torch.bool and holds.numel() == 1:
+        return bool(holds)
+    raise LosslabError(f"claim {key!r}: expected holds to be True or False (a comparison), got {holds!r}")
 
 
 @dataclass(frozen=True)
@@ -122,11 +147,15 @@ class Experiment:
     measure: Callable[[object, int, Say], Measured]
     claims: Callable[[object, Measured], tuple[Claim, ...]]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _KEY.fullmatch(self.name):  # it names files of the report
+            raise LosslabError(f"experiment name: expected lower-case words joined by '-', got {self.name!r}")
+
     def make_settings(self, *, quick: bool = False, overrides: Mapping[str, object] | None = None):
         """The settings for a run: defaults, then the quick overrides, then ``overrides`` (validated)."""
         base = self.settings()
         if quick:
-            base = dataclasses.replace(base, **self.quick)
+            base = parse_settings(base, self.quick, what=f"experiment {self.name!r}, its quick settings")
         return parse_settings(base, overrides or {}, what=f"experiment {self.name!r}")
 
 
@@ -181,13 +210,14 @@ class Result:
 
 
 def _check_claims(experiment: Experiment, claims: object) -> tuple[Claim, ...]:
-    claims = tuple(claims)
-    if not all(isinstance(c, Claim) for c in claims):
-        raise TypeError(f"experiment {experiment.name!r}: claims must return Claim objects")
+    if not isinstance(claims, (tuple, list)) or not all(isinstance(c, Claim) for c in claims):
+        raise LosslabError(f"experiment {experiment.name!r}: expected claims(settings, measured) to return a tuple of Claim "
+                           f"(made with losslab.experiments.claim), got {type(claims).__name__}")
     keys = [c.key for c in claims]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"experiment {experiment.name!r}: duplicate claim keys {sorted({k for k in keys if keys.count(k) > 1})}")
-    return claims
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise LosslabError(f"experiment {experiment.name!r}: expected distinct claim keys, got {twice} more than once")
+    return tuple(claims)
 
 
 def run_experiment(experiment: Experiment, *, seed: int = 0, quick: bool = False,
@@ -197,6 +227,9 @@ def run_experiment(experiment: Experiment, *, seed: int = 0, quick: bool = False
     start = time.perf_counter()
     measured = experiment.measure(settings, seed, say)
     seconds = time.perf_counter() - start
+    if not isinstance(measured, Measured):
+        raise LosslabError(f"experiment {experiment.name!r}: expected measure(settings, seed, say) to return a Measured "
+                           f"(a frozen dataclass deriving losslab.experiments.Measured), got {type(measured).__name__}")
     claims = _check_claims(experiment, experiment.claims(settings, measured))
     return Result(
         name=experiment.name, number=experiment.number, title=experiment.title, intro=experiment.intro, seed=seed,

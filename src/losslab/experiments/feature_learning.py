@@ -248,7 +248,8 @@ def claims(settings: FeatureLearningSettings, m: FeatureLearningMeasured) -> tup
             abs(last["linear"] - m.linear_floor) <= 0.1 * m.linear_floor,
             "linear test error {lin:.4f} vs floor {floor:.4f} (by quadrature): within {gap:.1%} ≤ 10%",
             plain="The floor is the error of the best possible straight-line fit, computed by numerical integration over the "
-                  "input distribution; the fitted linear model is already there, so more data cannot lower its error.",
+                  "input distribution; the fitted linear model is already there, so more data cannot lower its error. Its "
+                  "test error is measured on a finite test set, so it can come out a little below the floor.",
             lin=last["linear"], floor=m.linear_floor, gap=abs(last["linear"] - m.linear_floor) / m.linear_floor,
         ),
         claim(

@@ -206,8 +206,9 @@ def measure(settings: GdVsSgdSettings, seed: int, say) -> GdVsSgdMeasured:
     )
 
 
-Z_PLAIN = ("McNemar's z (the difference of the two one-sided counts over its expected spread) says whether either method "
-           "wins more often; values between −2 and 2 mean neither does.")
+Z_PLAIN = ("McNemar's z (the difference of the two one-sided counts over its expected spread) is shown, not judged: beyond "
+           "about ±2 it would say that one method reaches the best level more often at these settings (negative: GD, positive: "
+           "SGD); this experiment claims no direction.")
 
 
 def claims(settings: GdVsSgdSettings, m: GdVsSgdMeasured) -> tuple[Claim, ...]:
@@ -256,10 +257,10 @@ def claims(settings: GdVsSgdSettings, m: GdVsSgdMeasured) -> tuple[Claim, ...]:
             "loss level for at least 5% of the starts",
             bc + cc >= thr,
             "{d} of {k} starts discordant (SGD only: {b}, GD with SGD's {steps} steps only: {c}; threshold {thr:g}); "
-            "SGD {fs:.3f} vs {fl:.3f} ± {sel:.3f}; McNemar z = {z:.2f} (no direction claimed)",
+            "SGD {fs:.3f} ± {ses:.3f} vs GD with SGD's steps {fl:.3f} ± {sel:.3f}; McNemar z = {z:.2f} (no direction claimed)",
             plain="GD given as many steps as SGD still disagrees with SGD on many starts, so the difference comes from SGD's "
                   "random minibatches, not from its extra steps. " + Z_PLAIN,
-            d=bc + cc, k=settings.starts, b=bc, c=cc, steps=sgd["steps"], thr=thr, fs=sgd["fraction_best"],
+            d=bc + cc, k=settings.starts, b=bc, c=cc, steps=sgd["steps"], thr=thr, fs=sgd["fraction_best"], ses=sgd["se"],
             fl=long["fraction_best"], sel=long["se"], z=m.mcnemar_control["z"],
         ),
     )

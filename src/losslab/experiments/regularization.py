@@ -239,12 +239,12 @@ def claims(settings: RegularizationSettings, m: RegularizationMeasured) -> tuple
         ),
         claim(
             "no-lambda-globally-convex",
-            "but no λ makes it convex: for every λ in the sweep a chord lies above the loss (certified in float64), "
+            "but no λ makes it convex: for every λ in the sweep the loss rises above one of its chords (certified in float64), "
             "at a radius that grows like √λ",
             all(w["holds"] or w["search_verified"] for w in witnesses),
             "certified at {ok} of {k} values of λ (constructed chord: smallest gap/bound = {ratio:.3g} > 1, radius {r0:.3g} → {r1:.3g}); "
             "the generic search check_convexity found one at {found} of {k}",
-            plain="For every λ there are two points whose connecting straight line passes above the loss at its midpoint, by "
+            plain="For every λ there are two points whose connecting straight line passes below the loss at its midpoint, by "
                   "far more than floating-point rounding could explain, so the loss is not convex; the two points just sit "
                   "farther from the origin as λ grows.",
             ok=sum(w["holds"] or w["search_verified"] for w in witnesses), k=len(witnesses),

@@ -45,7 +45,12 @@ def _is_int(v: object) -> bool:
 
 
 def _is_real(v: object) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(float(v))
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an int beyond float's range
+        return False
 
 
 def _range(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
@@ -170,7 +175,10 @@ class _Tuple(Constraint):
         return f"{size} {self.noun}{' ' + each if each else ''}"
 
     def parse(self, text):
-        return tuple(self.item().parse(p) for p in text.split(",") if p.strip())
+        items = text.split(",")
+        if any(not p.strip() for p in items):  # "1,,2" or "1,2,": an item left out is not a zero
+            raise ValueError(f"an empty item in {text!r}")
+        return tuple(self.item().parse(p) for p in items)
 
     def bad_values(self):
         """Empty, a wrong item type, a scalar, an item below ``low``, one item too many."""

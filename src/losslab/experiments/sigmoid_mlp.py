@@ -274,15 +274,17 @@ def claims(settings: SigmoidMlpSettings, m: SigmoidMlpMeasured) -> tuple[Claim, 
             ratio=highest_min / lowest,
         ),
         claim(
-            "tied-starts-reach-saddles", "starts with tied hidden units (all equal, kept equal by GD) reach saddles of the full loss",
+            "tied-starts-reach-saddles",
+            "starts with tied hidden units (all equal, kept equal by GD) can end on saddles of the full loss",
             any(m.run_tied[i] for i in saddles),
-            "{nsad} certified saddles (‖∇L‖ ≤ {tol:g}, curvature of both signs beyond the Lanczos bounds), {ntied} of them "
-            "from tied starts; most negative eigenvalue {neg:.3g}",
+            "{nsad} certified saddle(s) (‖∇L‖ ≤ {tol:g}, curvature of both signs beyond the Lanczos bounds), {ntied} of them "
+            "from tied starts; most negative eigenvalue {neg:.3g}; the {k} tied starts ended as: {tied_kinds}",
             plain="A saddle is a flat point where the loss curves up in some directions and down in others; the curvature "
                   "estimates (with their error bars, from the Lanczos method) show both signs clearly, and runs whose hidden "
-                  "units started equal end on such points.",
+                  "units started equal can end on such points (others of them still find a minimum).",
             nsad=len(saddles), tol=settings.grad_tol, ntied=sum(m.run_tied[i] for i in saddles),
-            neg=min((m.run_min_eigs[i] for i in saddles), default=math.nan),
+            neg=min((m.run_min_eigs[i] for i in saddles), default=math.nan), k=sum(m.kinds_tied.values()),
+            tied_kinds=", ".join(f"{v} {k}" for k, v in sorted(m.kinds_tied.items())) or "none",
         ),
     )
 

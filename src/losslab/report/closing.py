@@ -140,7 +140,8 @@ def _verdict(step: Step, by_name: dict) -> tuple[str, bool]:
     if not claims:
         text = f"Checked in {where}, which judged no claims."
     elif held == len(claims):
-        text = f"This run bears it out: {f'all {held} claims hold' if held > 1 else 'its one claim holds'} — {where}."
+        first = "This run bears it out" if not missing else "This run checks part of it"
+        text = f"{first}: {f'all {held} claims hold' if held > 1 else 'its one claim holds'} — {where}."
     else:
         failed = "; ".join(f"“{_e(c.statement)}” (§{r.number})" for r, c in claims if not c.holds)
         text = (f"This run does <b>not</b> bear it out in full: {held} of {len(claims)} claims hold — {where}. "
@@ -177,12 +178,15 @@ def closing_html(results: Sequence) -> str:
              "The one claim of this report holds." if held == len(claims) else
              f"{held} of {len(claims)} claims of this report hold; the steps above say which failed, and the argument "
              "stands only as far as its claims do.")
-    argument, methods = ([s for s in group if any(n in by_name for n in s.experiments)] for group in (ARGUMENT_SOURCES, METHOD_SOURCES))
+    ran = sum(n in by_name for s in STEPS for n in s.experiments)
+    total = sum(len(s.experiments) for s in STEPS)
+    partial = "" if ran == total else f" This report ran {ran} of its {total} experiments, so it checks only part of it."
+    lists = "".join(f"<h3>{heading}</h3><ol class='sources'>{''.join(_source_html(s, by_name) for s in used)}</ol>"
+                    for heading, group in (("The argument", ARGUMENT_SOURCES), ("The methods", METHOD_SOURCES))
+                    if (used := [s for s in group if any(n in by_name for n in s.experiments)]))
     return (
         "<section id='closing'><h2>What the experiments add up to</h2>" + "".join(paragraphs)
-        + f"<h3>In sum</h3><p>{_e(_CONCLUSION)}</p><p class='verdict'>{tally}</p></section>"
+        + f"<h3>In sum</h3><p>{_e(_CONCLUSION)}{_e(partial)}</p><p class='verdict'>{tally}</p></section>"
         "<section id='sources'><h2>Sources</h2><p>The works the argument and the experiments' methods come from, as "
-        "losslab's code cites them; each names the sections that use it.</p>"
-        f"<h3>The argument</h3><ol class='sources'>{''.join(_source_html(s, by_name) for s in argument)}</ol>"
-        f"<h3>The methods</h3><ol class='sources'>{''.join(_source_html(s, by_name) for s in methods)}</ol></section>"
+        "losslab's code cites them; each names the sections that use it.</p>" + lists + "</section>"
     )

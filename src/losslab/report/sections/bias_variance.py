@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from matplotlib.ticker import MaxNLocator
+
 from ...experiments._polyfit import polyval
 from ...experiments.bias_variance import BiasVarianceMeasured
 from ..drawn import Figure, Table, png_figure
@@ -20,6 +22,7 @@ def bias_variance(m: BiasVarianceMeasured) -> Figure:
     left.plot(degrees, m.variance_theory, color="C3", ls=":", lw=1, label="σ²·p/n (theory)")
     left.axhline(m.noise, color="0.5", ls="--", lw=1, label="noise σ²")
     left.set(xlabel="polynomial degree", ylabel="error at the training inputs")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.legend(fontsize=8)
     grid = m.band_x
     for degree, mean, spread, color in zip(m.band_degrees, m.band_mean, m.band_sd, ("C0", "C2", "C3"), strict=False):
@@ -34,8 +37,9 @@ def bias_variance(m: BiasVarianceMeasured) -> Figure:
         "Left: bias² (blue) falls as features are added and vanishes once the basis contains the cubic; the variance (red) "
         "grows by σ²/n per feature (dotted: theory); their sum plus the noise σ² (dashed) is the U-shaped test error (black), "
         f"lowest at degree {m.best_degree}. Right: the average fit (line) and its spread over the draws (band): degree 1 is stable "
-        f"but wrong (bias), degree {dmax} is right on average at the training inputs but moves with the noise (variance), "
-        "most of all between and beyond them.",
+        f"but wrong (bias), degree {dmax} contains the cubic, so its expected fit is the truth (no bias), but each fit moves "
+        f"with the noise (variance), most of all between and beyond the training inputs. Where its band is wide, the mean of "
+        f"{m.draws} draws still wanders off the truth: that is the variance left in an average of {m.draws} fits, not bias.",
     )
 
 

@@ -28,8 +28,9 @@ def spectrum(m: DepthMeasured) -> Figure:
     return png_figure(
         fig, "spectrum",
         f"Hessian (blue) and Gauss–Newton (green) spectral densities of the MLP {m.widths} at its initial point (left) and "
-        "after training (right), with the extreme eigenvalues from Lanczos (red ticks). The Gauss–Newton part never goes below "
-        "0 (dashed line); the mass left of 0 in the Hessian is the model's own curvature H − GGN, which is weighted by the "
+        "after training (right), with the extreme eigenvalues from Lanczos (red ticks). The Gauss–Newton matrix has no negative "
+        "eigenvalue (its density's small tail left of 0, the dashed line, is the smoothing of the estimate); "
+        "the mass left of 0 in the Hessian is the model's own curvature H − GGN, which is weighted by the "
         "residuals and so shrinks as the fit improves.",
     )
 
@@ -40,7 +41,8 @@ def curvature_table(m: DepthMeasured) -> Table:
     init, trained, linear = m.mlp_init, m.mlp_trained, m.deep_linear_init
     rows = (
         (f"{mlp_name}, init", m.mlp_params, m.mlp_witness["verdict"], init["min"], init["max"], init["ratio"]),
-        (f"{mlp_name}, trained", m.mlp_params, "", trained["min"], trained["max"], trained["ratio"]),
+        (f"{mlp_name}, trained", m.mlp_params, f"{m.mlp_witness['verdict']} (the same loss)", trained["min"], trained["max"],
+         trained["ratio"]),
         (f"deep linear {m.linear_widths}, init", m.deep_linear_params, m.deep_linear_witness["verdict"], linear["min"], linear["max"],
          linear["ratio"]),
         *((name, m.fixed_feature_params[name], m.fixed_feature_verdicts[name], f["min"], f["max"], f["ratio"])

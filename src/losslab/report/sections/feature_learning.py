@@ -25,6 +25,7 @@ def error_vs_n(m: FeatureLearningMeasured) -> Figure:
     for key, _ in MODELS:
         color, marker = STYLE[key]
         ax.plot(m.n_values, m.test_errors[key], marker=marker, color=color, label=names[key])
+    ax.axhline(m.linear_floor, color=STYLE["linear"][0], ls=":", lw=1, label="bias floor of the linear basis")
     ax.set(xscale="log", yscale="log", xlabel="training samples n", ylabel="test error / Var f*",
            title=f"{m.n_monomials:,} monomials vs {m.rf_width} random features vs a width-{m.width} network")
     ax.set_xticks(m.n_values, [str(n) for n in m.n_values])
@@ -34,8 +35,9 @@ def error_vs_n(m: FeatureLearningMeasured) -> Figure:
     fig.tight_layout()
     return png_figure(fig, "error-vs-n",
                       "Test error (relative to Var f*) against the number of samples, log-log. The fixed bases flatten out: the "
-                      "linear one at its bias floor, the full monomial basis interpolates its samples, random features cannot "
-                      "aim at the hidden directions. The trained network's error keeps falling with n.")
+                      "linear one at its bias floor (dotted), the full monomial basis interpolates its samples (by least squares, "
+                      "or in kernel form with a small ridge λ when its features do not fit in memory: the same fixed basis), "
+                      "random features cannot aim at the hidden directions. The trained network's error keeps falling with n.")
 
 
 def overlap(m: FeatureLearningMeasured) -> Figure:

@@ -26,7 +26,9 @@ def final_losses(m: GdVsSgdMeasured) -> Figure:
     ax.set(ylabel="log10 final training loss", title="final losses from the same starts")
     return png_figure(fig, "final-losses",
                       "Distribution of the loss at the end of training (before polishing) for each method, same starts, same "
-                      "learning rate. The red line is the lowest minimum any run found; several bumps mean several minima.")
+                      "learning rate. The red line is the lowest minimum any run found after polishing (Newton steps from each end "
+                      "point): training alone stops above it, so which minimum a start is counted at is read after polishing, in "
+                      "the next figure.")
 
 
 def levels(m: GdVsSgdMeasured) -> Figure:

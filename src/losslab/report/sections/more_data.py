@@ -31,8 +31,9 @@ def error_and_fits_vs_n(m: MoreDataMeasured) -> Figure:
     right.legend(fontsize=8)
     return png_figure(
         fig, "error-and-fits-vs-n",
-        f"Left: the exact excess test error of the degree-{m.degree} fit against n (log-log) follows σ²·p/n (dashed): "
-        "tenfold less per decade of data. Right: the fitted curves at a few n; the wild small-n fit settles onto the truth "
+        f"Left: the exact excess test error of the degree-{m.degree} fit against n (log-log). With barely more examples "
+        f"than its {m.degree + 1} features it is huge; once n is many times the number of features it follows σ²·p/n "
+        "(dashed), tenfold less per decade of data. Right: the fitted curves at a few n; the wild small-n fit settles onto the truth "
         "(dashed) as n grows.",
     )
 

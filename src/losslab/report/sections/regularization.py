@@ -1,4 +1,4 @@
-"""Section 12, regularization: λ_min against λ, a chord above the loss for every λ, dropout's Monte Carlo mean."""
+"""Section 12, regularization: λ_min against λ, a chord below the loss for every λ, dropout's Monte Carlo mean."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def witness(m: RegularizationMeasured) -> Figure:
     found = [(xi, w["search_radius"]) for xi, w in zip(x, witnesses) if w["search_verified"]]
     if found:
         ax.plot(*zip(*found), "x", color="C0", ms=8, label="generic search: radius of its witness")
-    ax.set(xscale="log", yscale="log", xlabel="L2 weight λ (λ = 0 drawn at the left edge)", title="a chord above the loss for every λ")
+    ax.set(xscale="log", yscale="log", xlabel="L2 weight λ (λ = 0 drawn at the left edge)", title="a chord below the loss for every λ")
     ax.legend(fontsize=8)
     return png_figure(fig, "witness",
                       "For every λ the constructed chord's gap exceeds its float64 rounding bound: the loss is not convex. "

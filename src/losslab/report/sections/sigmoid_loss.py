@@ -13,7 +13,7 @@ __all__ = ["FIGURES", "TABLES", "chord", "fits_table", "planes"]
 def planes(m: SigmoidLossMeasured) -> Figure:
     """Filled contours of both losses on the (w₁, c) plane, the fits (white dots) and the certified chord (orange)."""
     fig, axes = subplots(1, 2, figsize=(9.6, 3.6))
-    labels = ("w" if m.d_in == 1 else "w₁", "c")
+    labels = ("w₁", "c")  # the claims' names (w₁ is the only weight when d_in = 1)
     panels = ((axes[0], "bce", "cross-entropy: convex", m.fit_bce), (axes[1], "mse", "squared loss: not convex", m.fit_mse))
     for ax, name, title, fit in panels:
         grid = m.planes[name]
@@ -60,8 +60,9 @@ def chord(m: SigmoidLossMeasured) -> Figure:
     return png_figure(
         fig, "chord",
         f"Both losses on the line through the witness points a (t = 0) and b (t = 1), extended by half its length on each "
-        f"side. The squared loss (left) rises above its chord (dashed) at the dotted line, t = {1 - lam:g}: the certificate of "
-        "non-convexity; it is flat where σ saturates. The cross-entropy (right) stays below every chord.",
+        f"side. The squared loss (left) rises above its chord (dashed) at the dotted line, t = {1 - lam:g} (the point "
+        f"λa + (1 − λ)b with the evidence's λ = {lam:g}): the certificate of non-convexity; it is flat where σ saturates. "
+        "The cross-entropy (right) stays below every chord.",
     )
 
 

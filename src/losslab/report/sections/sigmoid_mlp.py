@@ -45,9 +45,12 @@ def grad_norms(m: SigmoidMlpMeasured) -> Figure:
         ax.plot(xs, trace.clamp_min(1e-18), color=COLORS[m.run_kinds[k]], lw=0.8, alpha=0.7)
     for x, label in ((float(steps[-1]), " Newton"), (float(newton_x[-1]), " damped")):
         ax.axvline(x, color="k", lw=0.8, ls="--")
-        ax.text(x, 1e-2, label, fontsize=7)
+        ax.text(x, 0.98, label, fontsize=7, va="top", transform=ax.get_xaxis_transform())  # at the top, above the curves
+    for kind in sorted(set(m.run_kinds)):
+        ax.plot([], [], color=COLORS[kind], label=kind)
     ax.set(xlabel="GD step, then Newton and damped-Newton iterations", ylabel="‖∇L(θ)‖₂", yscale="log",
            title="gradient norm of every run")
+    ax.legend(fontsize=7, title="end point", title_fontsize=7, loc="lower left")
     return png_figure(fig, "grad-norms",
                       "Gradient norm along each run, coloured by the kind of end point. GD slows down on plateaus; Newton's "
                       "method lands runs already near a critical point (minimum or saddle) on it to rounding accuracy, and a "
@@ -66,7 +69,7 @@ def fits(m: SigmoidMlpMeasured) -> Figure:
     return png_figure(fig, "fits",
                       "The fitted function at one run per distinct critical value (solid: minima, dashed: saddles). Minima "
                       "whose curves coincide are reflections of one another (σ(z) = 1 − σ(−z)) that weight decay prices "
-                      "differently; a flat line is the constant fit. Tied starts act as a single sigmoid step.")
+                      "differently; a flat line is the constant fit. A tied start whose units stay equal acts as a single sigmoid step.")
 
 
 def critical_values_table(m: SigmoidMlpMeasured) -> Table:
