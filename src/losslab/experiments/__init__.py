@@ -16,6 +16,9 @@
  11    sigmoid-mlp               hand-derived gradients; minima and saddles from many starts
  12    regularization            L2 convexifies locally, never globally; dropout
  13    gd-vs-sgd                 full-batch GD against minibatch SGD from many starts
+-----  ------------------------  ----------------------------------------------------------
+       *Part II*                 past the argument
+ 14    double-descent            fixed features: the test error peaks at p = n, then falls
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -43,6 +46,7 @@ MODULES = {
     "sigmoid-mlp": "sigmoid_mlp",
     "regularization": "regularization",
     "gd-vs-sgd": "gd_vs_sgd",
+    "double-descent": "double_descent",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 

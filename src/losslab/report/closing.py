@@ -99,6 +99,17 @@ STEPS = (
         "the better minima did not hold up.",
         ("regularization", "gd-vs-sgd"),
     ),
+    Step(
+        "Past the argument: fixed features show double descent",
+        "Part II leaves the argument's question, convex or not, for one it does not settle: how well a fit "
+        "generalises. A linear model on the first p of D weak features, fitted by minimum-norm least squares, has a "
+        "convex loss for every p, yet its expected test error rises as p nears the number of examples n, is infinite "
+        "at the interpolation threshold p = n, and falls again as p grows past it (Belkin, Hsu & Xu's exact formula, "
+        "checked here by Monte Carlo). Convexity guarantees that the fit is found, not that it predicts well; the "
+        "bump is a matter of statistics, not of optimisation. Whether the far side beats the best small model depends "
+        "on the features and the noise; the experiment reports which at its settings.",
+        ("double-descent",),
+    ),
 )
 """The argument's steps, in its order; every built-in experiment checks exactly one of them."""
 
