@@ -58,12 +58,12 @@ def differences(old: object, new: object, where: str) -> list[str]:
     return [] if old == new else [f"{where}: {old!r} → {new!r}"]
 
 
-def test_the_fixture_is_the_full_quick_demo():
-    assert list(OLD) == list(NAMES)
+def test_the_fixture_is_the_full_quick_demo_of_its_time():
+    assert list(OLD) == [n for n in NAMES if n in OLD]  # experiments added since (14, 15, …) are not in it
     assert sum(len(e["claims"]) for e in OLD.values()) == 51 and all(e["passed"] for e in OLD.values())
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(OLD))
 def test_results_keep_their_numbers_and_verdicts(name, quick_result):
     old, new, spec = OLD[name], quick_result(name).to_dict(), mapping(name)
     changed, renamed = spec["changed"], spec["renamed"]

@@ -16,6 +16,7 @@
  11    sigmoid-mlp               hand-derived gradients; minima and saddles from many starts
  12    regularization            L2 convexifies locally, never globally; dropout
  13    gd-vs-sgd                 full-batch GD against minibatch SGD from many starts
+ 15    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -43,6 +44,7 @@ MODULES = {
     "sigmoid-mlp": "sigmoid_mlp",
     "regularization": "regularization",
     "gd-vs-sgd": "gd_vs_sgd",
+    "edge-of-stability": "edge_of_stability",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 
