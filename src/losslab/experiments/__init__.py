@@ -19,6 +19,7 @@
 -----  ------------------------  ----------------------------------------------------------
        *Part II*                 past the argument
  14    double-descent            fixed features: the test error peaks at p = n, then falls
+ 15    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -47,6 +48,7 @@ MODULES = {
     "regularization": "regularization",
     "gd-vs-sgd": "gd_vs_sgd",
     "double-descent": "double_descent",
+    "edge-of-stability": "edge_of_stability",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 

@@ -110,6 +110,17 @@ STEPS = (
         "on the features and the noise; the experiment reports which at its settings.",
         ("double-descent",),
     ),
+    Step(
+        "Part II. How gradient descent moves on such a loss: at the edge of stability",
+        "On a quadratic, gradient descent with step size η is stable only while the curvature along every direction is "
+        "below 2/η; the classical analyses of training assume the loss's sharpness (its largest Hessian eigenvalue) "
+        "stays below that limit. On a network's loss it does not stay put: full-batch gradient descent first makes the "
+        "loss sharper as it trains, until the sharpness reaches 2/η, and then keeps it hovering there while the loss "
+        "still falls, though no longer at every step. This is an observation about typical runs (Cohen et al. 2021), "
+        "checked here on one small network at a few seeds, not a theorem: a run whose sharpness levels off below 2/η "
+        "would not show it.",
+        ("edge-of-stability",),
+    ),
 )
 """The argument's steps, in its order; every built-in experiment checks exactly one of them."""
 

@@ -1,0 +1,51 @@
+"""Section 15, edge of stability: the loss and the sharpness against the step, with the limit 2/η."""
+
+from __future__ import annotations
+
+from ...experiments.edge_of_stability import BAND, EDGE, EdgeOfStabilityMeasured, tail_median
+from ..drawn import Figure, Table, png_figure
+from ..plots.curves import two_panels
+
+__all__ = ["FIGURES", "TABLES", "sharpness_and_loss", "sharpness_table"]
+
+
+def sharpness_and_loss(m: EdgeOfStabilityMeasured) -> Figure:
+    """Left: the training loss against the step (log y); right: λ_max ± its Lanczos bound against the step, and 2/η dashed."""
+    fig, left, right = two_panels("training loss", "sharpness λ_max(∇²L)")
+    left.plot(range(len(m.losses)), m.losses, color="C0", lw=1)
+    left.set(yscale="log", xlabel="step", ylabel="loss")
+    steps, lam, bound = m.sharpness_steps, m.sharpness, m.sharpness_bounds
+    right.fill_between(steps, [a - b for a, b in zip(lam, bound, strict=True)], [a + b for a, b in zip(lam, bound, strict=True)],
+                       color="C3", alpha=0.3, lw=0)
+    right.plot(steps, lam, color="C3", lw=1.2, label="λ_max (Lanczos)")
+    right.axhline(m.threshold, color="k", ls="--", lw=1, label=f"2/η = {m.threshold:.3g}")
+    right.set(xlabel="step", ylabel="λ_max", ylim=(0, 1.15 * max(max(lam), m.threshold)))
+    right.legend(fontsize=8, loc="lower right")
+    peak, med, thr = max(lam), tail_median(m), m.threshold
+    said = [f"Right: the largest Hessian eigenvalue by Lanczos every {steps[1] - steps[0]} steps (shaded: its error bound, "
+            f"at most {max(bound):.1e}), against the stability limit 2/η of a quadratic (dashed)."]
+    if lam[0] < 0.5 * thr and peak >= EDGE * thr:
+        said.append(f"It starts at {lam[0] / thr:.2f} of 2/η and rises to {peak / thr:.2f} of it")
+    else:
+        said.append(f"It starts at {lam[0] / thr:.2f} of 2/η; its largest value is {peak / thr:.2f} of it")
+    said[-1] += (f"; over the last third its median is {med / thr:.2f} of 2/η"
+                 + (" — it hovers at the edge." if BAND[0] * thr <= med <= BAND[1] * thr else "."))
+    rises = sum(b > a for a, b in zip(m.losses, m.losses[1:]))
+    left_text = (f"Left: the training loss (log scale) falls from {m.losses[0]:.3g} to {m.losses[-1]:.3g}; "
+                 f"{rises} of {len(m.losses) - 1} steps raised it." if rises else
+                 f"Left: the training loss (log scale) falls from {m.losses[0]:.3g} to {m.losses[-1]:.3g}, at every step.")
+    return png_figure(fig, "sharpness-and-loss", " ".join([left_text, *said]))
+
+
+def sharpness_table(m: EdgeOfStabilityMeasured) -> Table:
+    """λ_max at a few recorded steps (start, peak, a few later), with its bound, its ratio to 2/η and the loss."""
+    n = len(m.sharpness_steps)
+    picks = sorted({0, max(range(n), key=m.sharpness.__getitem__), n // 4, n // 2, (3 * n) // 4, n - 1})
+    return Table(f"Sharpness against 2/η = {m.threshold:.4g} (η = {m.lr:g}) at some recorded steps",
+                 ("step", "λ_max", "Lanczos bound", "λ_max · η/2", "loss"),
+                 tuple((m.sharpness_steps[i], m.sharpness[i], m.sharpness_bounds[i], m.sharpness[i] / m.threshold,
+                        m.losses[m.sharpness_steps[i]]) for i in picks))
+
+
+FIGURES = (sharpness_and_loss,)
+TABLES = (sharpness_table,)
