@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from .plots.surfaces import contour, surface
+
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], dpi: float | None = None, **kwargs):
     """(figure, axes) like ``matplotlib.pyplot.subplots``, through matplotlib's object API: no pyplot state and no
@@ -39,38 +41,21 @@ def line_png(slice_, path: str | Path, *, title: str = "loss along a line") -> P
 
 
 def plane_contour_png(slice_, path: str | Path, *, title: str = "loss on a plane", log: bool | None = None) -> Path:
-    """Filled contours of L(center + α·d1 + β·d2) from a :class:`~losslab.landscape.PlaneSlice`.
+    """Filled contours of L(center + α·d1 + β·d2) from a :class:`~losslab.landscape.PlaneSlice` (:func:`.plots.surfaces.contour`).
 
     ``log`` (default: when the losses span more than two decades) contours log10 of the loss.
     """
-    alphas, betas, losses = _np(slice_.alphas), _np(slice_.betas), _np(slice_.losses)
-    positive = losses.min() > 0
-    if log is None:
-        log = bool(positive and losses.max() / losses.min() > 100)
-    z = np.log10(losses) if log and positive else losses
     fig, ax = subplots(figsize=(5.5, 4.5), dpi=120)
-    cs = ax.contourf(alphas, betas, z.T, levels=30, cmap="viridis")  # losses[α, β]: rows are α
-    ax.contour(alphas, betas, z.T, levels=15, colors="k", linewidths=0.3, alpha=0.5)
-    fig.colorbar(cs, ax=ax, label="log10 loss" if log and positive else "loss")
-    ax.plot([0], [0], "r*", ms=10, label="center")
-    ax.set(xlabel="α (direction 1)", ylabel="β (direction 2)", title=title)
-    ax.legend(loc="upper right", fontsize=8)
+    contour(ax, slice_.alphas, slice_.betas, slice_.losses, title=title, labels=("α (direction 1)", "β (direction 2)"), log=log)
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
 
 
 def plane_surface_html(slice_, path: str | Path, *, title: str = "loss surface") -> Path:
-    """An interactive 3-D surface of the plane slice, plotly.js embedded (works offline)."""
-    import plotly.graph_objects as go
-
-    alphas, betas, losses = _np(slice_.alphas), _np(slice_.betas), _np(slice_.losses)
-    fig = go.Figure(go.Surface(x=alphas, y=betas, z=losses.T, colorscale="Viridis", colorbar={"title": "loss"}))
-    fig.update_layout(
-        title=html.escape(title),
-        scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": "loss"},
-        margin={"l": 0, "r": 0, "t": 40, "b": 0},
-    )
+    """An interactive 3-D surface of the plane slice (:func:`.plots.surfaces.surface`), plotly.js embedded (works offline)."""
+    fig = surface(slice_.alphas, slice_.betas, slice_.losses, title=html.escape(title))
+    fig.update_layout(height=None)  # a page of its own: the figure fills the window
     fig.write_html(str(path), include_plotlyjs=True, full_html=True)
     return Path(path)
 

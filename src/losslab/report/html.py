@@ -145,7 +145,7 @@ def _section(result, plotly_div) -> str:
     claims = "".join(
         f"<div class='claim {'held' if c.holds else 'failed'}-claim'>{_badge(c.holds)} {_e(c.statement)}"
         f"<div class='evidence'>{_e(c.evidence)}</div>"
-        + (f"<div class='plain'>In plain words: {_e(c.plain)}</div>" if getattr(c, "plain", "") else "")
+        + (f"<div class='plain'>In plain words: {_e(c.plain)}</div>" if c.plain else "")
         + "</div>"
         for c in result.claims
     )
