@@ -22,3 +22,18 @@ def test_every_experiment_has_its_section_in_order_numbered_from_one():
 def test_an_experiment_without_a_section_is_an_error():
     with pytest.raises(LosslabError, match=r"experiment 'nope' has no section in argument\.md; sections: linear-in-parameters"):
         from_argument("nope", settings=object, quick={}, measure=print, claims=print)
+
+
+def test_the_parts_hold_every_experiment_once_in_order_part_one_the_first_thirteen():
+    from losslab.experiments.story import parts
+
+    found = parts()
+    assert [p.numeral for p in found] == ["I", "II"]
+    assert [n for p in found for n in p.experiments] == list(NAMES)
+    assert found[0].experiments[-1] == "gd-vs-sgd" and sections()[found[0].experiments[-1]].number == 13
+    for p in found:
+        assert p.title and p.intro and "\n" not in p.intro and "##" not in p.intro
+        assert p.intro.split()[:2] == ["Part", p.numeral]
+    # no part's introduction leaks into the experiment before it
+    for section in sections().values():
+        assert "# Part" not in section.intro and not any(p.intro in section.intro for p in found)

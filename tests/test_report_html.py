@@ -242,3 +242,23 @@ def test_each_source_names_the_sections_that_use_it_once_in_order(fake_result):
     assert pearlmutter.endswith("Hessian-vector products — <a href='#linear-in-parameters'>§1</a>, <a href='#two-layer'>§7</a>, "
                                 "<a href='#depth'>§8</a>.</span></li>")
     assert "2nd ed.." not in text and "Numerical Optimization" not in text  # no section here uses the second-order test
+
+
+def test_each_part_gets_its_heading_and_introduction_before_its_first_experiment(fake_result):
+    from losslab.experiments.story import parts
+
+    first, second = parts()
+    results = [_as(fake_result, first.experiments[2], 3), _as(fake_result, first.experiments[4], 5),
+               _as(fake_result, second.experiments[0], 14)]
+    page = report_html.render_index(results, report_html.report_payload(results, seed=0, quick=True, version="test"))
+    one, two = f"<h2 class='part-title'>Part I. {first.title}", f"<h2 class='part-title'>Part II. {second.title}"
+    assert page.count(one) == 1 and page.count(two) == 1
+    ids = [f"<section id='{r.name}'>" for r in results]
+    assert page.index(one) < page.index(ids[0]) < page.index(ids[1]) < page.index(two) < page.index(ids[2])
+    assert first.intro.split(".")[0] in page and second.intro.split(".")[0] in page
+    # the summary table groups the claims under the same parts
+    assert page.count(f"<th colspan='3'>Part I. {first.title}</th>") == 1
+
+
+def test_a_report_of_only_custom_experiments_has_no_part_heading(tmp_path, fake_report):
+    assert "class='part-title'" not in fake_report(tmp_path / "r").read_text(encoding="utf-8")

@@ -37,15 +37,17 @@ ARGUMENT = (
     "solved in closed form, but it cannot adapt its features: too few and it underfits, too many and it "
     "overfits, and in high dimension the basis it would need explodes. A neural network v·σ(Wx+b) learns its "
     "features: it is linear in v with W, b fixed, but nonlinear in (W, b, v) jointly — and that, not "
-    "nonlinearity in x, is what makes its loss non-convex. Each section below checks one step of this "
-    "argument on a real computation: the claim, the figure, the numbers, and whether the numbers bear it out."
+    "nonlinearity in x, is what makes its loss non-convex. Part I checks this argument step by step on real "
+    "computations: the claim, the figure, the numbers, and whether the numbers bear it out. Part II goes on to "
+    "what comes next (lazy and rich training, symmetric minima, spurious minima, double descent, the edge of "
+    "stability), each checked against published values."
 )
 
 _CSS = """
 body{font:16px/1.55 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;max-width:64rem;margin:0 auto;
      padding:1.5rem 1.25rem 4rem;overflow-wrap:break-word}
 h1{font-size:2rem;margin:.2em 0}h2{margin-top:2.6rem;border-top:1px solid #e3e6ec;padding-top:1.4rem}h3{margin:1.4rem 0 .3rem}
-.lede{font-size:1.08rem;color:#333b4d}.meta{color:#667;font-size:.9rem}
+.lede{font-size:1.08rem;color:#333b4d}.part-title{font-size:1.7rem;border-top:3px solid #3451b2}.meta{color:#667;font-size:.9rem}
 .table-wrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;width:100%;margin:.4rem 0 .8rem;font-size:.93rem}
 th,td{border-bottom:1px solid #e3e6ec;padding:.35rem .5rem;text-align:left;vertical-align:top}
@@ -163,6 +165,25 @@ def _section(result, plotly_div) -> str:
     )
 
 
+def _part_openings(results: Sequence) -> dict[str, object]:
+    """Experiment name → the part of the argument whose heading goes before it (the first result of each part)."""
+    from ..experiments.story import parts
+
+    part_of = {name: part for part in parts() for name in part.experiments}
+    openings, shown = {}, set()
+    for r in results:
+        part = part_of.get(r.name)
+        if part is not None and part.numeral not in shown:
+            shown.add(part.numeral)
+            openings[r.name] = part
+    return openings
+
+
+def _part_html(part) -> str:
+    return (f"<section class='part' id='part-{_e(part.numeral.lower())}'><h2 class='part-title'>Part {_e(part.numeral)}. "
+            f"{_e(part.title)}</h2><p class='lede'>{_e(part.intro)}</p></section>")
+
+
 def _has_plotly(results: Sequence) -> bool:
     """Whether any figure is interactive (then plotly.min.js goes beside the page)."""
     return any(f.plotly_json is not None for r in results for f in r.figures)
@@ -179,13 +200,17 @@ def render_index(results: Sequence, payload: dict) -> str:
         return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=f"plotly-{next(counter)}",
                            default_width="100%", default_height="480px", config={"displaylogo": False, "responsive": True})
 
+    openings = _part_openings(results)
     summary = "".join(
-        "<tr>"
+        (f"<tr><th colspan='3'>Part {_e(openings[r.name].numeral)}. {_e(openings[r.name].title)}</th></tr>"
+         if r.name in openings and i == 0 else "")
+        + "<tr>"
         + (f"<td rowspan='{len(r.claims)}'><a href='#{_e(r.name)}'>{r.number}. {_e(r.title)}</a></td>" if i == 0 else "")
         + f"<td>{_e(c.statement)}</td><td>{_badge(c.holds)}</td></tr>"
         for r in results for i, c in enumerate(r.claims)
     )
-    sections = "".join(_section(r, plotly_div) for r in results)
+    sections = "".join((_part_html(openings[r.name]) if r.name in openings else "") + _section(r, plotly_div)
+                       for r in results)
     mode = "quick" if payload["quick"] else "full"
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
