@@ -49,11 +49,15 @@ solution; the ridge fit takes, per N and per draw, the λ of the grid 10⁻⁶, 
 held-out validation examples. Claims and tolerances: the mean ridgeless error is largest at a grid width with
 N/n ∈ [0.8, 1.25]; the tuned-ridge mean error never rises from one width to the next by more than 2 paired standard
 errors (SE of the per-draw differences, same draws at both widths); at the width nearest n it is at most 0.1 of the
-ridgeless peak. Seeds checked when the defaults were chosen: all three claims held for seeds 0–9 at the full
-settings (peak at N/n = 1.0 or 1.05; largest rise z ≤ 0.06; tuned ridge at N ≈ n ≤ 0.014 of the peak) and for seeds
-0–19 at the quick settings (n = 50, d = 10, 8 draws: peak at N/n ∈ {1.0, 1.04, 1.1}; largest rise z ≤ 1.77; ratio
-≤ 0.011). The ridgeless mean near N = n rests on few draws with huge errors (a near-square, ill-conditioned feature
-matrix); its median, also reported and drawn, is far smaller.
+ridgeless peak. Seeds checked after the defaults were chosen: at the full settings all three claims held for all of
+seeds 0–29 (peak at N/n = 1.0 or 1.05; largest rise z ≤ 1.09; tuned ridge at N ≈ n ≤ 0.014 of the peak). At the
+quick settings (n = 50, d = 10, 8 draws), seeds 0–59: the peak claim and the below-peak claim held for all 60 (peak
+at N/n ∈ {1.0, 1.04, 1.1}; ratio ≤ 0.021), the no-rise claim for 58 of 60 — it failed for seeds 26 (z = 2.24, from
+N = 48 to 50) and 48 (z = 2.47, from N = 55 to 62), rises of 0.003 and 0.007 in an error of about 0.4 next to the
+threshold: with 8 draws and λ chosen on 50 validation examples from a grid half a decade apart, the tuned λ is not
+the optimal one, and a small residual bump near N = n is not ruled out at the quick settings. The ridgeless mean near
+N = n rests on few draws with huge errors (a near-square, ill-conditioned feature matrix); its median, also reported
+and drawn, is far smaller.
 
 Data: the r-th training set is X (n, D) then ε (n,), both drawn from ``generator(seed, "data", r)``
 (:mod:`losslab.random_streams`); every p is fitted to the first p columns of the same draws. The convexity
@@ -272,7 +276,8 @@ def _random_features_claims(m: DoubleDescentMeasured) -> tuple[Claim, ...]:
         claim("rf-ridge-no-peak", f"with ridge tuned on held-out data the test error does not rise with N (every rise between "
               f"neighbouring N within {RISE_Z:g} paired standard errors): ridge removes the peak",
               m.rf_rise_z[rise] <= RISE_Z,
-              "largest rise z = {z:.2f} ≤ {tol:g}, from N = {a} to N = {b} ({ea:.4f} to {eb:.4f}); at N = {Nn} ≈ n its mean error "
+              "largest rise z = {z:.2f} (mean rise / its paired SE; at most {tol:g} allowed), from N = {a} to N = {b} "
+              "({ea:.4f} to {eb:.4f}); at N = {Nn} ≈ n its mean error "
               "is {en:.4f}, at the smallest N {first:.4f}, at the largest {last:.4f}",
               plain="With the penalty tuned for each size on examples held out from the fit, more features never make the "
                     "prediction worse: the bump disappears.",
@@ -280,8 +285,10 @@ def _random_features_claims(m: DoubleDescentMeasured) -> tuple[Claim, ...]:
               en=tuned[at], first=tuned[0], last=tuned[-1]),
         claim("rf-ridge-below-peak", f"at N ≈ n the tuned-ridge test error is at most {BELOW_PEAK:g} of the ridgeless peak",
               tuned[at] <= BELOW_PEAK * free[top],
-              "tuned ridge at N = {Nn}: {en:.4f} (median λ = {lam:.2g}) vs ridgeless peak {e:.4g}: ratio {ratio:.2g} ≤ {tol:g}; "
+              "tuned ridge at N = {Nn}: {en:.4f} (median λ = {lam:.2g}) vs ridgeless peak {e:.4g}: ratio {ratio:.2g} (at most "
+              "{tol:g} allowed); "
               "noise floor τ² = {floor:g}",
+              plain="Where the unpenalised fit is at its worst, the tuned fit's error is a small fraction of it.",
               Nn=Ns[at], en=tuned[at], lam=m.rf_lambda[at], e=free[top], ratio=tuned[at] / free[top], tol=BELOW_PEAK,
               floor=m.rf_noise_variance),
     )
