@@ -54,7 +54,8 @@ def test_it_is_experiment_14_the_first_past_the_argument():
 
 def test_claims_hold_in_the_quick_run(quick_result):
     result = quick_result(NAME)
-    assert [c.key for c in result.claims] == ["convex-in-theta", "mean-matches-exact", "peak-at-threshold", "second-descent"]
+    assert [c.key for c in result.claims] == ["convex-in-theta", "mean-matches-exact", "peak-at-threshold", "second-descent",
+                                              "rf-peak-near-threshold", "rf-ridge-no-peak", "rf-ridge-below-peak"]
     for c in result.claims:
         assert c.holds, f"{c.statement} — {c.evidence}"
         if c.key != "convex-in-theta":  # that one restates the verdict engine (see _nonconvex.proof_claim)
@@ -62,9 +63,10 @@ def test_claims_hold_in_the_quick_run(quick_result):
         assert c.plain or c.key == "second-descent"
     json.dumps(result.to_dict())
     json.dumps(jsonable(result.numbers))
-    assert [f.name for f in result.figures] == ["error-vs-p"] and all(f.overlaps == () for f in result.figures)
-    (table,) = result.tables
-    assert len(table.rows) == len(result.measured.ps)
+    assert [f.name for f in result.figures] == ["error-vs-p", "random-features-error"]
+    assert all(f.overlaps == () for f in result.figures)
+    table, rf_table = result.tables
+    assert len(table.rows) == len(result.measured.ps) and len(rf_table.rows) == len(result.measured.rf_widths)
 
 
 def test_the_mean_at_one_p_matches_numpy_minimum_norm_fits(quick_result):
@@ -143,6 +145,11 @@ def test_a_stepped_sweep_runs_and_its_claims_hold():
     ({"n": 60}, "features >= n + 4"),
     ({"draws": 100_000}, "draws × n × features <= 50,000,000"),
     ({"noise": 0}, "expected noise to be a finite number > 0"),
+    ({"rf_ratios": (2.0, 3.0, 4.0)}, "rf_ratios give widths N below 0.8·rf_n, within [0.8, 1.25]·rf_n and above 1.25·rf_n"),
+    ({"rf_ratios": (0.5, 0.7, 1.5)}, "within [0.8, 1.25]·rf_n"),
+    ({"rf_test": 100_000, "rf_ratios": (0.5, 1.0, 20.0)}, "(2·rf_n + rf_test) × the largest width <= 50,000,000"),
+    ({"rf_draws": 2}, "expected rf_draws to be an integer"),
+    ({"rf_ratios": (0.5, -1.0, 2.0)}, "expected rf_ratios to be"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(LosslabError, match=re.escape(message)):

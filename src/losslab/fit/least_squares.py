@@ -9,7 +9,25 @@ convex quadratic,
 minimised without forming the normal equations ΦᵀΦ (whose condition number is the square of
 Φ's): for λ = 0 by a rank-revealing least-squares solve (LAPACK ``gelsd``, SVD-based), which
 returns the minimum-norm minimiser when Φ is rank-deficient; for λ > 0 by the same solver on
-the augmented system
+the augmented system (below).
+
+Minimum norm (λ = 0). When the minimiser is not unique — in particular when there are more
+free parameters than outputs, p > N, where every minimiser interpolates if Φ has full row rank —
+the one returned (``theta0`` left at its default 0) is the minimum-norm least-squares solution
+
+    θ* = Φ⁺r = argmin {‖θ‖ : θ minimises ‖Φθ − r‖},
+
+with Φ⁺ the Moore–Penrose pseudo-inverse (Penrose 1955, "A generalized inverse for matrices",
+Proc. Cambridge Philos. Soc. 51). With the SVD Φ = Σ_i s_i u_i v_iᵀ, θ* = Σ_{s_i > ε} (u_iᵀr / s_i) v_i:
+singular values at or below ε = eps·max(N, p)·s_1 (``gelsd``'s default cut-off in
+``torch.linalg.lstsq``, eps the float64 machine epsilon) count as zero — ``numpy.linalg.pinv``
+cuts at 1e-15·s_1 by default — so θ* is the pseudo-inverse solution at Φ's numerical rank.
+θ* lies in the row space of Φ; every other minimiser adds a null-space vector and has a larger
+norm. It is also the limit of the ridge solution as λ → 0⁺, and the point gradient descent from
+θ = 0 converges to. Only the free groups count: fixed groups (``restrict``) enter through f0, so
+θ* = Φ⁺(y − f0). ``theta0`` moves the centre: θ* = θ0 + Φ⁺(r − Φθ0), the
+minimiser closest to θ0. For λ > 0 (``ridge`` or ``problem.l2``) the minimiser is unique and no
+norm is chosen: the ridge solution, by one of the two forms below. The augmented system is
 
     [Φ/√N; √λ·I] θ = [r/√N; 0],
 
@@ -141,6 +159,9 @@ def _features(problem: Problem, lam: float) -> tuple[torch.Tensor, torch.Tensor]
 def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object = None) -> LeastSquaresResult:
     """Minimise ``problem.loss(θ) + ridge·‖θ‖²`` in closed form; see the module docstring.
 
+    With λ = problem.l2 + ridge = 0 and more free parameters than outputs (p > N) it returns the
+    minimum-norm interpolant θ* = Φ⁺(y − f0), the pseudo-inverse solution (Penrose 1955).
+
     Computed in float64 whatever ``problem.dtype``; θ* is cast back to ``problem.dtype``.
 
     Args:
@@ -148,9 +169,10 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
             its free groups — e.g. a Polynomial, RandomFeatures, a Linearized network, or a
             TwoLayer restricted to ``["v"]``.
         ridge: extra weight λ_extra >= 0 of ‖θ_free‖², on top of ``problem.l2``.
-        theta0: when the minimiser is not unique (λ = 0 and Φ rank-deficient), return the one
-            closest to θ0 — where gradient descent started at θ0 converges. Default 0: the
-            minimum-norm minimiser. A θ (p,) or params dict. No effect when λ > 0.
+        theta0: when the minimiser is not unique (λ = 0 and Φ rank-deficient, e.g. p > N), return
+            the one closest to θ0 — where gradient descent started at θ0 converges. Default 0: the
+            minimum-norm minimiser θ* = Φ⁺(y − f0) (Penrose 1955; see the module docstring). A θ (p,)
+            or params dict. No effect when λ > 0.
 
     Returns:
         A :class:`LeastSquaresResult`.
@@ -199,7 +221,8 @@ def least_squares_result(problem: Problem, *, ridge: float = 0.0, theta0: object
 def least_squares(problem: Problem, *, ridge: float = 0.0, theta0: object = None) -> Params:
     """The parameters minimising ``problem.loss(θ) + ridge·‖θ‖²`` for an affine squared-loss problem.
 
-    The full parameter dict (fixed groups included, via ``problem.unflatten``). See
+    The full parameter dict (fixed groups included, via ``problem.unflatten``). With λ = 0 and p > N
+    the free parameters are the minimum-norm solution Φ⁺(y − f0) (Penrose 1955). See
     :func:`least_squares_result` for the method, the arguments and diagnostics.
 
     Example:

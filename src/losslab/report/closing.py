@@ -107,7 +107,9 @@ STEPS = (
         "at the interpolation threshold p = n, and falls again as p grows past it (Belkin, Hsu & Xu's exact formula, "
         "checked here by Monte Carlo). Convexity guarantees that the fit is found, not that it predicts well; the "
         "bump is a matter of statistics, not of optimisation. Whether the far side beats the best small model depends "
-        "on the features and the noise; the experiment reports which at its settings.",
+        "on the features and the noise; the experiment reports which at its settings. Random ReLU features show the "
+        "same bump against the number of features per example, with its peak near N = n; a ridge penalty tuned on "
+        "held-out data removes it (Mei & Montanari 2019; Nakkiran, Venkat, Kakade & Ma 2021).",
         ("double-descent",),
     ),
     Step(
