@@ -7,7 +7,8 @@ infinite-width limit) is
 
     Θ(x, x')_{cc'} = Σ_j ∂f_c(θ, x)/∂θ_j · ∂f_{c'}(θ, x')/∂θ_j,       a k × k block per pair,
 
-and, summed over the output dimension as neural-tangents' ``trace_axes`` does (Novak et al. 2022),
+and, summed over the output dimension as neural-tangents' ``trace_axes`` does (Novak et al. 2020, "Neural Tangents: fast and easy infinite
+neural networks in Python", ICLR),
 Θ(x, x') = Σ_c Θ(x, x')_{cc}. Gradient flow on the squared loss of the linearized network moves the
 training outputs by df/dt = −(2/N)·Θ(X, X)(f − y): the kernel is the whole dynamics of lazy training.
 
