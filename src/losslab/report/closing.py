@@ -123,6 +123,17 @@ STEPS = (
         "would not show it.",
         ("edge-of-stability",),
     ),
+    Step(
+        "Part II. Lazy against rich: how near a network trains to its linearisation",
+        "Whether a network learns features depends on how it is scaled. Multiply its output by a large τ (and its steps "
+        "by 1/τ²), or widen it in the NTK parameterisation, and gradient descent moves each weight less and less: the "
+        "trained network stays near its own linearisation at the starting weights, a model with fixed features whose "
+        "squared loss is convex (Chizat, Oyallon & Bach; Lee et al.). The relative weight change falls like m^(−1/2) with "
+        "the width and the NTK's change faster. That regime is convex and, on a target of a few hidden directions, "
+        "worse: the rich network — small τ, or the mean-field parameterisation — moves its features, tests better, and "
+        "the curvature of its non-linearity in the weights, H − GGN, is a large part of its Hessian.",
+        ("lazy-vs-rich",),
+    ),
 )
 """The argument's steps, in its order; every built-in experiment checks exactly one of them."""
 
