@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 _LAZY = {  # public name -> the module that defines it (a subpackage is its own module)
     "curvature": ".curvature",
     "data": ".data",
+    "fit": ".fit",
+    "kernels": ".kernels",
     "landscape": ".landscape",
     "models": ".models",
     "LosslabError": "._checks",
@@ -41,6 +43,8 @@ __all__ = [
     "check_convexity",
     "curvature",
     "data",
+    "fit",
+    "kernels",
     "landscape",
     "models",
 ]
