@@ -104,10 +104,10 @@ def bezier_path(
     for s in range(train_steps + 1):
         t = (torch.arange(points, dtype=torch.float64) + math.fmod(s * _GOLDEN, 1.0)) / points
         objective = _curve_losses(problem, bezier_points(a, control, b, t)).mean()
-        if not torch.isfinite(objective):
-            raise LosslabError(f"expected a finite loss along the curve, got {float(objective)} at training step {s}; "
-                               f"lower lr (got lr={lr:g})")
-        history.append(float(objective.detach()))
+        value = float(objective.detach())
+        if not math.isfinite(value):
+            raise LosslabError(f"expected a finite loss along the curve, got {value} at training step {s}; lower lr (got lr={lr:g})")
+        history.append(value)
         if s == train_steps:
             break
         opt.zero_grad()
