@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+from matplotlib.lines import Line2D
+
 from ...experiments.mode_connectivity import CURVE, ModeConnectivityMeasured, shrink_ratios
 from ..drawn import Figure, Table, png_figure
 from ..plots.curves import two_panels
@@ -17,13 +19,19 @@ def paths_and_barriers(m: ModeConnectivityMeasured) -> Figure:
     """Left: L along the naive segment, the aligned segment and the trained curve of the first pair at each width (log y);
     right: the naive, aligned and curve barriers against width (log-log), one marker per pair."""
     fig, left, right = two_panels("training loss along the paths (first pair)", "barrier above the endpoints' mean")
+    handles = []
     for i, w in enumerate(m.widths):
         color = f"C{i}"
-        left.plot(m.t, [max(v, _FLOOR) for v in m.naive[i][0]], color=color, lw=1.4, label=f"h = {w}: segment")
-        left.plot(m.t, [max(v, _FLOOR) for v in m.aligned[i][0]], color=color, lw=1.4, ls="--", label=f"h = {w}: aligned")
-        left.plot(m.t, [max(v, _FLOOR) for v in m.curve[i]], color=color, lw=1.4, ls=":", label=f"h = {w}: curve")
-    left.set(yscale="log", xlabel="t (0: network a, 1: network b)", ylabel="training cross-entropy (nats)")
-    left.legend(fontsize=7, loc="lower center", ncol=len(m.widths))
+        handles += left.plot(m.t, [max(v, _FLOOR) for v in m.naive[i][0]], color=color, lw=1.4, label=f"h = {w}")
+        left.plot(m.t, [max(v, _FLOOR) for v in m.aligned[i][0]], color=color, lw=1.4, ls="--")
+        left.plot(m.t, [max(v, _FLOOR) for v in m.curve[i]], color=color, lw=1.4, ls=":")
+    styles = [Line2D([], [], color="0.3", lw=1.4, ls=ls, label=label)
+              for ls, label in (("-", "straight segment"), ("--", "after weight matching"), (":", "trained curve"))]
+    drawn = [max(v, _FLOOR) for rows in (m.naive, m.aligned) for row in rows for v in row[0]] + [max(v, _FLOOR) for r in m.curve for v in r]
+    left.set(yscale="log", xlabel="t (0: network a, 1: network b)", ylabel="training cross-entropy (nats)",
+             ylim=(min(drawn) / 2, max(drawn) * 40))  # room above the curves for the legend
+    left.add_artist(left.legend(handles=handles, fontsize=7, loc="upper left"))
+    left.legend(handles=styles, fontsize=7, loc="upper right")
     means = {name: [statistics.fmean(row) for row in rows] for name, rows in
              (("naive", m.naive_barrier), ("aligned", m.aligned_barrier))}
     for name, color, marker in (("naive", "C3", "o"), ("aligned", "C0", "s")):
@@ -36,6 +44,7 @@ def paths_and_barriers(m: ModeConnectivityMeasured) -> Figure:
                label="trained Bézier curve (first pair)")
     right.set(xscale="log", yscale="log", xlabel="hidden width h", ylabel="barrier (nats)")
     right.set_xticks(m.widths, [str(w) for w in m.widths])
+    right.minorticks_off()
     right.legend(fontsize=7, loc="lower left")
     ratios = shrink_ratios(m)
     worst_curve = max(c / n[0] for c, n in zip(m.curve_barrier, m.naive_barrier, strict=True))
