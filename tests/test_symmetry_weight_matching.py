@@ -123,7 +123,7 @@ def test_one_hidden_layer_matching_equals_brute_force(width, seed):
         best = max(best, _objective(problem, a, problem.flatten(moved)))
     m = weight_matching(problem, a, b)
     assert _objective(problem, a, m.theta) == pytest.approx(best, rel=1e-12)
-    assert m.objective == pytest.approx(best, rel=1e-12)  # W, b, v and c are all groups of the layer spec
+    assert m.objective == pytest.approx(best - float(a[-1] * b[-1]), rel=1e-12)  # c, never moved, is left out
 
 
 def test_mlp_one_hidden_layer_matching_equals_brute_force():
@@ -142,7 +142,7 @@ def test_coordinate_descent_never_lowers_the_objective_and_beats_identity_on_dee
         a, b = _random_points(problem, 50 + seed)
         m = weight_matching(problem, a, b)
         assert m.objective >= m.objective_before
-        assert m.objective == pytest.approx(_objective(problem, a, m.theta), rel=1e-12)
+        assert m.objective == pytest.approx(_objective(problem, a, m.theta) - float(a[-2:] @ b[-2:]), rel=1e-12)  # b3 left out
         assert [sorted(p.tolist()) for p in m.perms] == [list(range(w)) for w in (5, 4, 6)]
 
 
@@ -174,6 +174,24 @@ def test_bad_inputs_give_one_line_errors(fn, case, make, match):
     with pytest.raises(LosslabError, match=match) as err:
         fn(problem, a, b)
     assert "\n" not in str(err.value)
+
+
+def _frozen(names):
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    return Problem(Module(net, params=names), X0, X0[:, 0])
+
+
+def test_a_frozen_output_bias_is_allowed_and_kept():
+    problem = _frozen(["0.weight", "0.bias", "2.weight"])  # 2.bias frozen: no permutation moves it
+    a, b = _random_points(problem, 3)
+    aligned = align(problem, a, b)
+    assert torch.allclose(problem.output(aligned), problem.output(b), rtol=1e-12, atol=1e-12)
+
+
+def test_a_frozen_hidden_layer_is_refused():
+    problem = _frozen(["0.bias", "2.weight", "2.bias"])
+    with pytest.raises(LosslabError, match=r"got \['0.weight'\] held fixed; use problem.full\(\)"):
+        align(problem, problem.init(0), problem.init(1))
 
 
 def test_bad_max_sweeps():

@@ -59,7 +59,7 @@ def bezier_coordinates(t: torch.Tensor) -> torch.Tensor:
 def bezier_points(a: torch.Tensor, control: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """φ_c(t) for each t (K,): the points (K, p) of the quadratic Bézier curve a → b with control point c."""
     vectors = torch.stack([a, control, b])
-    return combine(bezier_coordinates(t).to(vectors.dtype), vectors)
+    return combine(bezier_coordinates(t).to(device=vectors.device, dtype=vectors.dtype), vectors)
 
 
 def _curve_losses(problem: Problem, points: torch.Tensor) -> torch.Tensor:

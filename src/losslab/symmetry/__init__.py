@@ -10,15 +10,15 @@ Models: :class:`~losslab.models.TwoLayer`, :class:`~losslab.models.MLP`, and a
 :class:`~losslab.models.Module` wrapping an ``nn.Sequential`` of ``nn.Linear`` and elementwise activations.
 """
 
-from .permutations import SUPPORTED, hidden_widths, permutable_layers, permute_hidden_units
+from .permutations import SUPPORTED, moved_groups, permutable_layers, permute_hidden_units
 from .weight_matching import WeightMatching, align, matching_objective, weight_matching
 
 __all__ = [
     "SUPPORTED",
     "WeightMatching",
     "align",
-    "hidden_widths",
     "matching_objective",
+    "moved_groups",
     "permutable_layers",
     "permute_hidden_units",
     "weight_matching",

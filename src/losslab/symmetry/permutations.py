@@ -22,18 +22,19 @@ from ..models.base import Params
 from ..models.layers import Layer
 from ..problem import Problem
 
-__all__ = ["hidden_widths", "permutable_layers", "permute_hidden_units"]
+__all__ = ["moved_groups", "permutable_layers", "permute_hidden_units"]
 
 SUPPORTED = ("TwoLayer, MLP, or a Module wrapping an nn.Sequential of nn.Linear and elementwise activations "
              "(ReLU, Tanh, Sigmoid, GELU, Identity)")
 
 
 def permutable_layers(problem: Problem, what: str = "weight matching") -> tuple[Layer, ...]:
-    """The layer spec of ``problem``'s model, checked to be permutable: every group it names is free in θ.
+    """The layer spec of ``problem``'s model, checked to be permutable: every group a permutation moves is free in θ.
 
     Raises:
         LosslabError: a model without a layer spec (convolutions, normalisation or attention layers, a custom
-            forward, tuple/dict inputs), or a layer group held fixed (``problem.restrict``, a frozen parameter).
+            forward, tuple/dict inputs), or a group the permutations move held fixed (``problem.restrict``, a frozen
+            parameter); the output layer's bias may be fixed.
     """
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab Problem for {what}, got {type(problem).__name__}")
@@ -41,17 +42,17 @@ def permutable_layers(problem: Problem, what: str = "weight matching") -> tuple[
     if spec is None:
         raise LosslabError(f"expected for {what} a model that is a chain of affine layers with elementwise activations — "
                            f"{SUPPORTED} — with one tensor of inputs, got {problem.model.describe()}")
-    named = [g for layer in spec for g in (layer.weight, layer.bias) if g is not None]
-    held = [g for g in named if g not in problem.free]
+    held = [g for g in moved_groups(spec) if g not in problem.free]
     if held:
-        raise LosslabError(f"expected every layer group free in θ for {what}, got {held} held fixed; "
-                           "use problem.full() (or un-freeze those parameters)")
+        raise LosslabError(f"expected every group a hidden-unit permutation moves to be free in θ for {what}, got {held} "
+                           "held fixed; use problem.full() (or un-freeze those parameters)")
     return spec
 
 
-def hidden_widths(spec: tuple[Layer, ...], shapes: dict[str, tuple[int, ...]]) -> list[int]:
-    """The number of units of each hidden layer (the outputs of every layer but the last)."""
-    return [shapes[layer.weight][0] for layer in spec[:-1]]
+def moved_groups(spec: tuple[Layer, ...]) -> list[str]:
+    """The groups a permutation of hidden units changes: every hidden layer's weight and bias, and every later layer's weight."""
+    hidden = [g for layer in spec[:-1] for g in (layer.weight, layer.bias) if g is not None]
+    return [*hidden, spec[-1].weight] if len(spec) > 1 else []
 
 
 def permute_hidden_units(spec: tuple[Layer, ...], params: Params, perms: list[torch.Tensor]) -> Params:

@@ -7,7 +7,8 @@ b's hidden layers (:mod:`losslab.symmetry.permutations`) that bring its weights 
 
     max_π  Σ_l ⟨W_l^a, P_l W_l^b P_{l−1}ᵀ⟩_F + ⟨b_l^a, P_l b_l^b⟩   ⇔   min_π ‖θ_a − π(θ_b)‖²,
 
-over the groups of the layer spec. With every other permutation fixed, the objective is linear in P_l:
+over the groups the permutations move (the output layer's bias adds a constant). With every other
+permutation fixed, the objective is linear in P_l:
 ⟨P_l, C_l⟩ with the unit-similarity matrix
 
     C_l = W_l^a P_{l−1} (W_l^b)ᵀ + b_l^a (b_l^b)ᵀ + (W_{l+1}^a)ᵀ P_{l+1} W_{l+1}^b        (h_l × h_l),
@@ -39,7 +40,7 @@ from scipy.optimize import linear_sum_assignment
 from .._checks import positive_int
 from ..models.layers import Layer
 from ..problem import Problem
-from .permutations import permutable_layers, permute_hidden_units
+from .permutations import moved_groups, permutable_layers, permute_hidden_units
 
 __all__ = ["WeightMatching", "align", "matching_objective", "weight_matching"]
 
@@ -53,7 +54,8 @@ class WeightMatching:
     Attributes:
         theta: π(θ_b), b with its hidden units permuted, shape (p,): the same function as b.
         perms: one int64 tensor per hidden layer; unit i of the aligned network is unit ``perms[l][i]`` of b.
-        objective: Σ over the layer groups of ⟨a_g, π(b)_g⟩ at the returned permutations.
+        objective: Σ over the groups the permutations move of ⟨a_g, π(b)_g⟩ at the returned permutations
+            (:func:`matching_objective`; the output bias, never moved, is left out).
         objective_before: the same at the identity (b as given).
         sweeps: how many passes over the hidden layers were made (the last improved nothing when ``converged``).
         converged: whether a sweep ended without improvement within ``max_sweeps``.
@@ -68,9 +70,11 @@ class WeightMatching:
 
 
 def matching_objective(spec: tuple[Layer, ...], a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    """Σ_g ⟨a_g, b_g⟩ over the groups the layer spec names (weights and biases), in float64."""
-    groups = [g for layer in spec for g in (layer.weight, layer.bias) if g is not None]
-    return float(sum((a[g].double() * b[g].double()).sum() for g in groups))
+    """Σ_g ⟨a_g, b_g⟩ over the groups a hidden-unit permutation moves (:func:`moved_groups`), in float64.
+
+    The other groups of the spec (the output layer's bias) add a constant, left out.
+    """
+    return float(sum((a[g].double() * b[g].double()).sum() for g in moved_groups(spec)))
 
 
 def _similarity(spec: tuple[Layer, ...], layer_index: int, a: dict, b: dict, perms: list[torch.Tensor],
@@ -138,8 +142,7 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
     start = matching_objective(spec, pa, permute_hidden_units(spec, pb, forward)) if forward else before
     if start > current:
         perms, current = forward, start
-    scale = sum(float(pa[g].double().norm() * pb[g].double().norm())
-                for layer in spec for g in (layer.weight, layer.bias) if g is not None)
+    scale = sum(float(pa[g].double().norm() * pb[g].double().norm()) for g in moved_groups(spec))
     sweeps, converged = 0, not perms
     while perms and sweeps < max_sweeps and not converged:
         sweeps += 1
