@@ -27,15 +27,19 @@ Published findings compared with, and the tolerances used (fixed before the defa
   is B_naive ≥ ``LARGE`` = 5 times the endpoints' mean loss, at every width and pair (the segment's top is at
   least six times as high as the minima).
 * Entezari, Sedghi, Saukh & Neyshabur 2022 (ICLR, "The role of permutation invariance in linear mode connectivity
-  of neural networks") conjecture that after the right permutation the barrier between SGD solutions is about zero,
-  and report that it falls as width grows; Ainsworth, Hayase & Srinivasa 2023 (ICLR, "Git Re-Basin") find with
-  weight matching barriers near zero for wide MLPs on MNIST, shrinking with width. Their plotted values for MNIST
-  MLPs were not verified here (the search tool found the papers' abstracts and summaries, stating the trends, not
-  the numbers), so the claims are the trends: B_aligned < B_naive for every width and pair; and the mean over pairs
-  of B_aligned / B_naive falls strictly from each width to the next wider one.
-* Garipov et al. 2018: a trained curve connects the two optima at nearly constant training loss (their Figure 1
-  and §6; their numbers are for CIFAR networks, not compared). Claimed: on the trained curve the barrier is at
-  most ``CURVE`` = 0.1 times the naive barrier of the same pair, at every width.
+  of neural networks") conjecture that once permutations of hidden units are accounted for, there is likely no
+  barrier on the segment between SGD solutions; Ainsworth, Hayase & Srinivasa 2023 (ICLR, "Git Re-Basin") permute
+  by weight matching and report that wider models show better linear mode connectivity, with zero-barrier
+  connectivity for wide ResNets on CIFAR-10. Verified with the search tool: the conjecture, the barrier's
+  definition, and Ainsworth et al.'s width trend, as stated in the papers' abstracts and summaries. Not verified:
+  Entezari et al.'s barrier-against-width curves and Ainsworth et al.'s plotted barriers for MLPs on MNIST (no
+  number was found), so no published number is compared. The claims are the trends: B_aligned < B_naive for
+  every width and pair; and the mean over pairs of B_aligned / B_naive falls strictly from each width to the next
+  wider one.
+* Garipov et al. 2018: optima are connected by simple curves "over which training and test accuracy are nearly
+  constant" (their abstract, verified; their numbers are for CIFAR and ImageNet networks, not compared).
+  Claimed: on the trained curve the barrier is at most ``CURVE`` = 0.1 times the naive barrier of the same pair,
+  at every width.
 
 Measured when the defaults were chosen (seeds 0–4, on a shared 2-core machine with one thread):
 
