@@ -14,6 +14,7 @@ sparse-monomials    :func:`sparse_monomials` — d = 20, degree 3    mse
 multi-index         :func:`multi_index` — d = 30, y = g(Uᵀx), r = 2  mse
 logistic            :func:`logistic_labels` — y ∈ {0, 1}, d = 2    bce
 classes             :func:`gaussian_classes` — 3 classes, d = 2    cross_entropy
+(Python only)       :func:`digits` — scikit-learn's 8×8 digits   cross_entropy
 ==================  ============================================  ==========================
 """
 
@@ -26,6 +27,7 @@ import torch
 from .._checks import choice
 from ._common import as_data
 from .classification import gaussian_classes, logistic_labels
+from .digits import DIGITS_SIZE, digits
 from .multi_index import LINKS as MULTI_INDEX_LINKS
 from .multi_index import MultiIndex, multi_index, multi_index_target
 from .regression import Teacher, cubic, polynomial_1d, sine, teacher, teacher_params, teacher_target
@@ -62,12 +64,14 @@ def make(name: str, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 __all__ = [
     "DATASETS",
+    "DIGITS_SIZE",
     "MULTI_INDEX_LINKS",
     "MultiIndex",
     "SparseMonomials",
     "Teacher",
     "as_data",
     "cubic",
+    "digits",
     "gaussian_classes",
     "logistic_labels",
     "make",

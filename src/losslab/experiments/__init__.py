@@ -21,6 +21,7 @@
  14    double-descent            fixed features: the test error peaks at p = n, then falls
  15    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
  16    lazy-vs-rich              large output scale or NTK width: near the linearisation, fixed features, worse tests
+ 17    mode-connectivity         barriers between minima; weight matching shrinks them, more with width
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -51,6 +52,7 @@ MODULES = {
     "double-descent": "double_descent",
     "edge-of-stability": "edge_of_stability",
     "lazy-vs-rich": "lazy_vs_rich",
+    "mode-connectivity": "mode_connectivity",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 

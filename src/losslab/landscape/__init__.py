@@ -1,4 +1,5 @@
-"""Loss-landscape slices: directions, lines and planes, evaluated in batches, and their discrete convexity.
+"""Loss-landscape slices: directions, lines and planes, evaluated in batches, their discrete convexity,
+and paths between minima: the barrier on a segment, a trained Bézier curve.
 
 A slice is data: :func:`line` and :func:`plane` return frozen dataclasses with the coordinates,
 the losses and the directions; only :mod:`losslab.report` draws them.
@@ -14,6 +15,8 @@ Example:
     (torch.Size([5, 5]), 'grid')
 """
 
+from .barrier import Barrier, barrier, segment_coordinates
+from .bezier import BezierPath, bezier_coordinates, bezier_path, bezier_points
 from .directions import (
     EigenDirections,
     PCADirections,
@@ -33,6 +36,8 @@ __all__ = [
     "DEFAULT_RTOL",
     "IMPLEMENTATIONS",
     "METHODS",
+    "Barrier",
+    "BezierPath",
     "DiscreteConvexity",
     "EigenDirections",
     "Implementation",
@@ -41,6 +46,10 @@ __all__ = [
     "PlaneSlice",
     "as_direction",
     "backend",
+    "barrier",
+    "bezier_coordinates",
+    "bezier_path",
+    "bezier_points",
     "combine",
     "discrete_convexity",
     "eigenvector_directions",
@@ -58,4 +67,5 @@ __all__ = [
     "quadratic_coefficients",
     "quadratic_values",
     "random_direction",
+    "segment_coordinates",
 ]

@@ -134,6 +134,17 @@ STEPS = (
         "the curvature of its non-linearity in the weights, H − GGN, is a large part of its Hessian.",
         ("lazy-vs-rich",),
     ),
+    Step(
+        "Part II. Many minima, or one valley? Mode connectivity modulo permutations",
+        "The argument showed that a network's loss has many minima; it did not say how they lie. Two networks trained on "
+        "the same digits from different starts reach equally low losses, but the straight segment between their weights "
+        "climbs to a barrier. Part of that barrier is bookkeeping: hidden units can be listed in any order, and permuting "
+        "one network's units to match the other's (weight matching, Ainsworth et al. 2023) lowers it — for wide networks "
+        "almost to nothing, as Entezari et al. 2022 conjectured. And a curved path with one trained bend joins the two "
+        "minima at nearly their own loss (Garipov et al. 2018). The loss is non-convex, yet its low regions are connected. "
+        "These are trends measured on one small data set at a few seeds, not theorems.",
+        ("mode-connectivity",),
+    ),
 )
 """The argument's steps, in its order; every built-in experiment checks exactly one of them."""
 
