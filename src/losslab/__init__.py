@@ -17,6 +17,7 @@ _LAZY = {  # public name -> the module that defines it (a subpackage is its own 
     "kernels": ".kernels",
     "landscape": ".landscape",
     "models": ".models",
+    "symmetry": ".symmetry",
     "LosslabError": "._checks",
     "ConvexityReport": ".convexity",
     "check_convexity": ".convexity",
@@ -47,6 +48,7 @@ __all__ = [
     "kernels",
     "landscape",
     "models",
+    "symmetry",
 ]
 
 
