@@ -20,6 +20,7 @@
        *Part II*                 past the argument
  14    double-descent            fixed features: the test error peaks at p = n, then falls
  15    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
+ 18    spurious-minima           ReLU teacher–student: spurious minima common at n = k, rare at n = k + 1
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -49,6 +50,7 @@ MODULES = {
     "gd-vs-sgd": "gd_vs_sgd",
     "double-descent": "double_descent",
     "edge-of-stability": "edge_of_stability",
+    "spurious-minima": "spurious_minima",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 
