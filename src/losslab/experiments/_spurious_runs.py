@@ -5,13 +5,16 @@ trained at once by full-batch GD until ‖∇F‖₂ ≤ ε (:func:`~losslab.fit
 Each end point is then
 
 * ``global``: converged with F < threshold;
-* a spurious candidate: converged with F ≥ threshold. The candidates are grouped by their loss (values within a
+* a spurious candidate: converged with F ≥ threshold. Gradient descent slows near saddles as well as minima, so
+  ‖∇F‖ ≤ ε alone does not say which: each candidate is first polished by Newton's method on ∇F = 0
+  (:func:`._minima.newton_polish`, dense p × p Hessians, p ≤ 156 here) onto the critical point it is near, to
+  ‖∇F‖ ≈ 1e-12. The polished candidates are grouped by their loss (values within a
   relative 1e-4 of their sorted neighbour are one class: the points of a class are the same critical point up to
   the objective's symmetries, W ↦ P W Qᵀ for permutations P of the student's units and Q of the coordinates, which
   leave F unchanged since Q I Qᵀ = I; the class also records the spread of W's singular values, invariant under
   both), and one representative per class (its member with the smallest gradient) is classified by
   :func:`~losslab.curvature.classify`: a Lanczos estimate of the extreme Hessian eigenvalues with their residual
-  bounds, and ‖∇F‖ ≤ ε as the criticality test. A class is a spurious minimum when classify says ``"minimum"``
+  bounds, and ‖∇F‖ ≤ ``POLISHED_GRAD`` as the criticality test. A class is a spurious minimum when classify says ``"minimum"``
   (every eigenvalue > 0 beyond its bound); otherwise its runs count as saddles or undecided;
 * ``not converged``: ‖∇F‖ > ε after ``max_steps`` updates (or diverged).
 """
@@ -24,11 +27,14 @@ from ..curvature import classify, eigs
 from ..fit import train_ensemble
 from ..objectives import relu_teacher_problem
 from ..random_streams import child_seed
-from ._minima import cluster_values
+from ._minima import cluster_values, newton_polish
 
 __all__ = ["ensemble_of_k_n", "teacher_sharpness"]
 
 CLASS_RTOL = 1e-4  # end points whose losses are within this relative distance are one class
+POLISH_ITERATIONS = 10  # Newton iterations on ∇F = 0 from where a spurious candidate stopped
+POLISH_STEP = 0.5  # the longest Newton step taken (‖Δθ‖; rows of W have norm about 1)
+POLISHED_GRAD = 1e-9  # classify's criticality test at a polished point (absolute ‖∇F‖₂)
 
 
 def teacher_sharpness(k: int, seed: int) -> float:
@@ -49,22 +55,23 @@ def ensemble_of_k_n(k: int, n: int, *, starts: int, lr: float, eps: float, max_s
     seeds = [child_seed(seed, "restarts", n, j) for j in range(starts)]
     runs = train_ensemble(problem, seeds=seeds, lr=lr, steps=max_steps, until_grad_norm=eps, record_every=max_steps)
     final = runs.final_losses
-    grad = runs.grad_norms[-1]
     converged = runs.converged
     candidates = torch.nonzero(converged & (final >= threshold))[:, 0]
     classes = []
     if len(candidates):
-        labels, _ = cluster_values(final[candidates], CLASS_RTOL)
+        polished, norms = newton_polish(problem, runs.theta[candidates], iterations=POLISH_ITERATIONS, max_step=POLISH_STEP)
+        values = problem.loss_batch(polished)
+        labels, _ = cluster_values(values, CLASS_RTOL)
         for c in range(int(labels.max()) + 1):
-            members = candidates[labels == c]
-            best = members[torch.argmin(grad[members])]
-            result = classify(problem, runs.theta[best], grad_tol=eps, seed=seed)
-            sv = torch.linalg.svdvals(runs.theta[members].reshape(len(members), n, k))
+            members = torch.nonzero(labels == c)[:, 0]
+            best = members[torch.argmin(norms[-1, members])]
+            result = classify(problem, polished[best], grad_tol=POLISHED_GRAD, seed=seed)
+            sv = torch.linalg.svdvals(polished[members].reshape(len(members), n, k))
             classes.append({
-                "loss": float(final[members].mean()), "count": len(members), "kind": str(result.kind),
-                "min_eig": result.min_eig, "min_bound": result.min_bound, "max_eig": result.max_eig,
-                "singular_values": sv[0].tolist(), "singular_spread": float((sv - sv[0]).abs().max()),
-                "member": [float(v) for v in runs.theta[best]],
+                "loss": float(values[members].mean()), "count": len(members), "kind": str(result.kind),
+                "grad_norm": result.grad_norm, "min_eig": result.min_eig, "min_bound": result.min_bound,
+                "max_eig": result.max_eig, "singular_values": sv[0].tolist(),
+                "singular_spread": float((sv - sv[0]).abs().max()), "member": [float(v) for v in polished[best]],
             })
     minima = sum(c["count"] for c in classes if c["kind"] == "minimum")
     return {
