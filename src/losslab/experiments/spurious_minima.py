@@ -10,14 +10,14 @@ is spurious.
 
 Procedure (defaults). For k ∈ ``ks`` = (6, 8, 10, 12) and n ∈ {k, k + 1}: ``starts`` = 100 Xavier starts (Glorot &
 Bengio 2010 uniform, U(−a, a), a = √(6/(k + n))), each from its own seed (``child_seed(seed, "restarts", n, j)``),
-trained at once by full-batch gradient descent until ‖∇F‖₂ ≤ ε = ``grad_norm`` = 1e-4 (about 4.5 decades below
-its value at the starts) or ``max_steps`` = 6000 updates (:func:`~losslab.fit.train_ensemble` with
-``until_grad_norm``: converged runs leave the batch). The step size is chosen from the curvature: η = ``lr_factor``/λ_max with λ_max the largest Hessian eigenvalue at the global
-minimum W = I_k (Lanczos; 2.07 at k = 6, 3.65 at k = 12), ``lr_factor`` = 1.5 (< 2: stable there). An end point
-with F < ``threshold`` = 1e-3 is global; a converged end point with F ≥ 1e-3 is a spurious candidate: polished by
-Newton's method onto the critical point it is near, grouped into classes up to symmetry by its loss, and
-classified by its Hessian (:mod:`._spurious_runs`). The threshold sits in a wide gap: converged global runs end
-with F below 1e-7 and the lowest spurious minimum found has F ≈ 0.0165 (k = 12).
+trained at once by full-batch gradient descent until ‖∇F‖₂ ≤ ε = ``grad_norm`` = 1e-4 (about 4.5 decades below its
+value at the starts) or ``max_steps`` = 6000 updates (:func:`~losslab.fit.train_ensemble` with ``until_grad_norm``:
+converged runs leave the batch). The step size is chosen from the curvature: η = ``lr_factor``/λ_max with λ_max the
+largest Hessian eigenvalue at the global minimum W = I_k (Lanczos; 2.07 at k = 6, 3.65 at k = 12), ``lr_factor`` =
+1.5 (< 2: stable there). An end point with F < ``threshold`` = 1e-3 is global; a converged end point with F ≥ 1e-3
+is a spurious candidate: polished by Newton's method onto the critical point it is near, grouped into classes up to
+symmetry by its loss, and classified by its Hessian (:mod:`._spurious_runs`). The threshold sits in a wide gap:
+converged global runs end with F below 1e-7 and the lowest spurious minimum found has F ≈ 0.0165 (k = 12).
 
 Claims and their tolerances (fixed before the defaults were chosen). N runs per (k, n); a rate r̂ = count/N has
 binomial standard error √(r̂(1 − r̂)/N); a difference of two rates is called significant when it exceeds 3 times
