@@ -156,3 +156,14 @@ def test_bad_objectives_give_one_line_errors(kwargs, match):
     with pytest.raises(LosslabError, match=match) as info:
         Problem.from_objective(fn, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_the_ggn_of_an_objective_is_zero_and_its_hessian_operator_the_dense_hessian(well):
+    from losslab.curvature import GGNOperator, HessianOperator
+
+    theta = torch.tensor([0.3, -1.2, 0.4], dtype=F64)
+    eye = torch.eye(3, dtype=F64)
+    ggn = torch.stack([GGNOperator(well, theta).matvec(e) for e in eye])
+    assert torch.equal(ggn, torch.zeros(3, 3, dtype=F64))  # the identity loss has no curvature in its output
+    hess = torch.stack([HessianOperator(well, theta).matvec(e) for e in eye])
+    torch.testing.assert_close(hess, dense_hessian(lambda t: double_well(flat(t, well)), theta), rtol=1e-12, atol=1e-12)
