@@ -27,13 +27,14 @@ from ..curvature import classify, eigs
 from ..fit import train_ensemble
 from ..objectives import relu_teacher_problem
 from ..random_streams import child_seed
-from ._minima import cluster_values, newton_polish
+from ._minima import cluster_values, damped_newton, newton_polish
 
 __all__ = ["ensemble_of_k_n", "teacher_sharpness"]
 
 CLASS_RTOL = 1e-4  # end points whose losses are within this relative distance are one class
 POLISH_ITERATIONS = 10  # Newton iterations on ∇F = 0 from where a spurious candidate stopped
 POLISH_STEP = 0.5  # the longest Newton step taken (‖Δθ‖; rows of W have norm about 1)
+LM_ITERATIONS = 15  # Levenberg–Marquardt iterations where Newton's step is refused
 POLISHED_GRAD = 1e-9  # classify's criticality test at a polished point (absolute ‖∇F‖₂)
 
 
@@ -42,6 +43,18 @@ def teacher_sharpness(k: int, seed: int) -> float:
     problem = relu_teacher_problem(k, k)
     res = eigs(problem, torch.eye(k, dtype=torch.float64).reshape(-1), k=1, which="largest", seed=seed)
     return float(res.values[-1])
+
+
+def _polish(problem, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(points moved onto the critical point each is near, their final ‖∇F‖₂): Newton, then LM + Newton where Newton stalls."""
+    polished, norms = newton_polish(problem, theta, iterations=POLISH_ITERATIONS, max_step=POLISH_STEP)
+    norms = norms[-1]
+    stalled = torch.nonzero(norms > POLISHED_GRAD)[:, 0]
+    if len(stalled):
+        descended, _ = damped_newton(problem, polished[stalled], iterations=LM_ITERATIONS, tol=POLISHED_GRAD)
+        again, more = newton_polish(problem, descended, iterations=POLISH_ITERATIONS, max_step=POLISH_STEP)
+        polished[stalled], norms[stalled] = again, more[-1]
+    return polished, norms
 
 
 def ensemble_of_k_n(k: int, n: int, *, starts: int, lr: float, eps: float, max_steps: int, threshold: float, seed: int) -> dict:
@@ -59,12 +72,12 @@ def ensemble_of_k_n(k: int, n: int, *, starts: int, lr: float, eps: float, max_s
     candidates = torch.nonzero(converged & (final >= threshold))[:, 0]
     classes = []
     if len(candidates):
-        polished, norms = newton_polish(problem, runs.theta[candidates], iterations=POLISH_ITERATIONS, max_step=POLISH_STEP)
+        polished, norms = _polish(problem, runs.theta[candidates])
         values = problem.loss_batch(polished)
         labels, _ = cluster_values(values, CLASS_RTOL)
         for c in range(int(labels.max()) + 1):
             members = torch.nonzero(labels == c)[:, 0]
-            best = members[torch.argmin(norms[-1, members])]
+            best = members[torch.argmin(norms[members])]
             result = classify(problem, polished[best], grad_tol=POLISHED_GRAD, seed=seed)
             sv = torch.linalg.svdvals(polished[members].reshape(len(members), n, k))
             classes.append({
