@@ -15,14 +15,15 @@ value at the starts) or ``max_steps`` = 6000 updates (:func:`~losslab.fit.train_
 converged runs leave the batch). The step size is chosen from the curvature: η = ``lr_factor``/λ_max with λ_max the
 largest Hessian eigenvalue at the global minimum W = I_k (Lanczos; 2.07 at k = 6, 3.65 at k = 12), ``lr_factor`` =
 1.5 (< 2: stable there). An end point with F < ``threshold`` = 1e-3 is global; a converged end point with F ≥ 1e-3
-is a spurious candidate: polished by Newton's method onto the critical point it is near, grouped into classes up to
-symmetry by its loss, and classified by its Hessian (:mod:`._spurious_runs`). The threshold sits in a wide gap:
-converged global runs end with F below 1e-6 (5e-7 at n = k + 1) and the lowest spurious minimum found has F ≈ 0.0165 (k = 12).
+is a spurious candidate: polished by Newton's method (Levenberg–Marquardt first where Newton stalls) onto the
+critical point it is near, grouped into classes up to symmetry by its loss, and classified by its Hessian
+(:mod:`._spurious_runs`). The threshold sits in a wide gap: converged global runs end with F below 1e-6 (5e-7 at n
+= k + 1) and the lowest spurious minimum found has F ≈ 0.0165 (k = 12).
 
-Claims and their tolerances (fixed before the defaults were chosen, except spurious-are-minima's share: all runs
-at first, lowered to 90% after seed 1 showed a run stopped near a saddle, see below). N runs per (k, n); a rate r̂ = count/N has
-binomial standard error √(r̂(1 − r̂)/N); a difference of two rates is called significant when it exceeds 3 times
-the standard error of the difference, √(se₁² + se₂²) ("3 SE").
+Claims and their tolerances (fixed before the defaults were chosen, except spurious-are-minima's share: all runs at
+first, lowered to 90% after seed 1 showed a run stopped near a saddle, see below). N runs per (k, n); a rate r̂ =
+count/N has binomial standard error √(r̂(1 − r̂)/N); a difference of two rates is called significant when it
+exceeds 3 times the standard error of the difference, √(se₁² + se₂²) ("3 SE").
 
 * rises-with-k: at n = k the rate of spurious minima at the largest k exceeds that at the smallest k by more than
   3 SE, and no step from one k to the next lowers it by more than 3 SE (the paper: the probability of hitting
@@ -56,7 +57,8 @@ and is why spurious-are-minima asks for 90% rather than all. With 200 starts and
 rates were 0, 11, 24.5 and 45.5%. The quick settings (k ∈ {6, 10}, 60 starts) gave 25, 20, 23% at k = 10 and
 every claim held at seeds 0–2; with 40 starts the rise at k = 10 would be about 3 SE, too close to call.
 The classes found, by loss: F ≈ 0.0251 (k = 6), 0.0215 (k = 8), 0.0187 and 0.0353 (k = 10), 0.0165, 0.0316,
-0.0455 and 0.0543 (k = 12); the smallest Hessian eigenvalue at them ranges from 0.04 down to 0.0018.
+0.0455 and 0.0543 (k = 12); the smallest Hessian eigenvalue at them ranges from 0.04 down to 0.0018. Time with 1 thread on the shared 2-core
+development machine (load 2–4 from other jobs): full 25–42 s, quick 7–11 s, most of it gradient-descent steps.
 """
 
 from __future__ import annotations
