@@ -22,6 +22,7 @@ from ._checks import LosslabError, as_tensor, finite_result, float_dtype, nonneg
 from ._problem_build import check_device, validate
 from ._problem_copies import converted, restricted
 from ._problem_data import ProblemData
+from ._problem_objective import Objective, ObjectiveProblems
 from ._problem_points import losses_at_points
 from ._problem_vectors import ParameterVectors
 from .batches import DEFAULT_CACHE_BYTES, Batch, Batches, map_tensors, tensors
@@ -30,7 +31,6 @@ from .memory import DEFAULT_MEMORY_BUDGET
 from .models.base import Model, Params
 
 __all__ = ["Problem"]
-
 
 
 # What a Problem is made of: every copy (restrict, full, to, with_memory_budget) is these parts, some replaced,
@@ -48,7 +48,7 @@ _HOW_TO_CHANGE = {
 }
 
 
-class Problem(ProblemData, ParameterVectors):
+class Problem(ProblemData, ParameterVectors, ObjectiveProblems):
     """A model, data, a loss and an L2 weight, as L: R^p → R on a flat vector θ.
 
     Args:
@@ -89,6 +89,8 @@ class Problem(ProblemData, ParameterVectors):
             beside the free groups, the L2 term counts them, and analyses read them (proof texts, witnesses,
             the landscape kernels). The tensors are the problem's own: read them, do not modify them in place.
         batching_note: why points are evaluated one at a time, or None while ``torch.func.vmap`` batches them.
+
+    :meth:`from_objective` builds one from an analytic objective L(params) instead (no model, no data).
 
     A problem is immutable: assigning an attribute raises an AttributeError that names the method
     giving a copy with it changed (:meth:`restrict`, :meth:`full`, :meth:`to`, :meth:`with_memory_budget`).
@@ -383,6 +385,8 @@ class Problem(ProblemData, ParameterVectors):
         if getattr(self.model, "mode", "eval") == "train" and self.data.count > 1:
             note += "; train mode: each batch normalised by its own statistics (the batching is part of the loss)"
         where = f"n={self.n}{data}{device}, p={self.n_params} in {list(self.free)}{fixed}"
+        if isinstance(self.model, Objective):  # no data, no data loss: Problem.from_objective
+            return f"{self.model.describe()}{reg}, p={self.n_params} in {list(self.free)}{fixed}{device}{note}"
         return f"{self.model.describe()}, {self.loss_fn.name}{reg}, {where}{note}"
 
     def __repr__(self) -> str:

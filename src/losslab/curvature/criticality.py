@@ -17,6 +17,9 @@ compensates (each of J_G, R and ∇_G L scales the same way), which an absolute 
 not. ‖J_G‖_F² = Σ_j ‖J e_j‖² exactly for a group of at most 8 parameters; for a larger group it is
 E‖J_G z‖² for Rademacher z supported on G (Hutchinson 1989), estimated from 8 forward-mode
 products (``torch.func.jvp``) per batch: within a factor of a few, which is all a tolerance needs.
+
+An analytic objective (``Problem.from_objective``) has no outputs or targets to take a scale from: there
+s_G = 1 and ρ_G = ‖∇_G L‖ in the objective's own units (grad_tol is then an absolute tolerance).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def gradient_ratios(problem: Problem, theta: torch.Tensor, grad: torch.Tensor, g
         that does not reach the output and has no L2 term has a zero gradient).
     """
     where = problem.slices()
+    if getattr(problem.model, "unit_gradient_scale", False):  # an analytic objective: no outputs or targets to scale by,
+        return {g: (float(grad[sl].to(torch.float64).norm()), 1.0) for g, sl in where.items()}  # so ρ_G = ‖∇_G L‖
     p = problem.n_params
 
     def probes(sl: slice):  # one at a time: p numbers in memory, whatever the number of groups

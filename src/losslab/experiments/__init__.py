@@ -22,6 +22,7 @@
  15    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
  16    lazy-vs-rich              large output scale or NTK width: near the linearisation, fixed features, worse tests
  17    mode-connectivity         barriers between minima; weight matching shrinks them, more with width
+ 18    spurious-minima           ReLU teacher–student: spurious minima common at n = k, rare at n = k + 1
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -53,6 +54,7 @@ MODULES = {
     "edge-of-stability": "edge_of_stability",
     "lazy-vs-rich": "lazy_vs_rich",
     "mode-connectivity": "mode_connectivity",
+    "spurious-minima": "spurious_minima",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 

@@ -18,6 +18,13 @@ Minibatches (SGD). Each epoch is a fresh random permutation of the n examples cu
 * ``minibatches="shared"``: every start sees the one sequence drawn from ``seeds[0]``, so the
   starts differ only in θ₀ (a controlled comparison of starting points).
 
+Until convergence (``until_grad_norm=ε``, full-batch GD only). Before each update the full-batch gradient of
+every running start is computed; a start with ‖∇L(θ_t)‖₂ ≤ ε is frozen at θ_t (no further update: ``converged``
+is True, ``converged_at`` is t, the number of updates it took) and leaves the vmapped batch, so it costs nothing
+from then on; a start whose loss or θ becomes NaN/inf leaves it too (``diverged``). The ensemble stops as soon
+as no start is running, or after ``steps`` updates; runs still above ε then have ``converged`` False. A frozen
+start's recorded loss and gradient norm stay those at its θ. This replaces chaining fixed-length runs by hand.
+
 Memory: the K starts, current points and gradients (K × p each) must fit the problem's
 ``memory_budget`` (else a MemoryBudgetError before anything is drawn); the vmapped forward and
 backward run on as many starts at a time as their graphs fit beside them (rows are independent,
@@ -61,6 +68,10 @@ class EnsembleTrajectory:
         batch_size: the minibatch size, or None for full-batch steps.
         seeds: the K seeds (of θ₀ when drawn, and of the minibatch orders).
         minibatches: ``"per-start"`` or ``"shared"`` (meaningful for sgd).
+        until_grad_norm: the threshold ε of ``until_grad_norm`` (None without it).
+        converged: bool (K,): runs frozen because ‖∇L‖₂ ≤ ε (None without ``until_grad_norm``).
+        converged_at: int64 (K,): the step (updates taken) at which each run converged, −1 where it did not
+            (None without ``until_grad_norm``).
     """
 
     steps: torch.Tensor
@@ -74,6 +85,9 @@ class EnsembleTrajectory:
     batch_size: int | None
     seeds: tuple[int, ...]
     minibatches: str
+    until_grad_norm: float | None = None
+    converged: torch.Tensor | None = None
+    converged_at: torch.Tensor | None = None
 
     @property
     def final_losses(self) -> torch.Tensor:
@@ -128,6 +142,7 @@ def train_ensemble(
     batch_size: int | None = None,
     minibatches: str = "per-start",
     record_every: int | None = None,
+    until_grad_norm: float | None = None,
 ) -> EnsembleTrajectory:
     """Train K starts of ``problem`` at once with full-batch GD or minibatch SGD.
 
@@ -144,10 +159,14 @@ def train_ensemble(
         minibatches: ``"per-start"`` or ``"shared"`` (module docstring).
         record_every: record the full-batch loss and gradient norm every ``record_every`` steps (and
             always at the first and last); default ``max(1, steps // 100)``.
+        until_grad_norm: ε > 0: freeze each start once its full-batch ‖∇L‖₂ ≤ ε and stop when all are frozen
+            (module docstring; ``optimizer="gd"`` only); ``steps`` is then the most updates a start takes.
 
     Returns:
         An :class:`EnsembleTrajectory`. Runs that diverge are flagged in ``diverged``, not raised:
-        the other runs are unaffected (each row is its own computation).
+        the other runs are unaffected (each row is its own computation). With ``until_grad_norm`` it also
+        says which runs ``converged`` and at which step (``converged_at``); its last recorded step is the
+        one the ensemble stopped at.
 
     Raises:
         LosslabError: bad arguments; a MemoryBudgetError when the starts, points and gradients
@@ -174,6 +193,11 @@ def train_ensemble(
             f"minibatches of {batch}; use losslab.fit.train(optimizer='sgd'), which steps through the loader's own batches"
         )
     every = max(1, steps // DEFAULT_RECORDS) if record_every is None else positive_int("record_every", record_every)
+    if until_grad_norm is not None:
+        until_grad_norm = finite_float("until_grad_norm", until_grad_norm, positive=True)
+        if optimizer != "gd":
+            raise LosslabError(f"expected optimizer='gd' with until_grad_norm (a full-batch gradient at every step), got "
+                               f"optimizer={optimizer!r}; drop until_grad_norm or use optimizer='gd'")
     if theta0 is not None:
         theta0 = as_tensor("theta0", theta0, dtype=problem.dtype)
         shape("theta0", theta0, (None, problem.n_params))
@@ -189,6 +213,9 @@ def train_ensemble(
         raise LosslabError(f"expected one seed per start: {len(theta0)} starts in theta0, got {len(seeds)} seeds")
 
     full_loss = torch.func.vmap(problem.loss)
+    if until_grad_norm is not None:
+        return _until_converged(full_loss, theta0, size, lr=lr, steps=steps, every=every, eps=until_grad_norm,
+                                seeds=tuple(seeds), minibatches=minibatches)
     batch_loss = torch.func.vmap(lambda th, idx: problem.loss(th, indices=idx), in_dims=(0, 0 if minibatches == "per-start" else None))
     streams = []
     if batch is not None:
@@ -218,4 +245,43 @@ def train_ensemble(
         steps=torch.tensor(rec_steps, dtype=torch.int64), losses=losses, grad_norms=torch.stack(rec_norms),
         theta0=theta0, theta=theta, diverged=diverged, optimizer=optimizer, lr=lr, batch_size=batch,
         seeds=tuple(seeds), minibatches=minibatches,
+    )
+
+
+def _until_converged(full_loss, theta0: torch.Tensor, size: int, *, lr: float, steps: int, every: int, eps: float,
+                     seeds: tuple[int, ...], minibatches: str) -> EnsembleTrajectory:
+    """Full-batch GD on the running rows only; a row leaves once ‖∇L‖₂ ≤ ``eps`` (converged) or non-finite (diverged)."""
+    K = len(theta0)
+    theta = theta0.clone()
+    losses = torch.full((K,), torch.nan, dtype=torch.float64)
+    norms = torch.full((K,), torch.nan, dtype=torch.float64)
+    converged = torch.zeros(K, dtype=torch.bool)
+    converged_at = torch.full((K,), -1, dtype=torch.int64)
+    diverged = torch.zeros(K, dtype=torch.bool)
+    running = torch.arange(K)
+    rec_steps, rec_losses, rec_norms = [], [], []
+    with torch.no_grad():
+        for t in range(steps + 1):
+            grads, values = _chunked_grads_and_losses(full_loss, theta[running], size)
+            g = torch.linalg.vector_norm(grads, dim=1)
+            losses[running], norms[running] = values.to(torch.float64), g.to(torch.float64)
+            bad = ~(torch.isfinite(values) & torch.isfinite(g) & torch.isfinite(theta[running]).all(1))
+            done = (g <= eps) & ~bad
+            converged[running[done]] = True
+            converged_at[running[done]] = t
+            diverged[running[bad]] = True
+            keep = ~(done | bad)
+            running, grads = running[keep], grads[keep]
+            last = t == steps or not len(running)
+            if t % every == 0 or last:
+                rec_steps.append(t)
+                rec_losses.append(losses.clone())
+                rec_norms.append(norms.clone())
+            if last:
+                break
+            theta[running] = theta[running] - lr * grads
+    return EnsembleTrajectory(
+        steps=torch.tensor(rec_steps, dtype=torch.int64), losses=torch.stack(rec_losses), grad_norms=torch.stack(rec_norms),
+        theta0=theta0, theta=theta, diverged=diverged, optimizer="gd", lr=lr, batch_size=None, seeds=seeds,
+        minibatches=minibatches, until_grad_norm=eps, converged=converged, converged_at=converged_at,
     )

@@ -145,6 +145,16 @@ STEPS = (
         "These are trends measured on one small data set at a few seeds, not theorems.",
         ("mode-connectivity",),
     ),
+    Step(
+        "Part II. How often gradient descent meets a spurious minimum",
+        "Non-convexity allows local minima that are not global; whether gradient descent meets them is a question "
+        "of measure. On the cleanest case — a ReLU student of a ReLU teacher of the same size, on the exact "
+        "population loss of Gaussian inputs, where zero loss is attainable — a growing share of random starts ends at "
+        "a genuine local minimum with positive loss as the network grows (Safran & Shamir 2018); one unit more than "
+        "the teacher makes those runs rare. The rates here are measured with their binomial error bars on one "
+        "setting, not a law for every network.",
+        ("spurious-minima",),
+    ),
 )
 """The argument's steps, in its order; every built-in experiment checks exactly one of them."""
 
