@@ -1,4 +1,4 @@
-"""Experiment 14 (double-descent), checked against independent references.
+"""Experiment 17 (double-descent), checked against independent references.
 
 References: numpy.linalg.pinv and numpy.linalg.lstsq (minimum-norm solutions) on the training sets redrawn as the
 module documents them (X then ε from ``generator(seed, "data", r)``), the exact population error written out
@@ -48,8 +48,10 @@ def belkin_hsu_xu(p: int, n: int, D: int, r: float, sigma: float) -> float:
     return math.inf
 
 
-def test_it_is_experiment_14_the_first_past_the_argument():
-    assert NAMES[13] == NAME and get_experiment(NAME).number == 14
+def test_it_is_experiment_17_in_part_two():
+    from losslab.experiments.story import parts
+
+    assert NAMES[16] == NAME and get_experiment(NAME).number == 17 and NAME in parts()[1].experiments
 
 
 def test_claims_hold_in_the_quick_run(quick_result):

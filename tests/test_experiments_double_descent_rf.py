@@ -1,4 +1,4 @@
-"""Experiment 14's random-features half, checked against independent references.
+"""Experiment 17's random-features half, checked against independent references.
 
 References: the draws rebuilt from the module docstring (β, inputs on the sphere of radius √d, noise, ReLU features
 relu(Xwᵀ + b) in numpy), numpy.linalg.pinv for the minimum-norm fits, scikit-learn's Ridge (alpha = n·λ, no intercept)

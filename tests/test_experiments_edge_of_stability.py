@@ -1,4 +1,4 @@
-"""Tests for experiment 15 (edge-of-stability): GD re-run by hand, λ_max against a dense eigensolver, the claims by key.
+"""Tests for experiment 18 (edge-of-stability): GD re-run by hand, λ_max against a dense eigensolver, the claims by key.
 
 The references share no code with the experiment's curvature or gradients: the MLP's squared loss is written
 out by hand in float64, its gradient is ``torch.func.grad`` of that loss and its sharpness the largest

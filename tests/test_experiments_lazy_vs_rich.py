@@ -1,4 +1,4 @@
-"""Tests for experiment 16 (lazy-vs-rich): the network, the twin, the measurements and the fit against references.
+"""Tests for experiment 14 (lazy-vs-rich): the network, the twin, the measurements and the fit against references.
 
 References share no code with the experiment's measurements: the network is written out with torch ops, the
 twin is gradient descent on f(θ₀) + J(θ − θ₀) with a dense float64 Jacobian (``references.dense_jacobian``), the

@@ -1,4 +1,4 @@
-"""Tests for experiment 17 (mode-connectivity) and the digits loader.
+"""Tests for experiment 15 (mode-connectivity) and the digits loader.
 
 References independent of the experiment's code: the digits against ``sklearn.datasets.load_digits``; the loss of the
 one-hidden-layer relu MLP written out by hand (``F.cross_entropy`` of relu(X W0ᵀ + b0) W1ᵀ + b1); the aligned

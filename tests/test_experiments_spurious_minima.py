@@ -1,4 +1,4 @@
-"""Tests for experiment 18 (spurious-minima): GD re-run by hand, end points against dense Hessians, claims by their numbers.
+"""Tests for experiment 16 (spurious-minima): GD re-run by hand, end points against dense Hessians, claims by their numbers.
 
 The references share no code with the experiment's training or curvature: gradient descent is iterated here with
 ``torch.func.grad`` of the objective, the step size checked against the dense Hessian's largest eigenvalue at the

@@ -17,12 +17,12 @@
  12    regularization            L2 convexifies locally, never globally; dropout
  13    gd-vs-sgd                 full-batch GD against minibatch SGD from many starts
 -----  ------------------------  ----------------------------------------------------------
-       *Part II*                 past the argument
- 14    double-descent            fixed features: the test error peaks at p = n, then falls
- 15    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
- 16    lazy-vs-rich              large output scale or NTK width: near the linearisation, fixed features, worse tests
- 17    mode-connectivity         barriers between minima; weight matching shrinks them, more with width
- 18    spurious-minima           ReLU teacher–student: spurious minima common at n = k, rare at n = k + 1
+       *Part II*                 what comes next
+ 14    lazy-vs-rich              large output scale or NTK width: near the linearisation, fixed features, worse tests
+ 15    mode-connectivity         barriers between minima; weight matching shrinks them, more with width
+ 16    spurious-minima           ReLU teacher–student: spurious minima common at n = k, rare at n = k + 1
+ 17    double-descent            fixed features: the test error peaks at p = n, then falls
+ 18    edge-of-stability         full-batch GD: the sharpness rises to 2/η and stays there
 =====  ========================  ==========================================================
 
 Modules are imported when first asked for, so ``import losslab`` stays fast.
@@ -50,11 +50,11 @@ MODULES = {
     "sigmoid-mlp": "sigmoid_mlp",
     "regularization": "regularization",
     "gd-vs-sgd": "gd_vs_sgd",
-    "double-descent": "double_descent",
-    "edge-of-stability": "edge_of_stability",
     "lazy-vs-rich": "lazy_vs_rich",
     "mode-connectivity": "mode_connectivity",
     "spurious-minima": "spurious_minima",
+    "double-descent": "double_descent",
+    "edge-of-stability": "edge_of_stability",
 }
 """Experiment name → module in this package (each defines ``EXPERIMENT``), in the order of the argument."""
 

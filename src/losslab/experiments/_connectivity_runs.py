@@ -1,4 +1,4 @@
-"""The training and path measurements of the mode-connectivity experiment (experiment 17): one width at a time."""
+"""The training and path measurements of the mode-connectivity experiment (experiment 15): one width at a time."""
 
 from __future__ import annotations
 

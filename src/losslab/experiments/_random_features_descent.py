@@ -1,4 +1,4 @@
-"""The random-features half of experiment 14: min-norm and tuned-ridge fits of N ReLU random features against N/n.
+"""The random-features half of experiment 17: min-norm and tuned-ridge fits of N ReLU random features against N/n.
 
 Setting (Mei & Montanari 2019, "The generalization error of random features regression: precise asymptotics and double
 descent curve", arXiv:1908.05355): inputs x uniform on the sphere of radius √d in R^d, a linear target f*(x) = ⟨β, x⟩

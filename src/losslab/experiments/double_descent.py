@@ -1,4 +1,4 @@
-"""Experiment 14: fixed features show double descent — the test error peaks where the fit starts to interpolate.
+"""Experiment 17: fixed features show double descent — the test error peaks where the fit starts to interpolate.
 
 Two models, both linear in their parameters (so every loss of both sweeps is a convex quadratic): p of D Gaussian
 features against an exact formula, then N ReLU random features without and with tuned ridge.

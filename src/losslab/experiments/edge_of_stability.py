@@ -1,4 +1,4 @@
-"""Experiment 15: full-batch gradient descent trains at the edge of stability — the sharpness rises to 2/η and stays there.
+"""Experiment 18: full-batch gradient descent trains at the edge of stability — the sharpness rises to 2/η and stays there.
 
 Why 2/η. On a quadratic L(θ) = ½ θᵀAθ, a gradient step θ ← θ − ηAθ multiplies the component of θ
 along an eigenvector of A with eigenvalue λ by (1 − ηλ); it shrinks when |1 − ηλ| < 1 and grows

@@ -1,4 +1,4 @@
-"""Experiment 16: lazy against rich training — a network near its linearisation has fixed features and tests worse.
+"""Experiment 14: lazy against rich training — a network near its linearisation has fixed features and tests worse.
 
 The network (:mod:`._lazy_rich_model`): f(θ, x) = τ·(h(θ, x) − h(θ₀, x)), h = m^(−α) Σ_j v_j tanh(w_j·x/√d + b_j),
 every parameter N(0, 1) at θ₀, α = 1/2 in the NTK parameterisation and 1 in the mean-field one. Trained by

@@ -1,4 +1,4 @@
-"""Experiment 17: a barrier separates independent minima; permuting hidden units shrinks it, more as width grows.
+"""Experiment 15: a barrier separates independent minima; permuting hidden units shrinks it, more as width grows.
 
 A curve with a trained bend avoids it altogether.
 

@@ -1,4 +1,4 @@
-"""Experiment 18: spurious local minima are common in two-layer ReLU networks, and one extra unit removes most of them.
+"""Experiment 16: spurious local minima are common in two-layer ReLU networks, and one extra unit removes most of them.
 
 Setting (Safran & Shamir 2018, "Spurious local minima are common in two-layer ReLU neural networks", ICML 2018,
 arXiv 1712.08968, Eq. (1)). A teacher of k ReLU units with orthonormal weights — here V = I_k, inputs of

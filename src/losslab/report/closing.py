@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..experiments.story import parts
+
 __all__ = ["ARGUMENT_SOURCES", "METHOD_SOURCES", "SOURCES", "STEPS", "Source", "Step", "closing_html"]
 
 
@@ -100,31 +102,7 @@ STEPS = (
         ("regularization", "gd-vs-sgd"),
     ),
     Step(
-        "Past the argument: fixed features show double descent",
-        "Part II leaves the argument's question, convex or not, for one it does not settle: how well a fit "
-        "generalises. A linear model on the first p of D weak features, fitted by minimum-norm least squares, has a "
-        "convex loss for every p, yet its expected test error rises as p nears the number of examples n, is infinite "
-        "at the interpolation threshold p = n, and falls again as p grows past it (Belkin, Hsu & Xu's exact formula, "
-        "checked here by Monte Carlo). Convexity guarantees that the fit is found, not that it predicts well; the "
-        "bump is a matter of statistics, not of optimisation. Whether the far side beats the best small model depends "
-        "on the features and the noise; the experiment reports which at its settings. Random ReLU features show the "
-        "same bump against the number of features per example, with its peak near N = n; a ridge penalty tuned on "
-        "held-out data removes it (Mei & Montanari 2019; Nakkiran, Venkat, Kakade & Ma 2021).",
-        ("double-descent",),
-    ),
-    Step(
-        "Part II. How gradient descent moves on such a loss: at the edge of stability",
-        "On a quadratic, gradient descent with step size η is stable only while the curvature along every direction is "
-        "below 2/η; the classical analyses of training assume the loss's sharpness (its largest Hessian eigenvalue) "
-        "stays below that limit. On a network's loss it does not stay put: full-batch gradient descent first makes the "
-        "loss sharper as it trains, until the sharpness reaches 2/η, and then keeps it hovering there while the loss "
-        "still falls, though no longer at every step. This is an observation about typical runs (Cohen et al. 2021), "
-        "checked here on one small network at a few seeds, not a theorem: a run whose sharpness levels off below 2/η "
-        "would not show it.",
-        ("edge-of-stability",),
-    ),
-    Step(
-        "Part II. Lazy against rich: how near a network trains to its linearisation",
+        "Lazy against rich: how near a network trains to its linearisation",
         "Whether a network learns features depends on how it is scaled. Multiply its output by a large τ (and its steps "
         "by 1/τ²), or widen it in the NTK parameterisation, and gradient descent moves each weight less and less: the "
         "trained network stays near its own linearisation at the starting weights, a model with fixed features whose "
@@ -135,7 +113,7 @@ STEPS = (
         ("lazy-vs-rich",),
     ),
     Step(
-        "Part II. Many minima, or one valley? Mode connectivity modulo permutations",
+        "Many minima, connected: mode connectivity modulo permutations",
         "The argument showed that a network's loss has many minima; it did not say how they lie. Two networks trained on "
         "the same digits from different starts reach equally low losses, but the straight segment between their weights "
         "climbs to a barrier. Part of that barrier is bookkeeping: hidden units can be listed in any order, and permuting "
@@ -146,7 +124,7 @@ STEPS = (
         ("mode-connectivity",),
     ),
     Step(
-        "Part II. How often gradient descent meets a spurious minimum",
+        "How often gradient descent meets a spurious minimum",
         "Non-convexity allows local minima that are not global; whether gradient descent meets them is a question "
         "of measure. On the cleanest case — a ReLU student of a ReLU teacher of the same size, on the exact "
         "population loss of Gaussian inputs, where zero loss is attainable — a growing share of random starts ends at "
@@ -155,6 +133,29 @@ STEPS = (
         "setting, not a law for every network.",
         ("spurious-minima",),
     ),
+    Step(
+        "Convex is not the same as predicting well: fixed features show double descent",
+        "Convexity settles whether a fit is found, not how well it predicts. A linear model on the first p of D weak "
+        "features, fitted by minimum-norm least squares, has a convex loss for every p, yet its expected test error "
+        "rises as p nears the number of examples n, is infinite at the interpolation threshold p = n, and falls again "
+        "as p grows past it (Belkin, Hsu & Xu's exact formula, checked here by Monte Carlo): the bump is a matter of "
+        "statistics, not of optimisation. Whether the far side beats the best small model depends on the features and "
+        "the noise; the experiment reports which at its settings. Random ReLU features show the same bump against the "
+        "number of features per example, with its peak near N = n; a ridge penalty tuned on held-out data removes it "
+        "(Mei & Montanari 2019; Nakkiran, Venkat, Kakade & Ma 2021).",
+        ("double-descent",),
+    ),
+    Step(
+        "How gradient descent moves on such a loss: at the edge of stability",
+        "On a quadratic, gradient descent with step size η is stable only while the curvature along every direction is "
+        "below 2/η; the classical analyses of training assume the loss's sharpness (its largest Hessian eigenvalue) "
+        "stays below that limit. On a network's loss it does not stay put: full-batch gradient descent first makes the "
+        "loss sharper as it trains, until the sharpness reaches 2/η, and then keeps it hovering there while the loss "
+        "still falls, though no longer at every step. This is an observation about typical runs (Cohen et al. 2021), "
+        "checked here on one small network at a few seeds, not a theorem: a run whose sharpness levels off below 2/η "
+        "would not show it.",
+        ("edge-of-stability",),
+    ),
 )
 """The argument's steps, in its order; every built-in experiment checks exactly one of them."""
 
@@ -162,7 +163,10 @@ _CONCLUSION = (
     "Convexity is a property of the loss as a function of the parameters, not of the model as a function of its "
     "input. A fixed-feature model keeps it and pays in features: the modeller must choose them, and in high "
     "dimension there are too many to choose. A network gives it up and gains the features: it finds the directions "
-    "that matter, at the price of a loss with many minima that no regulariser or optimiser removes."
+    "that matter, at the price of a loss with many minima that no regulariser or optimiser removes. Part II shows "
+    "what lies around that price: scaled to stay lazy, a network falls back to fixed features; its many minima are "
+    "largely copies of one another under permutation, joined by low paths; gradient descent meets a spurious one "
+    "less often once the network has a unit to spare; and it trains at the edge of stability rather than below it."
 )
 
 def _sources(part: str) -> tuple[Source, ...]:
@@ -221,7 +225,13 @@ def closing_html(results: Sequence) -> str:
     if not steps:
         return ""
     paragraphs = []
+    part_of = {name: part for part in parts() for name in part.experiments}
+    shown = set()
     for s in steps:
+        part = part_of.get(s.experiments[0])
+        if part is not None and part.numeral not in shown:
+            shown.add(part.numeral)
+            paragraphs.append(f"<p class='part-mark'><b>Part {_e(part.numeral)}.</b> {_e(part.title)}</p>")
         verdict, holds = _verdict(s, by_name)
         paragraphs.append(f"<div class='step {'held' if holds else 'failed'}-step'><h3>{_e(s.heading)}</h3><p>{_e(s.text)}</p>"
                           f"<p class='verdict'>{verdict}</p></div>")
