@@ -49,7 +49,7 @@ def _progress(enabled: bool, steps: int, note: str | None):
         every = max(1, steps // 200)
         with Progress(transient=True) as progress:
             if note:
-                progress.console.print(note)
+                progress.console.print(note, soft_wrap=True, markup=False, highlight=False)
             task = progress.add_task("training", total=steps)
 
             def update(t: int, loss: float) -> None:
