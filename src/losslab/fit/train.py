@@ -114,8 +114,9 @@ class _Records:
 def _full_loss_and_grad(problem: Problem, theta: torch.Tensor, graph: bool) -> tuple[float, torch.Tensor | None]:
     """(L(θ) on all the data, ∇L(θ) or None where L is not finite).
 
-    ``graph``: by one backward through ``problem.loss`` (a full-batch step's own gradient); else by
-    :meth:`Problem.grad` (batch by batch, for the record of a minibatch run; None if it overflows).
+    ``graph``: by one backward through ``problem.loss`` (a full-batch step's own gradient, or a record of a
+    minibatch run on in-memory data); else by :meth:`Problem.grad` (over a DataLoader: batch by batch, one
+    batch's graph at a time; None if it overflows).
     """
     if graph:
         with torch.enable_grad():
@@ -271,7 +272,7 @@ def train(
             scheduled = t % record == 0 or t == steps
             checked = full_batch or scheduled  # the full-batch loss (and the stopping rules) at this step
             if checked:
-                value, grad = _full_loss_and_grad(problem, theta if full_batch else current, graph=full_batch)
+                value, grad = _full_loss_and_grad(problem, theta, graph=full_batch or not loader)
                 if not (math.isfinite(value) and bool(torch.isfinite(current).all())):
                     what = f"the loss became {value}" if not math.isfinite(value) else "θ became non-finite"
                     raise diverged(t, f"loss={value}" if t == 0 else what, previous)
