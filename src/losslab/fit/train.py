@@ -195,6 +195,8 @@ def train(
         track_samples: operator products per trace and per ‖H − GGN‖_F record (>= 6).
         progress: show a rich progress bar (for interactive use; off by default), with the tracking
             cost (:func:`~losslab.fit.tracking.tracking_cost`) printed above it.
+        threads: ``"auto"`` (default: one intra-op thread for a small CPU problem, the caller's count
+            restored afterwards), None (torch's setting as it is) or an int ≥ 1 (:mod:`losslab._threads`).
 
     Returns:
         A :class:`Trajectory`.
@@ -253,7 +255,7 @@ def train(
     records = _Records(problem, {"optimizer": optimizer, "lr": lr, "seed": seed, "batch_size": batch})
     tracker = CurvatureTracker(problem, cost, track_samples, seed) if cost else None
 
-    def diverged(t: int, what: str, previous: torch.Tensor) -> TrainingDiverged:
+    def diverged(t: int, what: str, previous: torch.Tensor) -> LosslabError:
         if t == 0:
             return LosslabError(f"expected a finite loss at the start theta0, got {what} before any step; "
                                 "check the data scale and theta0 (lr is not the cause)")
@@ -276,14 +278,15 @@ def train(
                 if not (math.isfinite(value) and bool(torch.isfinite(current).all())):
                     what = f"the loss became {value}" if not math.isfinite(value) else "θ became non-finite"
                     raise diverged(t, f"loss={value}" if t == 0 else what, previous)
-                records.loss(t, value, _norm(grad))
+                norm = _norm(grad)
+                records.loss(t, value, norm)
                 update(t, value)
             if scheduled:
                 records.snapshot(t, current)
             if tracker is not None and tracker.due(t, steps):
                 tracker.record(t, current)
             if checked:
-                stopped = _stop_reason(t, current, value, _norm(grad), until_loss, until_grad_norm, callback)
+                stopped = _stop_reason(t, current, value, norm, until_loss, until_grad_norm, callback)
                 if stopped != "steps":
                     if tracker is not None and not tracker.due(t, steps):
                         tracker.record(t, current)
