@@ -16,8 +16,9 @@ tanh teacher (:func:`losslab.data.teacher`, d_in = 5, 16 hidden units), its labe
 scaled to standard deviation ``label_scale`` = 3 (a larger signal to fit makes the weights, and the
 sharpness, grow). Plain full-batch GD θ ← θ − η∇L(θ) with η = ``lr`` = 0.07 (2/η ≈ 28.6) for
 ``steps`` = 1500 steps (quick: 600) from ``problem.init(seed)``. Every ``every`` = 10 steps the
-sharpness is computed by Lanczos (:func:`~losslab.curvature.eigs`, k = 1, default tolerance), with
-its rigorous error bound ‖Hy − λ̂y‖. A Ritz value is a Rayleigh quotient, so λ̂ ≤ λ_max always:
+sharpness is computed by Lanczos (:func:`~losslab.curvature.eigs`, k = 1, default tolerance, its start
+vector from the seed; through ``train(track=("lambda_max",), every=every)``, :mod:`losslab.fit.tracking`),
+with its rigorous error bound ‖Hy − λ̂y‖. A Ritz value is a Rayleigh quotient, so λ̂ ≤ λ_max always:
 "λ̂ ≥ 0.9·2/η" is a rigorous lower bound on the true sharpness.
 
 Claims and their tolerances (fixed from the paper's description before the defaults were chosen,
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import data
-from ..curvature import eigs
+from ..fit import TrainingDiverged, train
 from ..models import MLP
 from ..problem import Problem
 from .base import Claim, Measured, claim
@@ -115,25 +116,21 @@ def training_problem(settings: EdgeOfStabilitySettings, seed: int) -> Problem:
 
 
 def measure(settings: EdgeOfStabilitySettings, seed: int, say) -> EdgeOfStabilityMeasured:
-    """Full-batch GD from ``problem.init(seed)``; the loss every step, λ_max by Lanczos every ``every`` steps."""
+    """Full-batch GD from ``problem.init(seed)`` (:func:`~losslab.fit.train`); the loss every step, λ_max by Lanczos
+    every ``every`` steps (``track=("lambda_max",)``, the Lanczos start from ``seed``)."""
     s = settings
     problem = training_problem(s, seed)
-    theta = problem.init(seed)
     say(f"{s.steps} steps of full-batch GD at η = {s.lr:g} (2/η = {2 / s.lr:.4g}), p = {problem.n_params}")
-    losses, at, values, bounds, converged = [], [], [], [], True
-    for t in range(s.steps + 1):
-        losses.append(float(problem.loss(theta)))
-        if t % s.every == 0 or t == s.steps:
-            top = eigs(problem, theta, k=1, which="largest", seed=seed)
-            at.append(t)
-            values.append(float(top.values[-1]))
-            bounds.append(float(top.bounds[-1]))
-            converged = converged and bool(top.converged.all())
-        if t < s.steps:
-            theta = theta - s.lr * problem.grad(theta)
+    try:
+        run = train(problem, optimizer="gd", lr=s.lr, steps=s.steps, seed=seed, track=("lambda_max",), every=s.every)
+        losses = run.losses.tolist()
+    except TrainingDiverged as err:  # the run up to its last finite step; the NaN makes every claim fail
+        run, losses = err.trajectory, [*err.trajectory.losses.tolist(), math.nan]
+    track = run.curvature
     return EdgeOfStabilityMeasured(
-        lr=s.lr, threshold=2 / s.lr, n_params=problem.n_params, losses=losses, sharpness_steps=at, sharpness=values,
-        sharpness_bounds=bounds, sharpness_converged=converged, theta_final=theta,
+        lr=s.lr, threshold=2 / s.lr, n_params=problem.n_params, losses=losses, sharpness_steps=track.steps.tolist(),
+        sharpness=track.lambda_max.tolist(), sharpness_bounds=track.lambda_max_bound.tolist(),
+        sharpness_converged=bool(track.lambda_max_converged.all()), theta_final=run.theta,
     )
 
 
