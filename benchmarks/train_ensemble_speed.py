@@ -56,6 +56,31 @@ def runners(prob: Problem) -> dict[str, object]:
     }
 
 
+def floor(width: int, n: int):
+    """The arithmetic floor of a GD ensemble step: the same forward and backward of all K starts written by hand.
+
+    One batched matmul chain (K, width, 4) @ (4, n) → tanh → (K, 1, width) @ … and one ``autograd.grad``, no vmap,
+    no losslab; 300 steps of θ ← θ − lr·g. No ensemble implementation in torch can do less arithmetic per step, so
+    loop / floor bounds the ratio any ensemble could reach on this machine.
+    """
+    X, y = D.teacher(n, d_in=4, width=8, activation="tanh", seed=0)
+    g = torch.Generator().manual_seed(0)
+    shapes = [(SEEDS, width, 4), (SEEDS, width, 1), (SEEDS, 1, width), (SEEDS, 1, 1)]
+    Xt = X.T.unsqueeze(0)
+
+    def run():
+        W0, b0, W1, b1 = (torch.randn(s, generator=g, dtype=torch.float64).mul_(0.5).requires_grad_(True) for s in shapes)
+        for _ in range(STEPS):
+            out = (W1 @ torch.tanh(W0 @ Xt + b0) + b1).squeeze(1)
+            grads = torch.autograd.grad(((out - y) ** 2).mean(1).sum(), (W0, b0, W1, b1))
+            with torch.no_grad():
+                for t, gr in zip((W0, b0, W1, b1), grads):
+                    t.sub_(gr, alpha=LR)
+        return W0
+
+    return run
+
+
 def agreement(results: dict[str, object]) -> str:
     """The largest |θ_ensemble − θ_train| over the starts, GD and SGD (from the warm-up runs): the same runs."""
     out = []
@@ -88,6 +113,18 @@ def main() -> None:
           f"{STEPS} steps, SGD batch {BATCH}")
     fns = runners(prob)
     print(agreement({name: fn() for name, fn in fns.items()}), flush=True)  # the warm-up
+    one = torch.get_num_threads()
+    torch.set_num_threads(1)  # the ensemble runs on one thread here (the thread policy, losslab/_threads.py)
+    try:
+        floor_run = floor(args.width, args.n)
+        floor_run()
+        floors = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            floor_run()
+            floors.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(one)
     times = {name: [] for name in fns}
     for r in range(args.repeats):
         for name, fn in fns.items():
@@ -103,6 +140,10 @@ def main() -> None:
         print(f"| {kind}, width {args.width}, n = {args.n} | {med[f'{kind}: loop of train']:.2f} s | "
               f"{med[f'{kind}: train_ensemble']:.3f} s | **{statistics.median(loop) / statistics.median(ens):.1f}×** "
               f"({min(loop) / min(ens):.1f}×) |")
+    best = statistics.median(floors)
+    print(f"\nGD arithmetic floor (hand-batched forward + backward of the {SEEDS} starts, one thread, no vmap): "
+          f"{best:.3f} s, so no ensemble can beat the loop of train by more than "
+          f"{med['GD: loop of train'] / best:.1f}× here")
     if args.profile:
         profile(lambda: train(prob, lr=LR, steps=STEPS, seed=0), "one train (GD)")
         profile(fns["GD: train_ensemble"], "train_ensemble (GD)")
