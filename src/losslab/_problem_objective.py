@@ -158,6 +158,7 @@ class ObjectiveProblems:
                 fn failing at init(seed=0), returning a non-tensor, a non-scalar or a non-finite value.
 
         Example:
+            >>> from losslab import Problem
             >>> prob = Problem.from_objective(lambda p: (p["x"] ** 2).sum(), shapes={"x": (3,)})
             >>> float(prob.loss(torch.ones(3, dtype=torch.float64)))
             3.0
