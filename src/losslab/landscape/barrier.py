@@ -3,11 +3,11 @@
 For two points θ_a, θ_b (two trained networks) and t on a grid of [0, 1], the loss along the segment is
 L(θ(t)), θ(t) = (1 − t)·θ_a + t·θ_b. Two heights of its highest point are reported:
 
-* above the mean of the endpoints (the definition of losslab issue #12):
-  B_mean = max_t L(θ(t)) − ½(L(θ_a) + L(θ_b));
-* above the chord between the endpoints' losses (Frankle, Dziugaite, Roy & Carbin 2020, "Linear mode
-  connectivity and the lottery ticket hypothesis", ICML; Entezari, Sedghi, Saukh & Neyshabur 2022, "The role
-  of permutation invariance in linear mode connectivity of neural networks", ICLR, Definition 1):
+* above the mean of the endpoints — Frankle, Dziugaite, Roy & Carbin 2020 ("Linear mode connectivity and
+  the lottery ticket hypothesis", ICML) measure their error barrier height this way, on the error; here it is
+  taken on the loss: B_mean = max_t L(θ(t)) − ½(L(θ_a) + L(θ_b));
+* above the chord between the endpoints' losses (Entezari, Sedghi, Saukh & Neyshabur 2022, "The role of
+  permutation invariance in linear mode connectivity of neural networks", ICLR, Definition 1):
   B_chord = max_t [L(θ(t)) − ((1 − t)·L(θ_a) + t·L(θ_b))].
 
 Both are maxima over the grid, so they are lower bounds of the maxima over the whole segment. They
@@ -37,7 +37,7 @@ class Barrier:
         t: float64 tensor (steps,), the grid 0 = t_0 < … < t_{steps−1} = 1.
         losses: tensor (steps,), L((1 − t)·θ_a + t·θ_b) (``losses[0]`` = L(θ_a), ``losses[-1]`` = L(θ_b)).
         loss_a, loss_b: the endpoints' losses.
-        height_above_mean: max_t L(θ(t)) − ½(L(θ_a) + L(θ_b)) (the issue's barrier).
+        height_above_mean: max_t L(θ(t)) − ½(L(θ_a) + L(θ_b)) (Frankle et al. 2020's barrier height).
         height_above_chord: max_t [L(θ(t)) − ((1 − t)·L(θ_a) + t·L(θ_b))] (Frankle et al. 2020; Entezari et al. 2022).
         t_max: where L(θ(t)) is largest on the grid.
     """
