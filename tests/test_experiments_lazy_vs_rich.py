@@ -150,3 +150,73 @@ def test_too_few_steps_for_the_rich_network_to_learn_fails_honestly():
                  "probes": 4, "tau_width": 16}
     result = run_experiment(exp, seed=0, overrides=overrides)
     assert not result.claim("lazy-tests-worse").holds  # ten steps: nothing has been learnt yet, lazy or not
+
+
+def _measured(*, last_distance=0.002, share0=0.3, weight_slope=-0.5, ntk_slope=-1.0, noise=0.02, seed=0):
+    """A synthetic LazyVsRichMeasured: a clean τ sweep and power-law width sweeps with log-normal noise."""
+    from losslab.experiments.lazy_vs_rich import LazyVsRichMeasured
+
+    rng = np.random.default_rng(seed)
+    widths = [32, 64, 128, 256, 512]
+    law = lambda c, b: [[c * m**b * math.exp(rng.normal(0, noise)) for m in widths] for _ in range(3)]
+    return LazyVsRichMeasured(
+        taus=[0.03, 30.0], checkpoints=[1, 2], tau_weight_travel=[[1.0, 3.0], [0.001, 0.002]],
+        tau_linear_distance=[[0.5, 0.9], [0.001, last_distance]], tau_ntk_change=[4.0, 0.002], tau_test_error=[0.05, 0.15],
+        tau_linear_test_error=[0.2, 0.15], tau_train_loss=[0.01, 0.1], tau_nonlinear_share=[share0, 0.001],
+        linearized_verdict="convex", widths=widths, ntk_weight_travel=law(3.0, weight_slope), ntk_ntk_change=law(10.0, ntk_slope),
+        ntk_test_error=[[0.2] * 5] * 3, mf_weight_travel=law(1.2, 0.0), mf_ntk_change=law(3.0, 0.0), mf_test_error=[[0.1] * 5] * 3,
+    )
+
+
+def _judge(m):
+    from losslab.experiments.lazy_vs_rich import LazyVsRichSettings, claims
+
+    return {c.key: c for c in claims(LazyVsRichSettings(), m)}
+
+
+def test_the_ntk_exponent_verdict_rests_on_its_interval_not_on_a_tolerance_around_minus_one():
+    fast = _judge(_measured(ntk_slope=-0.8))["ntk-change-exponent"]  # far from −1, but its CI is below −1/2: holds
+    assert fast.holds and "upper end" in fast.evidence and "b − (−1) = +0.2" in fast.evidence
+    slow = _judge(_measured(ntk_slope=-0.55, noise=0.2))["ntk-change-exponent"]  # CI reaches above −1/2: fails
+    fit = width_exponent([32, 64, 128, 256, 512], _measured(ntk_slope=-0.55, noise=0.2).ntk_ntk_change)
+    assert fit.high >= -0.5 and not slow.holds
+    assert f"upper end {fit.high:.3f}, needs < -0.500" in slow.evidence
+
+
+def test_the_weight_exponent_needs_minus_a_half_inside_its_interval_and_within_the_tolerance():
+    assert _judge(_measured())["weight-travel-exponent"].holds
+    off = _judge(_measured(weight_slope=-0.65, noise=0.01))["weight-travel-exponent"]  # tight CI around −0.65
+    assert not off.holds and "−0.5 outside it, needs inside" in off.evidence and "needs ≤ 0.1" in off.evidence
+    assert "half-width" in off.evidence
+
+
+def test_a_small_curvature_share_fails_even_when_it_is_many_times_the_lazy_one():
+    c = _judge(_measured(share0=0.05))["rich-features-move"]  # 50× the lazy share, but only 5% of the Hessian
+    assert not c.holds
+    assert "‖H − GGN‖_F/‖H‖_F = 0.05, needs ≥ 0.1" in c.evidence and "ratio 50 ≥ 10" in c.evidence
+    assert "at the end of the 300-step horizon" in c.statement
+
+
+def test_failing_evidence_never_reads_as_if_the_threshold_were_met():
+    judged = _judge(_measured(last_distance=0.0716))
+    for key in ("lazy-as-tau-grows", "lazy-loss-convex"):
+        assert not judged[key].holds
+        assert "0.0716 ≤" not in judged[key].evidence and "0.0716, needs ≤ 0.05" in judged[key].evidence
+    assert judged["lazy-tests-worse"].holds and "ratio 3 ≥ 2" in judged["lazy-tests-worse"].evidence
+
+
+def test_figures_have_short_names_and_readable_captions():
+    from losslab.report.sections.lazy_vs_rich import tau_sweep, width_scaling
+
+    m = _measured()
+    tau, width = tau_sweep(m), width_scaling(m)
+    assert (tau.name, width.name) == ("tau", "width")  # the report writes lazy-vs-rich-tau.png
+    assert "NTK NTK" not in width.caption and "NTK change (NTK parameterisation) ∝ m^" in width.caption
+
+
+def test_taus_must_be_positive_by_the_constraint_itself():
+    from losslab.experiments.lazy_vs_rich import LazyVsRichSettings
+
+    constraint = LazyVsRichSettings.__dataclass_fields__["taus"].metadata["constraint"]
+    assert not constraint.ok((0.0, 1.0)) and constraint.ok((0.03, 30.0))
+    assert ">= 1e-06" in constraint.describe()  # --show-settings states the positivity the rule used to add

@@ -122,6 +122,49 @@ def test_bad_inputs_say_what_was_expected_in_one_line(name, call, match):
     assert "\n" not in str(info.value)
 
 
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+
+    def forward(self, x, scale):
+        return self.lin(x).squeeze(-1) * scale
+
+
+def _module(net: nn.Module, inputs) -> Problem:
+    return Problem(Module(net.double()), [(inputs, torch.zeros(4, dtype=F64))])
+
+
+MODULE_BAD = [  # a wrapped Module declares no d_in: the inputs are checked against the problem's own
+    ("wrong width", lambda: _module(nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 1)), torch.zeros(4, 2, dtype=F64)),
+     torch.randn(4, 5, dtype=F64), r"expected X1 of shape \(n, 2\) like the problem's inputs, got shape \(4, 5\); fix"),
+    ("a vector for two columns", lambda: _module(nn.Linear(2, 1), torch.zeros(4, 2, dtype=F64)), torch.randn(4, dtype=F64),
+     r"expected X1 of shape \(n, 2\) like the problem's inputs, got shape \(4,\)"),
+    ("integers for floats", lambda: _module(nn.Linear(2, 1), torch.zeros(4, 2, dtype=F64)), torch.ones(3, 2, dtype=torch.int64),
+     r"expected X1 to hold floating numbers \(torch\.float64\) like the problem's inputs, got torch\.int64; convert"),
+    ("a tensor for a tuple", lambda: _module(_TwoInputs(), (torch.zeros(4, 2, dtype=F64), torch.ones(4, dtype=F64))),
+     torch.zeros(4, 2, dtype=F64), r"expected X1 structured like the problem's inputs \(a tuple of 2 tensors\), got a tensor"),
+    ("a tuple member's width", lambda: _module(_TwoInputs(), (torch.zeros(4, 2, dtype=F64), torch.ones(4, dtype=F64))),
+     (torch.zeros(4, 3, dtype=F64), torch.ones(4, dtype=F64)), r"expected X1\[0\] of shape \(n, 2\)"),
+]
+
+
+@pytest.mark.parametrize(("name", "problem", "X", "match"), MODULE_BAD, ids=[c[0] for c in MODULE_BAD])
+def test_inputs_unlike_a_modules_own_are_refused_in_one_line(name, problem, X, match):
+    prob = problem()
+    with pytest.raises(LosslabError, match=match) as info:
+        empirical_ntk(prob, prob.default_theta(), X)
+    assert "\n" not in str(info.value)
+
+
+def test_a_module_with_tuple_inputs_takes_a_matching_tuple():
+    prob = _module(_TwoInputs(), (torch.zeros(4, 2, dtype=F64), torch.ones(4, dtype=F64)))
+    X = (torch.randn(3, 2, dtype=F64), torch.full((3,), 2.0, dtype=F64))
+    K = empirical_ntk(prob, prob.default_theta(), X)  # f = (w·x + b)·s: ∂f/∂(w, b) = s·(x, 1)
+    feats = torch.cat([X[0], torch.ones(3, 1, dtype=F64)], 1) * 2.0
+    torch.testing.assert_close(K, feats @ feats.T, rtol=1e-12, atol=1e-12)
+
+
 def test_the_docstring_examples_run():
     from losslab.kernels import ntk as module
     from losslab.kernels import regression

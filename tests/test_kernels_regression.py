@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from losslab import LosslabError, Problem
+from losslab import LosslabError, MemoryBudgetError, Problem
 from losslab.fit import train
 from losslab.kernels import ntk_regression
-from losslab.models import Linearized, TwoLayer
+from losslab.models import Linearized, Module, TwoLayer
 
 from references import dense_jacobian
 
@@ -66,7 +67,53 @@ def test_more_outputs_than_parameters_gives_the_least_squares_fit():
     X_new = torch.randn(5, 2, generator=torch.Generator().manual_seed(6), dtype=F64)
     fit = ntk_regression(prob, theta0, X_new)
     assert fit.rank == prob.n_params
-    torch.testing.assert_close(fit.predictions, _closed_form(prob, theta0, X_new), rtol=1e-7, atol=1e-7)
+    torch.testing.assert_close(fit.predictions, _closed_form(prob, theta0, X_new), rtol=1e-9, atol=1e-9)
+    by_kernel = ntk_regression(prob, theta0, X_new, implementation="kernel")  # Θ = JJᵀ: √ε-level accuracy only
+    assert by_kernel.rank == prob.n_params
+    torch.testing.assert_close(by_kernel.predictions, fit.predictions, rtol=1e-5, atol=1e-5)
+
+
+def test_a_rank_deficient_multi_output_module_matches_the_pseudo_inverse_of_j():
+    """The reviewer's case: N = 90 outputs > p = 33, where Θ = JJᵀ lost seven digits; J's SVD keeps float64 accuracy."""
+    g = torch.Generator().manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    X = torch.randn(30, 2, generator=g, dtype=F64)
+    prob = Problem(Module(net), X, torch.randn(30, 3, generator=g, dtype=F64))
+    theta0 = prob.default_theta()
+    out = lambda X: (lambda t: prob.model.apply(prob.unflatten(t), X))
+    J = dense_jacobian(out(X), theta0)
+    assert J.shape == (90, 33)
+    r = (prob.y - out(X)(theta0)).reshape(-1)
+    delta = torch.from_numpy(np.linalg.pinv(J.numpy()) @ r.numpy())  # NumPy's pinv: an independent SVD
+    X_new = torch.randn(7, 2, generator=g, dtype=F64)
+    fit = ntk_regression(prob, theta0, X_new)
+    assert fit.rank == 33
+    torch.testing.assert_close(fit.train_predictions, out(X)(theta0) + (J @ delta).reshape(30, 3), rtol=1e-10, atol=1e-10)
+    J_new = dense_jacobian(out(X_new), theta0)
+    torch.testing.assert_close(fit.predictions, out(X_new)(theta0) + (J_new @ delta).reshape(7, 3), rtol=1e-10, atol=1e-10)
+
+
+def test_the_two_implementations_agree_on_a_well_conditioned_problem_with_and_without_ridge():
+    prob = _problem(n=6, width=5, seed=3)
+    theta0 = prob.init(2)
+    X_new = torch.randn(5, 2, generator=torch.Generator().manual_seed(8), dtype=F64)
+    for ridge in (0.0, 0.05):
+        a = ntk_regression(prob, theta0, X_new, ridge=ridge)
+        b = ntk_regression(prob, theta0, X_new, ridge=ridge, implementation="kernel")
+        torch.testing.assert_close(a.predictions, b.predictions, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(a.train_predictions, b.train_predictions, rtol=1e-9, atol=1e-9)
+
+
+def test_a_tiny_memory_budget_builds_j_in_blocks_or_refuses():
+    prob = _problem(n=12, width=3)
+    theta0 = prob.init(0)
+    X_new = torch.zeros(2, 2, dtype=F64)
+    whole = ntk_regression(prob, theta0, X_new)
+    p = prob.n_params
+    small = ntk_regression(prob.with_memory_budget((2 * 12 * p + 12**2 + 12) * 8), theta0, X_new)  # J just fits
+    torch.testing.assert_close(small.predictions, whole.predictions, rtol=1e-12, atol=1e-12)
+    with pytest.raises(MemoryBudgetError, match=r"the 12 × 12 Jacobian of the training outputs and its SVD"):
+        ntk_regression(prob.with_memory_budget(1000), theta0, X_new)
 
 
 def test_predictions_equal_gradient_descent_on_the_linearized_network_run_to_convergence():
@@ -95,7 +142,19 @@ BAD = [
      r"expected X_new of shape \(n, 2\), got shape \(1, 3\)"),
     ("theta0 shape", lambda: ntk_regression(_problem(), torch.zeros(3, dtype=F64), torch.zeros(1, 2)), r"expected theta0 of shape \(16,\)"),
     ("not a problem", lambda: ntk_regression(None, None, None), r"expected a losslab\.Problem, got NoneType"),
+    ("unknown implementation", lambda: ntk_regression(_problem(), _problem().init(0), torch.zeros(1, 2), implementation="svd"),
+     r"expected implementation to be one of \('jacobian', 'kernel'\), got implementation='svd'"),
+    ("module, wrong width", lambda: ntk_regression(_module_problem(), _module_problem().default_theta(), torch.zeros(4, 5, dtype=F64)),
+     r"expected X_new of shape \(n, 2\) like the problem's inputs, got shape \(4, 5\)"),
+    ("module, integer inputs", lambda: ntk_regression(_module_problem(), _module_problem().default_theta(),
+                                                      torch.zeros(4, 2, dtype=torch.int64)),
+     r"expected X_new to hold floating numbers \(torch\.float64\) like the problem's inputs, got torch\.int64"),
 ]
+
+
+def _module_problem() -> Problem:
+    net = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1)).double()
+    return Problem(Module(net), torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=F64), torch.zeros(6, 1, dtype=F64))
 
 
 @pytest.mark.parametrize(("name", "call", "match"), BAD, ids=[c[0] for c in BAD])

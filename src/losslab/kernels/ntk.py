@@ -41,7 +41,13 @@ def ntk_bytes(n1: int, n2: int, k: int, p: int, rows: int, activations: int, per
 
 
 def _inputs(problem: Problem, name: str, X: object) -> tuple[object, int]:
-    """X prepared as the problem's model reads it (dtype, device, a column for d_in = 1), and its row count."""
+    """X prepared as the problem's model reads it (dtype, device, a column for d_in = 1), and its row count.
+
+    Each input tensor must match the problem's own inputs (its first batch) in everything but the number of
+    rows: the same structure (tensor, tuple length or dict keys), the same trailing shape and the same kind of
+    number (floating or integer), so that a mismatch is a one-line :class:`LosslabError` and not a torch error
+    from inside the model.
+    """
     if X is None or isinstance(X, (str, bytes, bool, int, float)):
         raise LosslabError(f"expected {name} as inputs of shape (n, d_in) (a tensor, array or nested list), got {X!r}")
     if not isinstance(X, (tuple, dict)):
@@ -54,7 +60,40 @@ def _inputs(problem: Problem, name: str, X: object) -> tuple[object, int]:
     if isinstance(inputs, torch.Tensor) and d_in is not None and (inputs.ndim != 2 or inputs.shape[1] != d_in):
         raise LosslabError(f"expected {name} of shape (n, {d_in}), got shape {tuple(inputs.shape)}; "
                            f"pass inputs with d_in = {d_in} columns")
+    _like(name, inputs, problem.prepare(problem.data.first()).inputs, tuple(X.shape) if isinstance(X, torch.Tensor) else None)
     return inputs, lead.pop()
+
+
+def _like(name: str, given: object, ref: object, shown: tuple | None = None) -> None:
+    """Raise unless ``given`` has the structure, trailing shapes and number kinds of the problem's inputs ``ref``."""
+    def kind(t: torch.Tensor) -> str:
+        return "floating" if t.is_floating_point() else "integer"
+
+    if isinstance(ref, torch.Tensor) and isinstance(given, torch.Tensor):
+        pairs = [(name, given, ref)]
+    elif isinstance(ref, tuple) and isinstance(given, tuple) and len(ref) == len(given):
+        pairs = [(f"{name}[{i}]", g, r) for i, (g, r) in enumerate(zip(given, ref, strict=True))]
+    elif isinstance(ref, dict) and isinstance(given, dict) and set(ref) == set(given):
+        pairs = [(f"{name}[{k!r}]", given[k], ref[k]) for k in ref]
+    else:
+        raise LosslabError(f"expected {name} structured like the problem's inputs ({_describe(ref)}), got {_describe(given)}")
+    for where, g, r in pairs:
+        if tuple(g.shape[1:]) != tuple(r.shape[1:]):
+            raise LosslabError(f"expected {where} of shape (n, {', '.join(map(str, r.shape[1:]))}) like the problem's inputs, "
+                               f"got shape {shown or tuple(g.shape)}; fix its trailing dimensions")
+        if kind(g) != kind(r):
+            raise LosslabError(f"expected {where} to hold {kind(r)} numbers ({r.dtype}) like the problem's inputs, got "
+                               f"{g.dtype}; convert it with .to({r.dtype})")
+
+
+def _describe(inputs: object) -> str:
+    if isinstance(inputs, torch.Tensor):
+        return f"a tensor of shape {tuple(inputs.shape)}"
+    if isinstance(inputs, tuple):
+        return f"a tuple of {len(inputs)} tensors"
+    if isinstance(inputs, dict):
+        return f"a dict with keys {sorted(inputs)}"
+    return type(inputs).__name__
 
 
 def _jacobian(problem: Problem, theta: torch.Tensor, X: object, b: int) -> torch.Tensor:

@@ -109,7 +109,8 @@ STEPS = (
         "squared loss is convex (Chizat, Oyallon & Bach; Lee et al.). The relative weight change falls like m^(−1/2) with "
         "the width and the NTK's change faster. That regime is convex and, on a target of a few hidden directions, "
         "worse: the rich network — small τ, or the mean-field parameterisation — moves its features, tests better, and "
-        "the curvature of its non-linearity in the weights, H − GGN, is a large part of its Hessian.",
+        "the curvature of its non-linearity in the weights, H − GGN, is a large part of its Hessian while the fit still has "
+        "residuals.",
         ("lazy-vs-rich",),
     ),
     Step(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ...experiments.lazy_vs_rich import LEE_EXPONENT, LazyVsRichMeasured, width_exponent
 from ..drawn import Figure, Table, png_figure
@@ -33,7 +34,7 @@ def tau_sweep(m: LazyVsRichMeasured) -> Figure:
                f"to {m.taus[-1]:g}; the share of H − GGN in the Hessian from {m.tau_nonlinear_share[0]:.3g} to "
                f"{m.tau_nonlinear_share[-1]:.3g}; the test error (share of the target's variance) is "
                f"{m.tau_test_error[0]:.3g} for the rich network and {m.tau_test_error[-1]:.3g} for the lazy one.")
-    return png_figure(fig, "lazy-vs-rich-tau", caption)
+    return png_figure(fig, "tau", caption)  # the report names the file after the experiment: lazy-vs-rich-tau.png
 
 
 def width_scaling(m: LazyVsRichMeasured) -> Figure:
@@ -48,19 +49,27 @@ def width_scaling(m: LazyVsRichMeasured) -> Figure:
             for row in values:
                 ax.plot(widths, row, ls="none", marker="o", ms=3, color=color, alpha=0.6)
             ax.plot(widths, fit.prefactor * widths**fit.slope, color=color, lw=1.2, label=f"{label}: m^{fit.slope:.2f}")
-            said.append(f"{kind} {label} ∝ m^{fit.slope:.2f} (95% CI [{fit.low:.2f}, {fit.high:.2f}])")
+            said.append(f"{label} ({kind} parameterisation) ∝ m^{fit.slope:.2f} (95% CI [{fit.low:.2f}, {fit.high:.2f}])")
         ax.set(xscale="log", yscale="log", xlabel="width m", ylabel="relative change at the end")
         ax.minorticks_off()
         ax.set_xticks(m.widths, [str(w) for w in m.widths])
-        ax.legend(fontsize=8, loc="lower left")
+        _readable_log_ticks(ax.yaxis)
+        ax.legend(fontsize=8, loc="best")
     ref = width_exponent(m.widths, m.ntk_weight_travel)
     axes[0].plot(widths, ref.prefactor * widths[0] ** (ref.slope - LEE_EXPONENT) * widths**LEE_EXPONENT, color="k", ls="--",
                  lw=0.8, label="m^(−1/2)")
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].legend(fontsize=8, loc="best")
     caption = ("Relative weight travel and NTK change at the end of training at τ = 1, against the width, each dot one "
                "initialisation; lines: least-squares power laws (dashed: m^(−1/2) through the first fitted point). "
                + "; ".join(said) + ".")
-    return png_figure(fig, "lazy-vs-rich-width", caption)
+    return png_figure(fig, "width", caption)
+
+
+def _readable_log_ticks(axis) -> None:
+    """Labels at 1, 2 and 5 times each power of ten on a log axis (a span under a decade otherwise shows one label)."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def tau_table(m: LazyVsRichMeasured) -> Table:
