@@ -21,8 +21,9 @@ Two ways to compute it, chosen by ``implementation``:
 * ``"kernel"``: the N × N kernel Θ(X, X) and its eigendecomposition, Θ(X*, X) Σ_{λᵢ > ε·N·λ_max} uᵢuᵢᵀr/λᵢ.
   Memory grows as N², not N·p: the choice for very wide networks (p ≫ N). Θ = JJᵀ squares J's condition number,
   so when Θ is rank-deficient (more training outputs than parameters) the directions of J with small singular
-  values are resolved only to about √ε relative accuracy (the training predictions differ from f₀ + JJ⁺r by
-  about 1e-7 relative in float64, against 1e-11 through the Jacobian).
+  values are resolved only to between ε·cond(J)² and √ε relative accuracy (a user's case in review, 90 outputs
+  and p = 33, gave training predictions 1.2e-7 away from f₀ + JJ⁺r in float64; the test case of this module's
+  tests, also 90 × 33, 2.5e-10 through the kernel against 2.6e-13 through the Jacobian).
 """
 
 from __future__ import annotations
