@@ -145,6 +145,14 @@ class ObjectiveProblems:
                        name: str | None = None, device: torch.device | str | None = None):
         """A Problem whose loss is ``fn(params)``: L(θ) = fn(unflatten(θ)), no data, no L2.
 
+        There is no model output to linearise: the problem's GGN is zero, so ‖H − GGN‖_F — the
+        ``"nonlinearity"`` that :func:`~losslab.fit.train` can track, and
+        :class:`~losslab.curvature.NonlinearityOperator` — is ‖∇²L‖_F, the whole Hessian. A
+        convexity verdict on it is never "convex (proven)" (an opaque function has no structure to
+        prove from). :func:`~losslab.landscape.plane`'s drawn directions are filter-normalised
+        (Li et al. 2018): scaled to the centre's groups, so at θ = 0 there is nothing to scale by
+        and it asks for your own ``d1``, ``d2`` (e.g. unit coordinate vectors).
+
         Args:
             fn: params dict → 0-dim tensor (see :class:`Objective`).
             shapes: group name → shape, e.g. ``{"W": (n, d)}``.

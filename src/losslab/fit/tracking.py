@@ -17,6 +17,8 @@ What is recorded at a tracked step t, at the point θ_t the step starts from:
   affine in θ), by ‖A‖_F² = E‖Az‖² with ``samples`` Rademacher probes
   (:func:`~losslab.curvature.frobenius_norm`), with the delta method's standard error. Its products
   are backward passes through the cached graph of Jᵀr, each about as costly as a Hessian-vector product.
+  On an objective problem (``Problem.from_objective``) the GGN is zero (the identity loss has no
+  curvature in its output), so this records ‖∇²L‖_F, the Frobenius norm of the whole Hessian.
 
 Seeds. Every record draws its random vectors from the run's ``seed``, the same at every step
 (common random numbers): the Lanczos start vector from the ``"lanczos"`` stream of ``seed`` (the
