@@ -136,3 +136,19 @@ def test_a_diverging_step_size_fails_every_claim_saying_where_it_diverged_and_dr
         warnings.simplefilter("error")
         figure = sharpness_and_loss(m)
     assert f"diverged at step {step}" in figure.caption and "falls from" not in figure.caption
+
+
+def test_a_step_size_that_diverges_at_the_first_step_is_reported_and_drawn_in_plain_numbers():
+    import warnings
+
+    from losslab.report.sections.edge_of_stability import sharpness_and_loss, sharpness_table
+
+    result = run_experiment(get_experiment("edge-of-stability"), seed=0, overrides={"steps": 30, "every": 10, "lr": 1e300})
+    assert result.measured.diverged_at == 1 and result.measured.sharpness_steps == [0]
+    for c in result.claims:
+        assert not c.holds and c.evidence.startswith("training diverged at step 1 ")
+        assert len(c.evidence) < 500  # ratios like 5.4e+300 in short form, not 300 printed digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "at step 0 only" in sharpness_and_loss(result.measured).caption
+        sharpness_table(result.measured)

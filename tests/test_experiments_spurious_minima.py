@@ -137,3 +137,10 @@ def test_differences_are_judged_with_agresti_caffo_standard_errors():
     se = math.sqrt(ra * (1 - ra) / 62 + rb * (1 - rb) / 62)
     assert _differs(a, b) == pytest.approx((ra - rb) / se) and _differs(b, b) == 0.0
     assert math.isfinite(_differs((0, 10), (10, 10)))
+
+
+def test_a_threshold_above_one_is_refused_in_one_line():
+    from losslab import LosslabError
+
+    with pytest.raises(LosslabError, match=r"expected threshold to be a finite number > 0 and <= 1 .*got threshold=1e\+300"):
+        get_experiment("spurious-minima").make_settings(overrides={"threshold": 1e300})

@@ -178,39 +178,39 @@ def claims(settings: EdgeOfStabilitySettings, m: EdgeOfStabilityMeasured) -> tup
             "progressive-sharpening",
             f"progressive sharpening: training starts with λ_max below {START_FRACTION:g}·2/η, and λ_max rises",
             finite and starts_low and sharpens,
-            "{gate}λ_max(θ₀) = {l0:.3f} ± {b0:.1e}{low_vs} ({r0:.2f} of 2/η); the largest recorded λ_max "
+            "{gate}λ_max(θ₀) = {l0:.3f} ± {b0:.1e}{low_vs} ({r0:.3g} of 2/η); the largest recorded λ_max "
             "{peak:.3f} (step {tp}){rise_vs} (ratio {ratio:.2f})",
             plain="The sharpness — the largest curvature of the loss, the steepest way its slope can change — starts well "
                   "below the limit 2/η that the step size sets, and grows during training.",
             l0=lam0, b0=m.sharpness_bounds[0], f=START_FRACTION, lim=START_FRACTION * thr, r0=lam0 / thr, peak=peak,
             tp=m.sharpness_steps[peak_i], rise=RISE, ratio=peak / lam0, gate=gate,
-            low_vs=_needs("<", f"{START_FRACTION:g} × 2/η = {START_FRACTION * thr:.3f}", starts_low),
+            low_vs=_needs("<", f"{START_FRACTION:g} × 2/η = {START_FRACTION * thr:.4g}", starts_low),
             rise_vs=_needs("≥", f"{RISE:g} × λ_max(θ₀)", sharpens),
         ),
         claim(
             "reaches-the-edge",
             f"the sharpness reaches the edge of stability: its largest value is at least {EDGE:g}·2/η",
             finite and at_edge,
-            "{gate}largest λ̂_max = {peak:.3f} (step {tp}, Lanczos bound ± {b:.1e}){edge_vs} ({r:.2f} of 2/η); "
+            "{gate}largest λ̂_max = {peak:.3f} (step {tp}, Lanczos bound ± {b:.1e}){edge_vs} ({r:.3g} of 2/η); "
             "λ̂ is a Rayleigh quotient, so the true λ_max is at least λ̂",
             plain="At some point during training the sharpness, computed by the Lanczos method (which can only under-estimate "
                   "the largest curvature), comes within 10% of the limit 2/η or passes it.",
             peak=peak, tp=m.sharpness_steps[peak_i], b=m.sharpness_bounds[peak_i], e=EDGE, lim=EDGE * thr, r=peak / thr,
-            gate=gate, edge_vs=_needs("≥", f"{EDGE:g} × 2/η = {EDGE * thr:.3f}", at_edge),
+            gate=gate, edge_vs=_needs("≥", f"{EDGE:g} × 2/η = {EDGE * thr:.4g}", at_edge),
         ),
         claim(
             "stays-at-the-edge",
             f"the sharpness then stays at the edge: over the last third of training its median is within "
             f"[{BAND[0]:g}, {BAND[1]:g}]·2/η",
             finite and in_band,
-            "{gate}median λ̂_max over the recorded steps ≥ {start:.0f}: {med:.3f} = {r:.3f} × 2/η{band_vs} "
+            "{gate}median λ̂_max over the recorded steps ≥ {start:.0f}: {med:.3f} = {r:.3g} × 2/η{band_vs} "
             "(largest Lanczos bound there ± {bmax:.1e})",
             plain="Instead of growing past the limit, or settling well below it, the sharpness hovers around 2/η for the "
                   "rest of training.",
             start=start, med=med, r=med / thr, lo=BAND[0], hi=BAND[1], a=BAND[0] * thr, b=BAND[1] * thr, gate=gate,
             bmax=max(b for t, b in zip(m.sharpness_steps, m.sharpness_bounds, strict=True) if t >= start),
             band_vs=(", within" if in_band else ", needs to be within")
-                    + f" [{BAND[0]:g}, {BAND[1]:g}] × 2/η = [{BAND[0] * thr:.3f}, {BAND[1] * thr:.3f}]",
+                    + f" [{BAND[0]:g}, {BAND[1]:g}] × 2/η = [{BAND[0] * thr:.4g}, {BAND[1] * thr:.4g}]",
         ),
         claim(
             "loss-falls-not-monotonically",

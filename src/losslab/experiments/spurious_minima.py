@@ -112,7 +112,8 @@ class SpuriousMinimaSettings(Settings):
     max_steps: int = setting(6000, Integer(1, 1_000_000), "the most gradient-descent steps per run")
     lr_factor: float = setting(1.5, Real(0, 2, low_open=True, high_open=True),
                                "the step size is lr_factor / λ_max(∇²F) at the global minimum")
-    threshold: float = setting(1e-3, Real(0, low_open=True), "an end point with F ≥ threshold is not global")
+    threshold: float = setting(1e-3, Real(0, 1, low_open=True),
+                               "an end point with F ≥ threshold is not global (the spurious minima found have F < 0.1)")
 
 
 QUICK = {"ks": (6, 10), "starts": 60}

@@ -34,13 +34,14 @@ def sharpness_and_loss(m: EdgeOfStabilityMeasured) -> Figure:
     right.set(xlabel="step", ylabel="λ_max", ylim=(0, 1.15 * max(max(lam), m.threshold)))
     right.legend(fontsize=8, loc="lower right")
     peak, med, thr = max(lam), tail_median(m), m.threshold
-    said = [f"Right: the largest Hessian eigenvalue by Lanczos every {steps[1] - steps[0]} steps (shaded: its error bound, "
+    every = f"every {steps[1] - steps[0]} steps" if len(steps) > 1 else f"at step {steps[0]} only"
+    said = [f"Right: the largest Hessian eigenvalue by Lanczos {every} (shaded: its error bound, "
             f"at most {max(bound):.1e}), against the stability limit 2/η of a quadratic (dashed)."]
     if lam[0] < 0.5 * thr and peak >= EDGE * thr:
-        said.append(f"It starts at {lam[0] / thr:.2f} of 2/η and rises to {peak / thr:.2f} of it")
+        said.append(f"It starts at {lam[0] / thr:.3g} of 2/η and rises to {peak / thr:.3g} of it")
     else:
-        said.append(f"It starts at {lam[0] / thr:.2f} of 2/η; its largest value is {peak / thr:.2f} of it")
-    said[-1] += (f"; over the last third its median is {med / thr:.2f} of 2/η"
+        said.append(f"It starts at {lam[0] / thr:.3g} of 2/η; its largest value is {peak / thr:.3g} of it")
+    said[-1] += (f"; over the last third its median is {med / thr:.3g} of 2/η"
                  + (" — it hovers at the edge." if BAND[0] * thr <= med <= BAND[1] * thr else "."))
     rises = sum(b > a for a, b in zip(m.losses, m.losses[1:]))
     moves = "falls" if m.losses[-1] < m.losses[0] else "rises"
