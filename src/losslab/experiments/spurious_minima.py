@@ -197,7 +197,7 @@ def claims(settings: SpuriousMinimaSettings, m: SpuriousMinimaMeasured) -> tuple
     minima = [cl for _, _, cl in classes if cl["kind"] == "minimum"]
     at_minima = sum(cl["count"] for cl in minima)
     above = sum(cl["count"] for _, _, cl in classes)
-    lowest = min((cl["min_eig"] - cl["min_bound"] for cl in minima), default=math.nan)
+    lowest = f"{min(cl['min_eig'] - cl['min_bound'] for cl in minima):.3g}" if minima else "none (no minima)"
     share = min(c["converged"] / c["starts"] for c in m.configs)
     table = "; ".join(f"k={c['k']}: {_interval(rate(c))}" for c in at_k)
     table1 = "; ".join(f"k={c['k']}: {_interval(rate(c))}" for c in at_k1)
@@ -235,7 +235,7 @@ def claims(settings: SpuriousMinimaSettings, m: SpuriousMinimaMeasured) -> tuple
             f"Lanczos bound",
             bool(minima) and at_minima >= MINIMA_SHARE * above,
             "{at} of {above} runs above the threshold are at strict minima{needs}, in {count} {classes} (up to symmetry, "
-            "by their loss); the smallest λ_min − bound over them {lowest:.3g}; other classes: {bad}",
+            "by their loss); the smallest λ_min − bound over them {lowest}; other classes: {bad}",
             plain="Where gradient descent stops short of zero loss it sits at a genuine valley bottom: the loss curves "
                   "upward in every direction there.",
             at=at_minima, above=above, count=len(minima), lowest=lowest, bad="; ".join(not_min) or "none",
@@ -247,7 +247,7 @@ def claims(settings: SpuriousMinimaSettings, m: SpuriousMinimaMeasured) -> tuple
             "runs-converge",
             f"at least {CONVERGED_SHARE:.0%} of the runs of every (k, n) reach ‖∇F‖ ≤ ε within the step budget",
             share >= CONVERGED_SHARE,
-            "smallest share converged {share_vs} (ε = {eps:g}, at most {steps} steps; the last step taken: {last})",
+            "smallest share converged {share_vs} (ε = {eps:g}, a budget of {steps} steps; the last step taken: {last})",
             share=share, share_vs=versus(f"{share:.1%}", "≥", f"{CONVERGED_SHARE:.0%}", share >= CONVERGED_SHARE),
             eps=m.eps, steps=settings.max_steps, last=max(c["last_step"] for c in m.configs),
         ),
