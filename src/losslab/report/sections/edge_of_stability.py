@@ -1,4 +1,4 @@
-"""Section 15, edge of stability: the loss and the sharpness against the step, with the limit 2/η."""
+"""Section 18, edge of stability: the loss and the sharpness against the step, with the limit 2/η."""
 
 from __future__ import annotations
 

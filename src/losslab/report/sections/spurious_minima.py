@@ -1,4 +1,4 @@
-"""Section 18, spurious minima: the rate of spurious minima against k at n = k and n = k + 1, and the end-point losses."""
+"""Section 16, spurious minima: the rate of spurious minima against k at n = k and n = k + 1, and the end-point losses."""
 
 from __future__ import annotations
 
