@@ -155,3 +155,23 @@ def test_the_digits_mlp_is_non_convex_jointly_and_its_last_layer_is_proven_conve
         assert independent_gap(problem, report.by_group[g].witness) > 0
     last = check_convexity(problem, groups=["4.weight", "4.bias"])
     assert last.verdict == "convex" and "traced graph" in last.proof.statement
+
+
+def test_the_decorated_functions_show_threads_as_a_keyword_only_parameter_in_their_signature():
+    import inspect
+
+    from losslab._threads import with_analysis_threads
+    from losslab.curvature import eigs
+    from losslab.fit import train, train_ensemble
+
+    for fn in (train, train_ensemble, eigs):
+        sig = inspect.signature(fn)
+        param = sig.parameters["threads"]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.default == "auto", fn.__name__
+
+    def plain(problem, x, *, scale=1.0, **extra):
+        return torch.get_num_threads()
+
+    wrapped = with_analysis_threads(plain)
+    assert list(inspect.signature(wrapped).parameters) == ["problem", "x", "scale", "threads", "extra"]
+    assert wrapped(None, 1, threads=2) == 2  # the parameter the signature shows is the one the wrapper takes

@@ -105,3 +105,50 @@ def test_quick_claims_hold_at_seed_0_and_read_by_key(quick_result):
 def test_a_run_too_short_to_reach_the_edge_fails_honestly(short_run):
     _, result = short_run
     assert not result.claim("stays-at-the-edge").holds or not result.claim("loss-falls-not-monotonically").holds
+    failing = [c for c in result.claims if not c.holds]
+    assert failing
+    for c in failing:  # a failing comparison reads "x, needs ≥ y" (or "needs to be within"), never "x ≥ y" as if met
+        assert "needs" in c.evidence, c.evidence
+
+
+def test_a_diverging_step_size_fails_every_claim_saying_where_it_diverged_and_draws_without_warnings():
+    import warnings
+
+    from losslab.report.sections.edge_of_stability import sharpness_and_loss
+
+    exp = get_experiment("edge-of-stability")
+    overrides = {"steps": 300, "every": 10, "lr": 1.0}
+    result = run_experiment(exp, seed=0, overrides=overrides)
+    m = result.measured
+    # an independent check of the divergence step: GD by hand on the hand-written loss until the loss is not finite
+    settings = exp.make_settings(overrides=overrides)
+    loss = hand_loss(settings, *_xy(settings, 0))
+    theta, step = training_problem(settings, 0).init(0), 0
+    while math.isfinite(float(loss(theta))) and step < 300:
+        theta, step = theta - 1.0 * dense_gradient(loss, theta), step + 1
+    assert m.diverged_at == step < 300
+    assert len(m.losses) == step and all(math.isfinite(v) for v in m.losses)
+    for c in result.claims:
+        assert not c.holds
+        assert c.evidence.startswith(f"training diverged at step {step} "), c.evidence
+        assert "nan-fold" not in c.evidence and "= nan" not in c.evidence.lower()  # no NaN printed as a number
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = sharpness_and_loss(m)
+    assert f"diverged at step {step}" in figure.caption and "falls from" not in figure.caption
+
+
+def test_a_step_size_that_diverges_at_the_first_step_is_reported_and_drawn_in_plain_numbers():
+    import warnings
+
+    from losslab.report.sections.edge_of_stability import sharpness_and_loss, sharpness_table
+
+    result = run_experiment(get_experiment("edge-of-stability"), seed=0, overrides={"steps": 30, "every": 10, "lr": 1e300})
+    assert result.measured.diverged_at == 1 and result.measured.sharpness_steps == [0]
+    for c in result.claims:
+        assert not c.holds and c.evidence.startswith("training diverged at step 1 ")
+        assert len(c.evidence) < 500  # ratios like 5.4e+300 in short form, not 300 printed digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "at step 0 only" in sharpness_and_loss(result.measured).caption
+        sharpness_table(result.measured)

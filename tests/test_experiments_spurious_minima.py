@@ -110,5 +110,37 @@ def test_claims_are_decided_by_their_numbers(small_run):
     assert clear["rises-with-k"] and clear["overparameterisation-lowers-it"]
     reversed_ = {c.key: c.holds for c in claims(settings, with_counts([0, 0, 0, 8]))}
     assert not reversed_["overparameterisation-lowers-it"]
-    r, se = rate({"spurious_minima": 8, "starts": 10})
-    assert r == 0.8 and se == pytest.approx(math.sqrt(0.8 * 0.2 / 10))
+    failing = claims(settings, with_counts([0, 0, 0, 0]))
+    for c in failing[:2]:  # a failing comparison reads "x SE, needs > 3", never "x SE (> 3)" as if met
+        assert "needs > 3" in c.evidence and "(> 3)" not in c.evidence, c.evidence
+
+
+@pytest.mark.parametrize("x, n", [(0, 60), (8, 10), (60, 60), (15, 100)])
+def test_rates_carry_wilson_intervals_that_stay_open_at_zero_counts(x, n):
+    z = 1.959963984540054  # the 97.5% normal quantile
+    centre = (x + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(x * (n - x) / n + z * z / 4)  # Wilson (1927), written out
+    r, lo, hi = rate({"spurious_minima": x, "starts": n})
+    assert r == x / n
+    assert lo == pytest.approx(max(centre - half, 0.0), abs=1e-12) and hi == pytest.approx(min(centre + half, 1.0), abs=1e-12)
+    assert hi - lo > 0.05  # never an empty interval, also at 0 of n and n of n
+    if x == 0:
+        assert lo == 0.0 and hi == pytest.approx(z * z / (n + z * z))
+
+
+def test_differences_are_judged_with_agresti_caffo_standard_errors():
+    from losslab.experiments.spurious_minima import _differs, adjusted
+
+    assert adjusted(0, 60) == pytest.approx((1 / 62, math.sqrt((1 / 62) * (61 / 62) / 62)))
+    a, b = (15, 60), (0, 60)  # 25% against 0%: the Wald SE of 0/60 is 0; the adjusted one is not
+    ra, rb = 16 / 62, 1 / 62
+    se = math.sqrt(ra * (1 - ra) / 62 + rb * (1 - rb) / 62)
+    assert _differs(a, b) == pytest.approx((ra - rb) / se) and _differs(b, b) == 0.0
+    assert math.isfinite(_differs((0, 10), (10, 10)))
+
+
+def test_a_threshold_above_one_is_refused_in_one_line():
+    from losslab import LosslabError
+
+    with pytest.raises(LosslabError, match=r"expected threshold to be a finite number > 0 and <= 1 .*got threshold=1e\+300"):
+        get_experiment("spurious-minima").make_settings(overrides={"threshold": 1e300})

@@ -184,3 +184,22 @@ def test_as_direction(make_case):
         as_direction(prob, torch.full((17,), float("inf")))
     with pytest.raises(LosslabError, match=r"expected direction\['c'\] of shape \(\)"):
         as_direction(prob, {"c": torch.ones(1)})
+
+
+def test_a_plane_at_zero_on_an_objective_asks_for_directions_not_filters_and_works_with_them():
+    from losslab import LosslabError, Problem
+    from losslab.landscape import plane
+
+    def rosenbrock(p):
+        x, y = p["xy"][0], p["xy"][1]
+        return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+    prob = Problem.from_objective(rosenbrock, shapes={"xy": (2,)})
+    with pytest.raises(LosslabError, match=r"zero centre of the objective 'rosenbrock', which has no filters: pass your "
+                                           r"own directions") as err:
+        plane(prob, torch.zeros(2, dtype=torch.float64))
+    assert "biases" not in str(err.value) and "\n" not in str(err.value)
+    s = plane(prob, torch.zeros(2, dtype=torch.float64), [1.0, 0.0], [0.0, 1.0], steps=3)
+    x = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    X, Y = torch.meshgrid(x, x, indexing="ij")
+    assert torch.allclose(s.losses, (1 - X) ** 2 + 100 * (Y - X**2) ** 2, rtol=1e-12, atol=0)

@@ -139,6 +139,11 @@ def _fails(params):
     return params["missing"].sum()
 
 
+def _edits_in_place(p):
+    p["x"][0] = 0.0
+    return (p["x"] ** 2).sum()
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"fn": _vector, "shapes": {"x": (3,)}}, r"expected fn to return a scalar \(0-dim\) tensor, got shape \(3,\)"),
     ({"fn": _nan, "shapes": {"x": (3,)}}, r"expected a finite objective at init\(seed=0\), got nan"),
@@ -150,6 +155,10 @@ def _fails(params):
     ({"fn": quadratic, "shapes": {"x": (3,)}, "init": lambda g: {"x": torch.zeros(4)}}, r"expected group 'x' of shape \(3,\)"),
     ({"fn": "quadratic", "shapes": {"x": (3,)}}, "expected fn as a callable"),
     ({"fn": quadratic, "shapes": {"x": (3,)}, "dtype": torch.int64}, "float32 or float64"),
+    ({"fn": _edits_in_place, "shapes": {"x": (3,)}}, r"expected fn to leave its params unchanged, got an in-place edit"),
+    ({"fn": lambda p: torch.tensor((p["x"] ** 2).sum().item(), dtype=torch.float64), "shapes": {"x": (3,)}},
+     r"expected fn to be differentiable in its params, got a value with no gradient path"),
+    ({"fn": lambda p: (p["x"] ** 2).sum().detach(), "shapes": {"x": (3,)}}, r"no gradient path to them \(\.item\(\)"),
 ])
 def test_bad_objectives_give_one_line_errors(kwargs, match):
     fn = kwargs.pop("fn")

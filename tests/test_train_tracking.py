@@ -161,3 +161,21 @@ def test_bad_inputs_to_tracking_cost_are_one_line_errors(problem, args, kwargs, 
     with pytest.raises(LosslabError, match=match) as info:
         tracking_cost(*args, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_an_objectives_nonlinearity_is_its_whole_hessian_norm_exact_when_samples_reach_p():
+    from references import dense_hessian
+
+    def rosenbrock(params):
+        x, y = params["xy"][0], params["xy"][1]
+        return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+    problem = Problem.from_objective(rosenbrock, shapes={"xy": (2,)})
+    theta0 = torch.tensor([-1.2, 1.0], dtype=torch.float64)
+    run = train(problem, lr=1e-4, steps=2, theta0=theta0, track=("nonlinearity",), every=1)
+    assert run.tracking_cost.per_record == {"nonlinearity": 2}  # p unit vectors, not 30 probes
+    loss = lambda t: rosenbrock({"xy": t})
+    for t, theta in zip(run.curvature.steps.tolist(), run.thetas, strict=True):
+        exact = float(torch.linalg.matrix_norm(dense_hessian(loss, theta)))  # the GGN of an objective is 0
+        assert float(run.curvature.nonlinearity[t]) == pytest.approx(exact, rel=1e-12)
+    assert run.curvature.nonlinearity_stderr.tolist() == [0.0] * 3 and run.curvature.products.tolist() == [2] * 3

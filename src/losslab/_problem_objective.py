@@ -113,13 +113,17 @@ def _first(err: Exception) -> str:
 
 
 def _check_value(model: Objective, dtype: torch.dtype) -> None:
-    """Evaluate fn once at init(seed=0): a 0-dim finite tensor, else a one-line LosslabError."""
-    params = model.init(seed=0, dtype=dtype)
+    """Evaluate fn once at init(seed=0), its params requiring grad: a 0-dim finite tensor with a gradient path,
+    else a one-line LosslabError (fn that edits its params in place, or leaves autograd, fails here, not in train)."""
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in model.init(seed=0, dtype=dtype).items()}
     try:
         value = model.fn(params)
     except LosslabError:
         raise
     except Exception as err:
+        if "in-place" in str(err) or "inplace" in str(err):
+            raise LosslabError(f"expected fn to leave its params unchanged, got an in-place edit ({_first(err)}); "
+                               "compute new tensors instead (x = x + 1, not x += 1 or x[0] = ...)") from None
         shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in params.items())
         raise LosslabError(f"expected fn to evaluate at params of shapes {{{shapes}}}, got an error: {_first(err)}; "
                            "check shapes= against what fn indexes") from None
@@ -134,6 +138,9 @@ def _check_value(model: Objective, dtype: torch.dtype) -> None:
     if not math.isfinite(float(value)):
         raise LosslabError(f"expected a finite objective at init(seed=0), got {float(value)}; "
                            "check fn at the initial point, or choose another init=")
+    if not value.requires_grad:
+        raise LosslabError("expected fn to be differentiable in its params, got a value with no gradient path to them "
+                           "(.item(), .detach(), NumPy, or a constant); write fn with torch operations on the params")
 
 
 class ObjectiveProblems:
@@ -145,6 +152,14 @@ class ObjectiveProblems:
                        name: str | None = None, device: torch.device | str | None = None):
         """A Problem whose loss is ``fn(params)``: L(θ) = fn(unflatten(θ)), no data, no L2.
 
+        There is no model output to linearise: the problem's GGN is zero, so ‖H − GGN‖_F — the
+        ``"nonlinearity"`` that :func:`~losslab.fit.train` can track, and
+        :class:`~losslab.curvature.NonlinearityOperator` — is ‖∇²L‖_F, the whole Hessian. A
+        convexity verdict on it is never "convex (proven)" (an opaque function has no structure to
+        prove from). :func:`~losslab.landscape.plane`'s drawn directions are filter-normalised
+        (Li et al. 2018): scaled to the centre's groups, so at θ = 0 there is nothing to scale by
+        and it asks for your own ``d1``, ``d2`` (e.g. unit coordinate vectors).
+
         Args:
             fn: params dict → 0-dim tensor (see :class:`Objective`).
             shapes: group name → shape, e.g. ``{"W": (n, d)}``.
@@ -155,7 +170,9 @@ class ObjectiveProblems:
 
         Raises:
             LosslabError: shapes that are not name → tuple of positive ints; an init that does not match them;
-                fn failing at init(seed=0), returning a non-tensor, a non-scalar or a non-finite value.
+                fn failing at init(seed=0), returning a non-tensor, a non-scalar or a non-finite value, editing
+                its params in place, or returning a value with no gradient path to them (``.item()``,
+                ``.detach()``, NumPy).
 
         Example:
             >>> from losslab import Problem

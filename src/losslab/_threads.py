@@ -24,6 +24,7 @@ time sees the scoped count while the block runs.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -102,7 +103,9 @@ def with_analysis_threads(fn: Callable) -> Callable:
 
     The first argument is a :class:`~losslab.Problem`, a slice's problem or an operator holding one
     (``.problem``); anything else runs unchanged. The decorated function takes one more keyword,
-    ``threads="auto" | int | None``, as :func:`~losslab.check_convexity` does.
+    ``threads="auto" | int | None``, as :func:`~losslab.check_convexity` does; the wrapper's
+    ``__signature__`` lists it as a keyword-only parameter (default ``"auto"``), so ``help()`` and
+    :func:`inspect.signature` show it. A function that already declares ``threads`` keeps its own.
     """
 
     @functools.wraps(fn)
@@ -116,4 +119,15 @@ def with_analysis_threads(fn: Callable) -> Callable:
         with scoped_threads(count):
             return fn(*args, **kwargs)
 
+    run.__signature__ = _with_threads_parameter(inspect.signature(fn))
     return run
+
+
+def _with_threads_parameter(sig: inspect.Signature) -> inspect.Signature:
+    """``sig`` with a keyword-only ``threads: int | str | None = "auto"`` added before any ``**kwargs``."""
+    params = list(sig.parameters.values())
+    if "threads" in sig.parameters:
+        return sig
+    extra = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default="auto", annotation="int | str | None")
+    at = len(params) - (1 if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD else 0)
+    return sig.replace(parameters=[*params[:at], extra, *params[at:]])

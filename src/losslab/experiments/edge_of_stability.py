@@ -41,6 +41,12 @@ raised the loss, so "loss-falls-not-monotonically" fails there. With lr = 0.06 (
 same seed was still below 2/η (0.95·2/η) after 1500 steps and never raised the loss. The
 phenomenon is typical, not guaranteed: a run whose sharpness levels off below 2/η is reported as a
 failed claim.
+
+A step size far above 2/λ_max(θ₀) makes the loss overflow (``--set lr=1.0``: λ_max(θ₀) = 5.4 × 2/η, the loss
+non-finite at step 129 of seed 0). Training stops there (:class:`~losslab.fit.TrainingDiverged`), the measurement
+keeps the run up to its last finite step and records ``diverged_at``, and every claim fails, its evidence opening
+with "training diverged at step t" and then giving the numbers up to that step: none of the four statements is
+about a run that does not train. A failing comparison reads "x, needs ≥ y", never "x ≥ y".
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class EdgeOfStabilityMeasured(Measured):
     sharpness_bounds: list[float]  # its rigorous error bound ‖Hy − λ̂y‖
     sharpness_converged: bool  # every Lanczos run met its tolerance
     theta_final: torch.Tensor  # θ after the last step
+    diverged_at: int | None = None  # the step at which the loss became NaN/inf (training stopped there), else None
 
 
 def training_problem(settings: EdgeOfStabilitySettings, seed: int) -> Problem:
@@ -124,13 +131,16 @@ def measure(settings: EdgeOfStabilitySettings, seed: int, say) -> EdgeOfStabilit
     try:
         run = train(problem, optimizer="gd", lr=s.lr, steps=s.steps, seed=seed, track=("lambda_max",), every=s.every)
         losses = run.losses.tolist()
-    except TrainingDiverged as err:  # the run up to its last finite step; the NaN makes every claim fail
-        run, losses = err.trajectory, [*err.trajectory.losses.tolist(), math.nan]
+    except TrainingDiverged as err:  # the run up to its last finite step; diverged_at makes every claim fail
+        run, losses, diverged = err.trajectory, err.trajectory.losses.tolist(), err.step
+        say(f"training diverged at step {diverged}: the loss is not finite; the claims will fail")
+    else:
+        diverged = None
     track = run.curvature
     return EdgeOfStabilityMeasured(
         lr=s.lr, threshold=2 / s.lr, n_params=problem.n_params, losses=losses, sharpness_steps=track.steps.tolist(),
         sharpness=track.lambda_max.tolist(), sharpness_bounds=track.lambda_max_bound.tolist(),
-        sharpness_converged=bool(track.lambda_max_converged.all()), theta_final=run.theta,
+        sharpness_converged=bool(track.lambda_max_converged.all()), theta_final=run.theta, diverged_at=diverged,
     )
 
 
@@ -140,55 +150,78 @@ def tail_median(m: EdgeOfStabilityMeasured) -> float:
     return statistics.median(v for t, v in zip(m.sharpness_steps, m.sharpness, strict=True) if t >= start)
 
 
+def _needs(relation: str, bound: str, holds: bool) -> str:
+    """" ≥ bound" when the comparison holds, else ", needs ≥ bound": a failing claim's evidence reads true."""
+    return f" {relation} {bound}" if holds else f", needs {relation} {bound}"
+
+
 def claims(settings: EdgeOfStabilitySettings, m: EdgeOfStabilityMeasured) -> tuple[Claim, ...]:
-    """Progressive sharpening; the sharpness reaches 2/η and stays near it; the loss falls, not monotonically."""
+    """Progressive sharpening; the sharpness reaches 2/η and stays near it; the loss falls, not monotonically.
+
+    A diverged run (``m.diverged_at``) fails every claim; each evidence then opens with "training diverged at step t".
+    """
     thr, lam = m.threshold, m.sharpness
     peak_i = max(range(len(lam)), key=lam.__getitem__)
     peak, lam0 = lam[peak_i], lam[0]
     med = tail_median(m)
     rises = sum(b > a for a, b in zip(m.losses, m.losses[1:]))
-    finite = all(math.isfinite(v) for v in (*lam, *m.losses))
+    finite = m.diverged_at is None and all(math.isfinite(v) for v in (*lam, *m.losses))
+    gate = "" if finite else (
+        f"training diverged at step {m.diverged_at} (the loss became NaN or inf), so the claim does not hold; up to then: "
+        if m.diverged_at is not None else "a recorded loss or sharpness is not finite, so the claim does not hold: ")
+    starts_low, sharpens = lam0 < START_FRACTION * thr, peak >= RISE * lam0
+    at_edge, in_band = peak >= EDGE * thr, BAND[0] * thr <= med <= BAND[1] * thr
+    falls = m.losses[-1] < m.losses[0] / DROP
+    start = (1 - TAIL) * m.sharpness_steps[-1]
     return (
         claim(
             "progressive-sharpening",
             f"progressive sharpening: training starts with λ_max below {START_FRACTION:g}·2/η, and λ_max rises",
-            finite and lam0 < START_FRACTION * thr and peak >= RISE * lam0,
-            "λ_max(θ₀) = {l0:.3f} ± {b0:.1e} < {f:g} × 2/η = {lim:.3f} ({r0:.2f} of 2/η); the largest recorded λ_max "
-            "{peak:.3f} (step {tp}) ≥ {rise:g} × λ_max(θ₀) (ratio {ratio:.2f})",
+            finite and starts_low and sharpens,
+            "{gate}λ_max(θ₀) = {l0:.3f} ± {b0:.1e}{low_vs} ({r0:.3g} of 2/η); the largest recorded λ_max "
+            "{peak:.3f} (step {tp}){rise_vs} (ratio {ratio:.2f})",
             plain="The sharpness — the largest curvature of the loss, the steepest way its slope can change — starts well "
                   "below the limit 2/η that the step size sets, and grows during training.",
             l0=lam0, b0=m.sharpness_bounds[0], f=START_FRACTION, lim=START_FRACTION * thr, r0=lam0 / thr, peak=peak,
-            tp=m.sharpness_steps[peak_i], rise=RISE, ratio=peak / lam0,
+            tp=m.sharpness_steps[peak_i], rise=RISE, ratio=peak / lam0, gate=gate,
+            low_vs=_needs("<", f"{START_FRACTION:g} × 2/η = {START_FRACTION * thr:.4g}", starts_low),
+            rise_vs=_needs("≥", f"{RISE:g} × λ_max(θ₀)", sharpens),
         ),
         claim(
             "reaches-the-edge",
             f"the sharpness reaches the edge of stability: its largest value is at least {EDGE:g}·2/η",
-            finite and peak >= EDGE * thr,
-            "largest λ̂_max = {peak:.3f} (step {tp}, Lanczos bound ± {b:.1e}) ≥ {e:g} × 2/η = {lim:.3f} ({r:.2f} of 2/η); "
+            finite and at_edge,
+            "{gate}largest λ̂_max = {peak:.3f} (step {tp}, Lanczos bound ± {b:.1e}){edge_vs} ({r:.3g} of 2/η); "
             "λ̂ is a Rayleigh quotient, so the true λ_max is at least λ̂",
             plain="At some point during training the sharpness, computed by the Lanczos method (which can only under-estimate "
                   "the largest curvature), comes within 10% of the limit 2/η or passes it.",
             peak=peak, tp=m.sharpness_steps[peak_i], b=m.sharpness_bounds[peak_i], e=EDGE, lim=EDGE * thr, r=peak / thr,
+            gate=gate, edge_vs=_needs("≥", f"{EDGE:g} × 2/η = {EDGE * thr:.4g}", at_edge),
         ),
         claim(
             "stays-at-the-edge",
             f"the sharpness then stays at the edge: over the last third of training its median is within "
             f"[{BAND[0]:g}, {BAND[1]:g}]·2/η",
-            finite and BAND[0] * thr <= med <= BAND[1] * thr,
-            "median λ̂_max over steps ≥ {start:.0f}: {med:.3f} = {r:.3f} × 2/η, within [{lo:g}, {hi:g}] × 2/η = "
-            "[{a:.3f}, {b:.3f}] (largest Lanczos bound there ± {bmax:.1e})",
+            finite and in_band,
+            "{gate}median λ̂_max over the recorded steps ≥ {start:.0f}: {med:.3f} = {r:.3g} × 2/η{band_vs} "
+            "(largest Lanczos bound there ± {bmax:.1e})",
             plain="Instead of growing past the limit, or settling well below it, the sharpness hovers around 2/η for the "
                   "rest of training.",
-            start=(1 - TAIL) * m.sharpness_steps[-1], med=med, r=med / thr, lo=BAND[0], hi=BAND[1], a=BAND[0] * thr,
-            b=BAND[1] * thr, bmax=max(b for t, b in zip(m.sharpness_steps, m.sharpness_bounds, strict=True)
-                                      if t >= (1 - TAIL) * m.sharpness_steps[-1]),
+            start=start, med=med, r=med / thr, lo=BAND[0], hi=BAND[1], a=BAND[0] * thr, b=BAND[1] * thr, gate=gate,
+            bmax=max(b for t, b in zip(m.sharpness_steps, m.sharpness_bounds, strict=True) if t >= start),
+            band_vs=(", within" if in_band else ", needs to be within")
+                    + f" [{BAND[0]:g}, {BAND[1]:g}] × 2/η = [{BAND[0] * thr:.4g}, {BAND[1] * thr:.4g}]",
         ),
         claim(
             "loss-falls-not-monotonically",
             f"the loss keeps falling overall (at least {DROP:g}-fold), though not monotonically: some steps raise it",
-            finite and m.losses[-1] < m.losses[0] / DROP and rises >= 1,
-            "L(θ₀) = {l0:.4g} → L(θ_{t}) = {lt:.4g} ({fold:.3g}-fold lower, ≥ {d:g}); {rises} of {t} steps raised the loss",
+            finite and falls and rises >= 1,
+            "{gate}L(θ₀) = {l0:.4g} → L(θ_{t}) = {lt:.4g} ({fold_vs}); {rises} of {t} steps raised the loss{rise_needs}",
             l0=m.losses[0], t=len(m.losses) - 1, lt=m.losses[-1], fold=m.losses[0] / m.losses[-1], d=DROP, rises=rises,
+            gate=gate, fold_vs=(f"{m.losses[0] / m.losses[-1]:.3g}-fold lower, " if m.losses[-1] <= m.losses[0] else
+                                f"{m.losses[-1] / m.losses[0]:.3g}-fold higher, ")
+            + ("≥" if falls else "needs ≥") + f" {DROP:g}-fold lower",
+            rise_needs="" if rises >= 1 else " (needs at least 1)",
         ),
     )
 

@@ -17,6 +17,10 @@ What is recorded at a tracked step t, at the point θ_t the step starts from:
   affine in θ), by ‖A‖_F² = E‖Az‖² with ``samples`` Rademacher probes
   (:func:`~losslab.curvature.frobenius_norm`), with the delta method's standard error. Its products
   are backward passes through the cached graph of Jᵀr, each about as costly as a Hessian-vector product.
+  When ``samples`` ≥ p the norm is exact instead: Σ_i ‖A e_i‖² over the p unit vectors (p products,
+  standard error 0), as the trace is exact there.
+  On an objective problem (``Problem.from_objective``) the GGN is zero (the identity loss has no
+  curvature in its output), so this records ‖∇²L‖_F, the Frobenius norm of the whole Hessian.
 
 Seeds. Every record draws its random vectors from the run's ``seed``, the same at every step
 (common random numbers): the Lanczos start vector from the ``"lanczos"`` stream of ``seed`` (the
@@ -117,8 +121,8 @@ def tracking_cost(problem: Problem, track: object, every: int, steps: int, *, sa
 
     Per record: λ_max at most :data:`LANCZOS_MAX_PRODUCTS` (p when p ≤ 30, where ``eigs`` assembles the
     matrix); the trace ``samples`` (2p when ⌊samples/3⌋ ≥ p: Hutch++'s sketch spans R^p); ‖H − GGN‖_F
-    ``samples``. Records: t = 0, every, 2·every, … and the last step, ``steps // every + 1`` (+1 when
-    ``every`` does not divide ``steps``).
+    ``samples`` (p when samples ≥ p: exact over the unit vectors). Records: t = 0, every, 2·every, … and
+    the last step, ``steps // every + 1`` (+1 when ``every`` does not divide ``steps``).
 
     Args:
         problem: the :class:`~losslab.Problem` to be trained.
@@ -152,7 +156,7 @@ def tracking_cost(problem: Problem, track: object, every: int, steps: int, *, sa
     per = {
         "lambda_max": p if p <= 30 else LANCZOS_MAX_PRODUCTS,
         "trace": 2 * p if samples // 3 >= p else samples,
-        "nonlinearity": samples,
+        "nonlinearity": p if samples >= p else samples,
     }
     per_record = {q: per[q] for q in quantities}
     records = record_count(steps, every)
@@ -174,7 +178,7 @@ class CurvatureTrack:
         trace: the Hutch++ estimate of tr ∇²L(θ_t).
         trace_stderr: its standard error (of the Hutchinson part, conditional on the sketch).
         nonlinearity: the estimate of ‖∇²L − GGN‖_F at θ_t.
-        nonlinearity_stderr: its standard error (delta method).
+        nonlinearity_stderr: its standard error (delta method; 0 where it is exact, samples ≥ p).
         products: int64 (r,): operator–vector products each record used, all quantities together.
         cost: the :class:`TrackingCost` stated before the run.
         seed: the seed of every record's random vectors (module docstring).
@@ -226,11 +230,18 @@ class CurvatureTracker:
                 rows["tr_se"].append(est.stderr)
                 used += est.matvecs
         if "nonlinearity" in quantities:
-            est = frobenius_norm(NonlinearityOperator(self.problem, theta), samples=self.samples,
-                                 seed=child_seed(self.seed, "probes", _FROBENIUS_STREAM))
-            rows["nl"].append(est.estimate)
-            rows["nl_se"].append(est.stderr)
-            used += est.matvecs
+            op = NonlinearityOperator(self.problem, theta)
+            p = self.problem.n_params
+            if self.samples >= p:  # exact: ‖A‖_F² = Σ_i ‖A e_i‖², p products
+                norm = float(op.matmat(torch.eye(p, dtype=theta.dtype, device=theta.device)).double().square().sum().sqrt())
+                rows["nl"].append(norm)
+                rows["nl_se"].append(0.0)
+                used += p
+            else:
+                est = frobenius_norm(op, samples=self.samples, seed=child_seed(self.seed, "probes", _FROBENIUS_STREAM))
+                rows["nl"].append(est.estimate)
+                rows["nl_se"].append(est.stderr)
+                used += est.matvecs
         rows["steps"].append(t)
         rows["products"].append(used)
 

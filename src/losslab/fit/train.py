@@ -190,7 +190,8 @@ def train(
         callback: ``callback(step, theta, loss) -> bool | None``; True stops the run.
         track: curvature to record along the run, names from ``("lambda_max", "trace",
             "nonlinearity")`` (:mod:`losslab.fit.tracking`): λ_max by Lanczos with its error bound,
-            tr ∇²L by Hutch++, ‖H − GGN‖_F by Frobenius probes.
+            tr ∇²L by Hutch++, ‖H − GGN‖_F by Frobenius probes. On a ``Problem.from_objective``
+            problem the GGN is zero, so "nonlinearity" records ‖∇²L‖_F, the whole Hessian's norm.
         every: track every ``every`` steps (and at the last step); default ``record_every``'s value.
         track_samples: operator products per trace and per ‖H − GGN‖_F record (>= 6).
         progress: show a rich progress bar (for interactive use; off by default), with the tracking

@@ -24,6 +24,7 @@ import torch
 from scipy.sparse.linalg import eigsh
 
 from .._checks import LosslabError, as_tensor, choice, finite_float, positive_int, seed_int, shape
+from .._problem_objective import Objective
 from ..curvature.operator import HessianOperator
 from ..problem import Problem
 from ..random_streams import generator, numpy_generator
@@ -149,7 +150,8 @@ def filter_normalized(
         The normalised direction, shape (p,), ``problem.dtype``.
 
     Raises:
-        LosslabError: the result is all zeros (e.g. the centre is 0, or has only biases).
+        LosslabError: the result is all zeros (e.g. the centre is 0, or has only biases; for an objective
+            problem, whose centre is 0, the message asks for explicit directions).
 
     Example:
         >>> from losslab.models import TwoLayer
@@ -173,6 +175,13 @@ def filter_normalized(
         scaled = torch.where(d_norm > 0, d_rows * (c_norm / torch.where(d_norm > 0, d_norm, 1.0)), 0.0)
         out[where] = scaled.reshape(-1)
     if not bool((out != 0).any()):
+        if isinstance(problem.model, Objective):
+            raise LosslabError(
+                f"expected a centre with a non-zero parameter group to scale a filter-normalised direction by, got "
+                f"{'a zero centre' if not bool((center != 0).any()) else 'zeros in every scaled group'} of the objective "
+                f"{problem.model.name!r}, which has no filters: pass your own directions, e.g. unit coordinate vectors "
+                f"(plane(problem, center, d1, d2)), or random_direction(problem, seed=...)"
+            )
         raise LosslabError(
             "expected a filter-normalised direction that is not all zeros, got zeros: the centre's filters are 0"
             + (" or the problem has only biases (pass ignore_biases=False)" if ignore_biases else "")

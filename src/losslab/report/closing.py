@@ -153,8 +153,8 @@ STEPS = (
         "stays below that limit. On a network's loss it does not stay put: full-batch gradient descent first makes the "
         "loss sharper as it trains, until the sharpness reaches 2/η, and then keeps it hovering there while the loss "
         "still falls, though no longer at every step. This is an observation about typical runs (Cohen et al. 2021), "
-        "checked here on one small network at a few seeds, not a theorem: a run whose sharpness levels off below 2/η "
-        "would not show it.",
+        "checked here on one small network at the report's one seed (the experiment's module records five), not a "
+        "theorem: a run whose sharpness levels off below 2/η would not show it.",
         ("edge-of-stability",),
     ),
 )
