@@ -159,6 +159,11 @@ def _edits_in_place(p):
     ({"fn": lambda p: torch.tensor((p["x"] ** 2).sum().item(), dtype=torch.float64), "shapes": {"x": (3,)}},
      r"expected fn to be differentiable in its params, got a value with no gradient path"),
     ({"fn": lambda p: (p["x"] ** 2).sum().detach(), "shapes": {"x": (3,)}}, r"no gradient path to them \(\.item\(\)"),
+    ({"fn": quadratic, "shapes": {"x": (10**6, 10**6)}}, r"expected at most 2,147,483,648 parameters in shapes, got 1,000,000,000,000"),
+    ({"fn": quadratic, "shapes": {"x": (3,)}, "init": lambda g: {"x": [1.0, 2.0, 3.0]}},
+     "expected init\\(generator\\) to return real tensors, got list for group 'x'"),
+    ({"fn": quadratic, "shapes": {"x": (3,)}, "init": lambda g: {"x": torch.ones(3, dtype=torch.complex128)}},
+     "got a torch.complex128 tensor for group 'x'"),
 ])
 def test_bad_objectives_give_one_line_errors(kwargs, match):
     fn = kwargs.pop("fn")

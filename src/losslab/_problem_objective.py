@@ -39,6 +39,9 @@ OBJECTIVE_LOSS = Loss("objective", _identity_mean, True, "the identity of the ob
 """The data loss of an objective problem: the objective's value itself (its one placeholder row)."""
 
 
+MAX_PARAMETERS = 2**31  # 16 GiB of float64: larger shapes are a typo, not an objective
+
+
 def _shapes(shapes: object) -> dict[str, tuple[int, ...]]:
     if not isinstance(shapes, Mapping) or not shapes:
         raise LosslabError(f"expected shapes as a non-empty dict of group name → shape, got {shapes!r}; "
@@ -52,6 +55,10 @@ def _shapes(shapes: object) -> dict[str, tuple[int, ...]]:
             raise LosslabError(f"expected shapes as group name → tuple of positive ints, got {name!r}: {s!r}; "
                                "e.g. shapes={'W': (4, 3)}")
         out[name] = tuple(s)
+    total = sum(math.prod(s) for s in out.values())
+    if total > MAX_PARAMETERS:
+        raise LosslabError(f"expected at most {MAX_PARAMETERS:,} parameters in shapes, got {total:,}; "
+                           "an objective's θ, its gradient and a few work vectors must fit in memory")
     return out
 
 
@@ -92,8 +99,14 @@ class Objective(Model):
                 raise
             except Exception as err:  # a user's init that fails
                 raise LosslabError(f"expected init(generator) to return a params dict, got an error: {_first(err)}") from None
+            if isinstance(params, dict):
+                for k, v in params.items():
+                    if not isinstance(v, torch.Tensor) or v.is_complex() or v.dtype == torch.bool:
+                        got = type(v).__name__ if not isinstance(v, torch.Tensor) else f"a {v.dtype} tensor"
+                        raise LosslabError(f"expected init(generator) to return real tensors, got {got} for group {k!r}; "
+                                           "return torch tensors, e.g. {'x': torch.randn(3, generator=g, dtype=torch.float64)}")
             check_params(self, params)
-            return {k: torch.as_tensor(params[k]).to(dtype) for k in self.shapes}
+            return {k: params[k].to(dtype) for k in self.shapes}
         return {k: self._draw(g, s, self._init, dtype) for k, s in self.shapes.items()}
 
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:
@@ -135,8 +148,8 @@ def _check_value(model: Objective, dtype: torch.dtype) -> None:
                            "sum or average it to one number")
     if not value.is_floating_point():
         raise LosslabError(f"expected fn to return a floating-point tensor, got dtype {value.dtype}")
-    if not math.isfinite(float(value)):
-        raise LosslabError(f"expected a finite objective at init(seed=0), got {float(value)}; "
+    if not math.isfinite(float(value.detach())):
+        raise LosslabError(f"expected a finite objective at init(seed=0), got {float(value.detach())}; "
                            "check fn at the initial point, or choose another init=")
     if not value.requires_grad:
         raise LosslabError("expected fn to be differentiable in its params, got a value with no gradient path to them "
