@@ -107,7 +107,8 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
 
     Args:
         problem: its model is a chain of affine layers with elementwise activations (TwoLayer, MLP, or a
-            Module wrapping such an ``nn.Sequential``); θ's coordinates are its free groups.
+            Module wrapping an ``nn.Sequential`` of ``nn.Linear`` and activations from
+            :data:`~losslab.symmetry.ELEMENTWISE`); θ's coordinates are its free groups.
         a: the reference network, θ_a of shape (p,) (or a params dict).
         b: the network to permute, θ_b of shape (p,).
         max_sweeps: the most passes of coordinate descent over the hidden layers (one suffices for one hidden layer).
@@ -116,7 +117,8 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
         A :class:`WeightMatching`; its ``theta`` computes the same function as b.
 
     Raises:
-        LosslabError: a model without such a layer spec (a convolution, a normalisation layer, a custom forward),
+        LosslabError: a model that is not such a chain (the message names the first unsupported layer by its
+            index and class, e.g. a convolution or a normalisation layer, and lists what is supported),
             a layer group held fixed, a or b not of shape (p,) or not finite, a bad ``max_sweeps``.
 
     Example:
