@@ -39,10 +39,9 @@ Published findings compared with, and the tolerances used (fixed before the defa
   barrier": B_aligned < B_naive for every width and pair. "Removes most of it at the widest width":
   B_aligned < ``MOST`` · B_naive = ½ · B_naive for every pair at the widest width — the conjecture predicts no
   barrier at all after the right permutation, for wide enough networks, and "most" means more than half; the ½
-  is read off that word, not fitted to a run. No
-  size of the drop is claimed at the narrower widths: at h = 8 alignment sometimes removes only a few percent
-  (ratio 0.976, full settings, seed 0). And the mean over pairs of B_aligned / B_naive falls strictly from each
-  width to the next wider one.
+  is read off that word, not fitted to a run. No size of the drop is claimed at the narrower widths: at h = 8
+  alignment sometimes removes only a few percent (ratio 0.976, full settings, seed 0). And the mean over pairs
+  of B_aligned / B_naive falls strictly from each width to the next wider one.
 * Garipov et al. 2018: optima are connected by simple curves "over which training and test accuracy are nearly
   constant" (their abstract, verified; their numbers are for CIFAR and ImageNet networks, not compared).
   Claimed: on the trained curve the barrier is at most ``CURVE`` = 0.1 times the naive barrier of the same pair,
@@ -62,8 +61,8 @@ Measured when the defaults were chosen (seeds 0–4) and again when "alignment-s
 * quick settings (widths 8 and 32, 500 training digits, 150 steps; 2–8 s), seeds 0–9: "alignment-shrinks-barrier",
   "shrinks-more-with-width" and "curve-connects" held at all ten (largest B_aligned / B_naive at h = 32: 0.22,
   seed 9; largest B_curve / B_naive 0.096, seed 8). "naive-barrier-large" held at 9 of 10: at seed 5 the
-  smallest B_naive was 3.4 × the endpoints' mean loss (h = 8, whose quick-trained networks fit worse: mean
-  endpoint loss 0.33 nats), below the 5 needed; the next closest was 5.35 (seed 3).
+  smallest B_naive was 3.4 × the endpoints' mean loss (h = 8, pair 1: B_naive 1.14 nats above endpoints at
+  0.33 nats), below the 5 needed; the next closest was 5.35 (seed 3).
 
 The curve's control point is trained for as many Adam steps as each network (``curve_steps`` = ``steps``); with
 60 steps instead, the curve at h = 8 kept 13% of the naive barrier at seed 0 (above the 10% tolerance).
