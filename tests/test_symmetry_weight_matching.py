@@ -9,6 +9,7 @@ arrays, and the brute-force maximum over ``itertools.permutations``.
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -237,3 +238,20 @@ def test_tied_weights_are_refused():
 def test_bad_max_sweeps():
     with pytest.raises(LosslabError, match="expected max_sweeps to be an integer >= 1, got max_sweeps=0"):
         weight_matching(TL, TL.init(0), TL.init(1), max_sweeps=0)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e100, 1e200, 1e300])
+def test_matching_is_scale_free_and_finite_for_huge_weights(scale):
+    """⟨a, π(b)⟩ is bilinear: scaling a and b changes no permutation; huge (finite) weights must not overflow the matching."""
+    problem = PROBLEMS["mlp-sigmoid-3-hidden-k-outputs"]
+    a, b = _random_points(problem, 21)
+    plain = weight_matching(problem, a, b)
+    big = weight_matching(problem, a * scale, b * scale)
+    assert [p.tolist() for p in big.perms] == [p.tolist() for p in plain.perms]
+    assert torch.equal(big.theta, problem.flatten(permute_hidden_units(problem.model.layers(), problem.unflatten(b * scale),
+                                                                      list(plain.perms))))
+    want = plain.objective * scale * scale  # ±inf in float64 for scale ≥ 1e200: the true value is out of range
+    if math.isfinite(want):
+        assert big.objective == pytest.approx(want, rel=1e-12)
+    else:
+        assert big.objective == want
