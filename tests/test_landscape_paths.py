@@ -122,10 +122,14 @@ BAD = [
     ("steps-1", lambda: (P, P.init(0), P.init(1), {"steps": 1}), "expected steps to be an integer >= 2, got steps=1"),
     ("steps-float", lambda: (P, P.init(0), P.init(1), {"steps": 2.5}), "expected steps to be an integer >= 2"),
     ("implementation", lambda: (P, P.init(0), P.init(1), {"implementation": "fast"}), "unknown implementation 'fast'"),
+    # refused before any memory is allocated (10¹² points of t would need 16 TB)
+    ("steps-huge", lambda: (P, P.init(0), P.init(1), {"steps": 10**12}),
+     r"expected steps <= 10000000 \(grid points of t\), got steps=1000000000000; use a few dozen"),
 ]
 BEZIER_ONLY = [
     ("lr-0", lambda: (P, P.init(0), P.init(1), {"lr": 0}), "expected lr to be a finite number > 0, got lr=0"),
     ("points-0", lambda: (P, P.init(0), P.init(1), {"points": 0}), "expected points to be an integer >= 1, got points=0"),
+    ("points-huge", lambda: (P, P.init(0), P.init(1), {"points": 10**12}), r"expected points <= 10000000"),
     ("train-steps-neg", lambda: (P, P.init(0), P.init(1), {"train_steps": -1}), "expected train_steps to be an integer >= 0"),
     ("diverging", lambda: (P, P.init(0), P.init(1), {"lr": 1e300, "train_steps": 3}), "expected a finite loss along the curve"),
 ]
@@ -148,3 +152,14 @@ def test_bad_bezier_inputs_give_one_line_errors(case, make, match):
     with pytest.raises(LosslabError, match=match) as err:
         bezier_path(problem, a, b, **kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_non_finite_losses_give_non_finite_heights_not_false_numbers():
+    """+inf on the grid: infinite heights; NaN anywhere on the grid: NaN heights (the barrier is undefined)."""
+    inverse = Problem.from_objective(lambda q: 1.0 / (q["x"] ** 2).sum(), shapes={"x": (1,)})
+    r = barrier(inverse, torch.tensor([-1.0], dtype=F64), torch.tensor([1.0], dtype=F64), steps=3)
+    assert r.losses.tolist() == [1.0, float("inf"), 1.0] and r.height_above_mean == r.height_above_chord == float("inf")
+    root = Problem.from_objective(lambda q: torch.sqrt(1 - (q["x"] ** 2).sum()), shapes={"x": (1,)})
+    r = barrier(root, torch.tensor([0.5], dtype=F64), torch.tensor([2.0], dtype=F64), steps=5)  # NaN from t = ½ on
+    assert r.losses[:2].isfinite().all() and r.losses[2:].isnan().all()
+    assert torch.isnan(torch.tensor([r.height_above_mean, r.height_above_chord])).all() and r.t_max == 0.5

@@ -9,6 +9,7 @@ arrays, and the brute-force maximum over ``itertools.permutations``.
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -47,6 +48,12 @@ def _problems():
         "sequential-gelu": Problem(Module(_sequential(3, (4, 5, 3), act=nn.GELU, seed=1)), X, torch.stack([y, y], 1)),
         "sequential-relu-nested": Problem(Module(nn.Sequential(nn.Sequential(nn.Linear(3, 6), nn.ReLU()),
                                                                nn.Linear(6, 1)).double()), X, y),
+        # activations the fast kernels do not evaluate, but every elementwise σ commutes with a permutation
+        "sequential-leaky-relu": Problem(Module(_sequential(3, (5, 4), act=lambda: nn.LeakyReLU(0.1), seed=2)), X,
+                                         torch.stack([y, y], 1)),
+        "sequential-elu-silu-softplus": Problem(Module(nn.Sequential(
+            nn.Flatten(), nn.Linear(3, 5), nn.ELU(), nn.Linear(5, 4), nn.SiLU(), nn.Dropout(0.5), nn.Linear(4, 6),
+            nn.Softplus(), nn.GELU(approximate="tanh"), nn.Linear(6, 1)).double()), X, y),
     }
     return out
 
@@ -80,17 +87,23 @@ def test_aligned_sequential_equals_the_users_module_called_directly():
     assert torch.allclose(direct(aligned), direct(b), rtol=1e-12, atol=1e-12)
 
 
+def _linear_names(problem):
+    """(weight, bias) group names of the affine layers in call order: the Sequential's nn.Linear modules, found here."""
+    if isinstance(problem.model, Module):
+        return [(f"{n}.weight", f"{n}.bias") for n, m in problem.model.module.named_modules() if isinstance(m, nn.Linear)]
+    return [(layer.weight, layer.bias) for layer in problem.model.layers()]
+
+
 def _planted(problem, theta, seed):
     """θ with each hidden layer's units shuffled by hand (rows of W_l and b_l, columns of W_{l+1})."""
-    spec = problem.model.layers()
     params = problem.unflatten(theta)
     g = torch.Generator().manual_seed(seed)
-    for layer, nxt in itertools.pairwise(spec):
-        perm = torch.randperm(params[layer.weight].shape[0], generator=g)
-        params[layer.weight] = params[layer.weight][perm, :]
-        if layer.bias is not None:
-            params[layer.bias] = params[layer.bias][perm]
-        params[nxt.weight] = params[nxt.weight][..., perm]
+    for (weight, bias), (nxt, _) in itertools.pairwise(_linear_names(problem)):
+        perm = torch.randperm(params[weight].shape[0], generator=g)
+        params[weight] = params[weight][perm, :]
+        if bias is not None:
+            params[bias] = params[bias][perm]
+        params[nxt] = params[nxt][..., perm]
     return problem.flatten(params)
 
 
@@ -150,11 +163,32 @@ X0 = _X(12, 3, 0)
 CONV = Module(nn.Sequential(nn.Unflatten(1, (1, 3)), nn.Conv1d(1, 2, 2), nn.Flatten(), nn.Linear(4, 1)).double())
 NORM = Module(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 1)).double())
 SOFTMAX = Module(nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=-1), nn.Linear(4, 1)).double())
+PRELU = Module(nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.Tanh(), nn.PReLU(4)), nn.Linear(4, 1)).double())
+
+
+class _OwnForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.lin(x) ** 2
+
+
+SUPPORTED_LIST = (r" of Module\(.*\); supported: TwoLayer, MLP, or a Module wrapping an nn.Sequential of nn.Linear and "
+                  r"the elementwise .*LeakyReLU")
 TL = Problem(TwoLayer(3, 4, "tanh"), X0, X0[:, 0])
 BAD = [
-    ("conv", lambda: (Problem(CONV, X0, X0[:, 0]), None, None), "chain of affine layers with elementwise activations"),
-    ("layer-norm", lambda: (Problem(NORM, X0, X0[:, 0]), None, None), "chain of affine layers with elementwise activations"),
-    ("softmax", lambda: (Problem(SOFTMAX, X0, X0[:, 0]), None, None), "chain of affine layers with elementwise activations"),
+    ("conv", lambda: (Problem(CONV, X0, X0[:, 0]), None, None),
+     r"got layer 0 \(Unflatten\)" + SUPPORTED_LIST),
+    ("layer-norm", lambda: (Problem(NORM, X0, X0[:, 0]), None, None),
+     r"elementwise activations, got layer 1 \(LayerNorm\)" + SUPPORTED_LIST),
+    ("softmax", lambda: (Problem(SOFTMAX, X0, X0[:, 0]), None, None),
+     r"got layer 1 \(Softmax\)" + SUPPORTED_LIST),
+    ("prelu-nested", lambda: (Problem(PRELU, X0, X0[:, 0]), None, None),
+     r"got layer 1.1 \(PReLU\)" + SUPPORTED_LIST),
+    ("own-forward", lambda: (Problem(Module(_OwnForward().double()), X0, X0[:, 0]), None, None),
+     r"got Module\(_OwnForward.*whose forward is its own, not an nn.Sequential's; supported: TwoLayer, MLP"),
     ("restricted", lambda: (TL.restrict(["v"], at=TL.init(0)), None, None), "held fixed; use problem.full()"),
     ("not-a-problem", lambda: ("problem", torch.zeros(3), torch.zeros(3)), "expected a losslab Problem"),
     ("a-wrong-shape", lambda: (TL, torch.zeros(5, dtype=F64), None), r"expected a of shape \(20,\), got shape \(5,\)"),
@@ -194,6 +228,30 @@ def test_a_frozen_hidden_layer_is_refused():
         align(problem, problem.init(0), problem.init(1))
 
 
+def test_tied_weights_are_refused():
+    lin = nn.Linear(4, 4)
+    problem = Problem(Module(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), lin, nn.ReLU(), lin, nn.Linear(4, 1)).double()), X0, X0[:, 0])
+    with pytest.raises(LosslabError, match="share \\(tie\\) parameters"):
+        align(problem, problem.init(0), problem.init(1))
+
+
 def test_bad_max_sweeps():
     with pytest.raises(LosslabError, match="expected max_sweeps to be an integer >= 1, got max_sweeps=0"):
         weight_matching(TL, TL.init(0), TL.init(1), max_sweeps=0)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e100, 1e200, 1e300])
+def test_matching_is_scale_free_and_finite_for_huge_weights(scale):
+    """⟨a, π(b)⟩ is bilinear: scaling a and b changes no permutation; huge (finite) weights must not overflow the matching."""
+    problem = PROBLEMS["mlp-sigmoid-3-hidden-k-outputs"]
+    a, b = _random_points(problem, 21)
+    plain = weight_matching(problem, a, b)
+    big = weight_matching(problem, a * scale, b * scale)
+    assert [p.tolist() for p in big.perms] == [p.tolist() for p in plain.perms]
+    assert torch.equal(big.theta, problem.flatten(permute_hidden_units(problem.model.layers(), problem.unflatten(b * scale),
+                                                                      list(plain.perms))))
+    want = plain.objective * scale * scale  # ±inf in float64 for scale ≥ 1e200: the true value is out of range
+    if math.isfinite(want):
+        assert big.objective == pytest.approx(want, rel=1e-12)
+    else:
+        assert big.objective == want

@@ -12,8 +12,10 @@ L(θ(t)), θ(t) = (1 − t)·θ_a + t·θ_b. Two heights of its highest point ar
 
 Both are maxima over the grid, so they are lower bounds of the maxima over the whole segment. They
 coincide when L(θ_a) = L(θ_b) or the maximum is at t = ½; B_chord ≥ 0 always (t = 0 gives 0), B_mean can be
-negative. A convex loss has B_chord = 0 (its segment never rises above the chord); a positive B_chord is a
-chord witness of non-convexity. The points are evaluated together (:func:`~losslab.landscape.evaluate_combinations`).
+negative. Non-finite losses are kept, not refused: a loss of +inf on the grid gives infinite heights, a NaN
+anywhere on the grid gives NaN heights (and ``t_max`` at the first NaN). A convex loss has B_chord = 0 (its
+segment never rises above the chord); a positive B_chord is a chord witness of non-convexity. The points are
+evaluated together (:func:`~losslab.landscape.evaluate_combinations`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ from .._checks import LosslabError, positive_int
 from ..problem import Problem
 from .evaluate import evaluate_combinations
 
-__all__ = ["Barrier", "barrier", "segment_coordinates"]
+__all__ = ["MAX_GRID", "Barrier", "barrier", "segment_coordinates"]
+
+MAX_GRID = 10**7  # the most grid points of t: a finer grid cannot change a barrier that a 25-point one resolves
+
+
+def grid_size(name: str, value: object, *, minimum: int) -> int:
+    """``value`` as an int in [minimum, MAX_GRID], else a one-line error (a huge grid would exhaust memory)."""
+    n = positive_int(name, value, minimum=minimum)
+    if n > MAX_GRID:
+        raise LosslabError(f"expected {name} <= {MAX_GRID} (grid points of t), got {name}={n}; use a few dozen")
+    return n
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,7 @@ class Barrier:
         losses: tensor (steps,), L((1 − t)·θ_a + t·θ_b) (``losses[0]`` = L(θ_a), ``losses[-1]`` = L(θ_b)).
         loss_a, loss_b: the endpoints' losses.
         height_above_mean: max_t L(θ(t)) − ½(L(θ_a) + L(θ_b)) (Frankle et al. 2020's barrier height).
-        height_above_chord: max_t [L(θ(t)) − ((1 − t)·L(θ_a) + t·L(θ_b))] (Frankle et al. 2020; Entezari et al. 2022).
+        height_above_chord: max_t [L(θ(t)) − ((1 − t)·L(θ_a) + t·L(θ_b))] (Entezari et al. 2022, Definition 1).
         t_max: where L(θ(t)) is largest on the grid.
     """
 
@@ -64,14 +76,15 @@ def barrier(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, steps: int = 
         problem: the problem; a and b are points of its free groups.
         a: θ_a, shape (p,) (or a params dict).
         b: θ_b, shape (p,).
-        steps: grid points on [0, 1], endpoints included (>= 2; odd puts one at t = ½).
+        steps: grid points on [0, 1], endpoints included (2 … ``MAX_GRID``; odd puts one at t = ½).
         implementation: how the points are evaluated (:func:`~losslab.landscape.evaluate_points`).
 
     Returns:
         A :class:`Barrier` (heights in the loss's units).
 
     Raises:
-        LosslabError: a or b not of shape (p,) or not finite, steps < 2, an implementation the model cannot take.
+        LosslabError: a or b not of shape (p,) or not finite, steps < 2 or > ``MAX_GRID``, an implementation the model
+            cannot take.
 
     Example:
         >>> from losslab import Problem
@@ -85,7 +98,7 @@ def barrier(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, steps: int = 
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab Problem, got {type(problem).__name__}")
     a, b = problem.as_theta(a, "a"), problem.as_theta(b, "b")
-    steps = positive_int("steps", steps, minimum=2)
+    steps = grid_size("steps", steps, minimum=2)
     coords = segment_coordinates(steps)
     losses = evaluate_combinations(problem, coords, torch.stack([a, b]), implementation=implementation)
     return heights(coords[:, 1], losses)

@@ -25,7 +25,7 @@ import torch
 
 from .._checks import LosslabError, finite_float, positive_int
 from ..problem import Problem
-from .barrier import Barrier, heights
+from .barrier import Barrier, grid_size, heights
 from .evaluate import combine, evaluate_combinations
 
 __all__ = ["BezierPath", "bezier_coordinates", "bezier_path", "bezier_points"]
@@ -78,25 +78,25 @@ def bezier_path(
     Args:
         problem: the problem; a and b are points of its free groups (two trained networks).
         a, b: the endpoints θ_a, θ_b, shape (p,) (or params dicts).
-        steps: evaluation grid points on [0, 1], endpoints included (>= 2).
+        steps: evaluation grid points on [0, 1], endpoints included (2 … ``barrier.MAX_GRID`` = 10⁷).
         train_steps: Adam steps on the control point (>= 0; 0 leaves the straight segment).
         lr: Adam's learning rate (> 0), in θ's units.
-        points: nodes t_k per step of the stratified estimate of ∫ L(φ_c(t)) dt (>= 1).
+        points: nodes t_k per step of the stratified estimate of ∫ L(φ_c(t)) dt (1 … 10⁷).
         implementation: how the evaluation grid is evaluated (:func:`~losslab.landscape.evaluate_points`).
 
     Returns:
         A :class:`BezierPath`; ``curve.losses[0]`` = L(θ_a), ``curve.losses[-1]`` = L(θ_b).
 
     Raises:
-        LosslabError: a or b not of shape (p,) or not finite, a bad count or learning rate, an implementation the
+        LosslabError: a or b not of shape (p,) or not finite, a bad count (a grid over 10⁷ points) or learning rate, an implementation the
             model cannot take, a curve whose loss became non-finite during training (lower ``lr``).
     """
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected a losslab Problem, got {type(problem).__name__}")
     a, b = problem.as_theta(a, "a"), problem.as_theta(b, "b")
-    steps = positive_int("steps", steps, minimum=2)
+    steps = grid_size("steps", steps, minimum=2)
     train_steps = positive_int("train_steps", train_steps, minimum=0)
-    points = positive_int("points", points)
+    points = grid_size("points", points, minimum=1)
     lr = finite_float("lr", lr, positive=True)
     control = ((a + b) / 2).clone().requires_grad_(True)
     opt = torch.optim.Adam([control], lr=lr)

@@ -118,10 +118,11 @@ STEPS = (
         "The argument showed that a network's loss has many minima; it did not say how they lie. Two networks trained on "
         "the same digits from different starts reach equally low losses, but the straight segment between their weights "
         "climbs to a barrier. Part of that barrier is bookkeeping: hidden units can be listed in any order, and permuting "
-        "one network's units to match the other's (weight matching, Ainsworth et al. 2023) lowers it — for wide networks "
-        "almost to nothing, as Entezari et al. 2022 conjectured. And a curved path with one trained bend joins the two "
-        "minima at nearly their own loss (Garipov et al. 2018). The loss is non-convex, yet its low regions are connected. "
-        "These are trends measured on one small data set at a few seeds, not theorems.",
+        "one network's units to match the other's (weight matching, Ainsworth et al. 2023) lowers it at every width, and "
+        "between the widest networks removes most of it, in the direction of Entezari et al. 2022's conjecture that none "
+        "is left; between the narrowest it sometimes removes only a little. And a curved path with one trained bend joins "
+        "the two minima at nearly their own loss (Garipov et al. 2018). The loss is non-convex, yet its low regions are "
+        "connected. These are trends measured on one small data set with two pairs of networks per width, not theorems.",
         ("mode-connectivity",),
     ),
     Step(

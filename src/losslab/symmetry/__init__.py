@@ -7,13 +7,15 @@
   ``scipy.optimize.linear_sum_assignment``.
 
 Models: :class:`~losslab.models.TwoLayer`, :class:`~losslab.models.MLP`, and a
-:class:`~losslab.models.Module` wrapping an ``nn.Sequential`` of ``nn.Linear`` and elementwise activations.
+:class:`~losslab.models.Module` wrapping an ``nn.Sequential`` of ``nn.Linear`` and the parameter-free
+elementwise activations of :data:`ELEMENTWISE` (ReLU, LeakyReLU, ELU, GELU, SiLU, Softplus, Sigmoid, Tanh, …).
 """
 
-from .permutations import SUPPORTED, moved_groups, permutable_layers, permute_hidden_units
+from .permutations import ELEMENTWISE, SUPPORTED, moved_groups, permutable_layers, permute_hidden_units
 from .weight_matching import WeightMatching, align, matching_objective, weight_matching
 
 __all__ = [
+    "ELEMENTWISE",
     "SUPPORTED",
     "WeightMatching",
     "align",

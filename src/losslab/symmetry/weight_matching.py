@@ -55,7 +55,9 @@ class WeightMatching:
         theta: π(θ_b), b with its hidden units permuted, shape (p,): the same function as b.
         perms: one int64 tensor per hidden layer; unit i of the aligned network is unit ``perms[l][i]`` of b.
         objective: Σ over the groups the permutations move of ⟨a_g, π(b)_g⟩ at the returned permutations
-            (:func:`matching_objective`; the output bias, never moved, is left out).
+            (:func:`matching_objective`; the output bias, never moved, is left out). The matching itself runs on
+            a and b divided by their largest entries (the same optimum: the objective is bilinear), so it stays
+            finite for any finite θ; this value may still overflow to ±inf in float64 for |θ| near 1e160.
         objective_before: the same at the identity (b as given).
         sweeps: how many passes over the hidden layers were made (the last improved nothing when ``converged``).
         converged: whether a sweep ended without improvement within ``max_sweeps``.
@@ -107,7 +109,8 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
 
     Args:
         problem: its model is a chain of affine layers with elementwise activations (TwoLayer, MLP, or a
-            Module wrapping such an ``nn.Sequential``); θ's coordinates are its free groups.
+            Module wrapping an ``nn.Sequential`` of ``nn.Linear`` and activations from
+            :data:`~losslab.symmetry.ELEMENTWISE`); θ's coordinates are its free groups.
         a: the reference network, θ_a of shape (p,) (or a params dict).
         b: the network to permute, θ_b of shape (p,).
         max_sweeps: the most passes of coordinate descent over the hidden layers (one suffices for one hidden layer).
@@ -116,7 +119,8 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
         A :class:`WeightMatching`; its ``theta`` computes the same function as b.
 
     Raises:
-        LosslabError: a model without such a layer spec (a convolution, a normalisation layer, a custom forward),
+        LosslabError: a model that is not such a chain (the message names the first unsupported layer by its
+            index and class, e.g. a convolution or a normalisation layer, and lists what is supported),
             a layer group held fixed, a or b not of shape (p,) or not finite, a bad ``max_sweeps``.
 
     Example:
@@ -132,6 +136,12 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
     a, b = _check_points(problem, a, b)
     max_sweeps = positive_int("max_sweeps", max_sweeps)
     pa, pb = problem.unflatten(a), problem.unflatten(b)
+    # The objective is bilinear, so a/α and b/β have the same best permutations; matching on them keeps the products
+    # finite for any finite θ (|θ| near 1e200 would overflow the float64 similarity matrices).
+    alpha, beta = _magnitude(spec, pa), _magnitude(spec, pb)
+    original_b = pb
+    pa = {g: v.double() / alpha for g, v in pa.items()}
+    pb = {g: v.double() / beta for g, v in pb.items()}
     widths = [pa[layer.weight].shape[0] for layer in spec[:-1]]
     perms = [torch.arange(w) for w in widths]
     before = current = matching_objective(spec, pa, pb)
@@ -155,9 +165,15 @@ def weight_matching(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_s
             if value > current + IMPROVEMENT_RTOL * scale:
                 perms, current, improved = trial, value, True
         converged = not improved
-    aligned = problem.flatten(permute_hidden_units(spec, pb, perms))
-    return WeightMatching(theta=aligned, perms=tuple(perms), objective=current, objective_before=before, sweeps=sweeps,
-                          converged=converged)
+    aligned = problem.flatten(permute_hidden_units(spec, original_b, perms))
+    return WeightMatching(theta=aligned, perms=tuple(perms), objective=current * alpha * beta,
+                          objective_before=before * alpha * beta, sweeps=sweeps, converged=converged)
+
+
+def _magnitude(spec: tuple[Layer, ...], params: dict[str, torch.Tensor]) -> float:
+    """The largest |entry| over the groups the permutations move, or 1 when they are all 0."""
+    largest = max((float(params[g].abs().max()) for g in moved_groups(spec) if params[g].numel()), default=0.0)
+    return largest if largest > 0 else 1.0
 
 
 def align(problem: Problem, a: torch.Tensor, b: torch.Tensor, *, max_sweeps: int = 100) -> torch.Tensor:

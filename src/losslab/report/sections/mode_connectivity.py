@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from matplotlib.lines import Line2D
@@ -17,7 +18,7 @@ _FLOOR = 1e-6  # nats: the lowest value drawn on the log axes (a barrier can be 
 
 def paths_and_barriers(m: ModeConnectivityMeasured) -> Figure:
     """Left: L along the naive segment, the aligned segment and the trained curve of the first pair at each width (log y);
-    right: the naive, aligned and curve barriers against width (log-log), one marker per pair."""
+    right: the naive and aligned barriers against width (log-log), one marker per pair, and the curve's (first pair)."""
     fig, left, right = two_panels("training loss along the paths (first pair)", "barrier above the endpoints' mean")
     handles = []
     for i, w in enumerate(m.widths):
@@ -29,9 +30,9 @@ def paths_and_barriers(m: ModeConnectivityMeasured) -> Figure:
               for ls, label in (("-", "straight segment"), ("--", "after weight matching"), (":", "trained curve"))]
     drawn = [max(v, _FLOOR) for rows in (m.naive, m.aligned) for row in rows for v in row[0]] + [max(v, _FLOOR) for r in m.curve for v in r]
     left.set(yscale="log", xlabel="t (0: network a, 1: network b)", ylabel="training cross-entropy (nats)",
-             ylim=(min(drawn) / 2, max(drawn) * 40))  # room above the curves for the legend
-    left.add_artist(left.legend(handles=handles, fontsize=7, loc="upper left"))
-    left.legend(handles=styles, fontsize=7, loc="upper right")
+             ylim=(min(drawn) / 2, max(drawn) * 2))
+    left.legend(handles=handles + styles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3,
+                frameon=False)  # below the axes: the axis spans the data, not room for a legend
     means = {name: [statistics.fmean(row) for row in rows] for name, rows in
              (("naive", m.naive_barrier), ("aligned", m.aligned_barrier))}
     for name, color, marker in (("naive", "C3", "o"), ("aligned", "C0", "s")):
@@ -47,13 +48,14 @@ def paths_and_barriers(m: ModeConnectivityMeasured) -> Figure:
     right.minorticks_off()
     right.legend(fontsize=7, loc="lower left")
     ratios = shrink_ratios(m)
-    worst_curve = max(c / n[0] for c, n in zip(m.curve_barrier, m.naive_barrier, strict=True))
+    worst_curve = max(c / n[0] if n[0] > 0 else math.inf for c, n in zip(m.curve_barrier, m.naive_barrier, strict=True))
     caption = (
         f"Left: the training loss on the straight segment between two networks trained from different starts (solid), on "
         f"the segment after the second network's hidden units are permuted to match the first's (dashed), and on a "
-        f"quadratic Bézier curve with a trained bend (dotted), at each width. Right: the barrier — the highest loss on "
+        f"quadratic Bézier curve with a trained bend (dotted), for the first pair at each width. Right: the barrier — the highest loss on "
         f"the path minus the endpoints' mean — against width (lines: the mean over {len(m.naive_barrier[0])} pairs, "
-        f"markers: each pair; values below {_FLOOR:g} drawn at {_FLOOR:g}). Alignment leaves "
+        f"markers: each pair; the trained curve, triangles, for the first pair only; values below {_FLOOR:g} drawn at "
+        f"{_FLOOR:g}). Alignment leaves "
         + ", ".join(f"{r:.0%} (h = {w})" for w, r in zip(m.widths, ratios, strict=True))
         + f" of the straight-line barrier; the curve's barrier is at most {worst_curve:.1%} "
         f"of it (the claim allows {CURVE:.0%})."
