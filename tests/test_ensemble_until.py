@@ -82,3 +82,25 @@ def test_bad_until_grad_norm(kwargs, match):
     with pytest.raises(LosslabError, match=match) as info:
         train_ensemble(prob, seeds=[0], **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_a_model_vmap_cannot_batch_is_refused_in_one_line_naming_train():
+    import torch.nn as nn
+
+    from losslab.models import Module
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+
+        def forward(self, x):
+            out = self.lin(x).squeeze(-1)
+            return out * 2 if out.sum().item() > 0 else out
+
+    g = torch.Generator().manual_seed(0)
+    problem = Problem(Module(Branchy()), torch.randn(8, 2, generator=g), torch.randn(8, generator=g))
+    for kwargs in ({}, {"until_grad_norm": 1e-3}, {"optimizer": "sgd", "batch_size": 4}):
+        with pytest.raises(LosslabError, match=r"expected a model torch\.func\.vmap can batch .*losslab\.fit\.train") as info:
+            train_ensemble(problem, seeds=[0, 1], steps=3, **kwargs)
+        assert "\n" not in str(info.value)

@@ -159,6 +159,9 @@ def _edits_in_place(p):
     ({"fn": lambda p: torch.tensor((p["x"] ** 2).sum().item(), dtype=torch.float64), "shapes": {"x": (3,)}},
      r"expected fn to be differentiable in its params, got a value with no gradient path"),
     ({"fn": lambda p: (p["x"] ** 2).sum().detach(), "shapes": {"x": (3,)}}, r"no gradient path to them \(\.item\(\)"),
+    ({"fn": lambda p: ((p["x"].float() + 100.0) ** 2).sum(), "shapes": {"x": (4,)}},
+     r"expected fn to return a torch.float64 value like its params, got torch.float32"),
+    ({"fn": lambda p: (p["x"].clamp_(-1, 1) ** 2).sum(), "shapes": {"x": (3,)}}, "expected fn to leave its params unchanged"),
     ({"fn": quadratic, "shapes": {"x": (10**6, 10**6)}}, r"expected at most 2,147,483,648 parameters in shapes, got 1,000,000,000,000"),
     ({"fn": quadratic, "shapes": {"x": (3,)}, "init": lambda g: {"x": [1.0, 2.0, 3.0]}},
      "expected init\\(generator\\) to return real tensors, got list for group 'x'"),
@@ -181,3 +184,19 @@ def test_the_ggn_of_an_objective_is_zero_and_its_hessian_operator_the_dense_hess
     assert torch.equal(ggn, torch.zeros(3, 3, dtype=F64))  # the identity loss has no curvature in its output
     hess = torch.stack([HessianOperator(well, theta).matvec(e) for e in eye])
     torch.testing.assert_close(hess, dense_hessian(lambda t: double_well(flat(t, well)), theta), rtol=1e-12, atol=1e-12)
+
+
+def test_a_float32_rounding_objective_gets_no_false_certificate_in_float32():
+    """The float32 problem of the same function: its rounding is judged in float32, and it is not called non-convex."""
+    from losslab import Verdict, check_convexity
+
+    pr = Problem.from_objective(lambda p: ((p["x"] + 100.0) ** 2).sum(), shapes={"x": (4,)}, dtype=torch.float32)
+    assert check_convexity(pr, seed=0).verdict != Verdict.NON_CONVEX
+
+
+def test_the_callers_theta_is_never_edited_by_the_objective():
+    pr = Problem.from_objective(quadratic, shapes={"x": (3,)})
+    theta = torch.tensor([5.0, -5.0, 0.5], dtype=torch.float64)
+    before = theta.clone()
+    pr.loss(theta), pr.grad(theta)
+    assert torch.equal(theta, before)

@@ -111,7 +111,7 @@ class Objective(Model):
 
     def logit(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """The objective's value, once per placeholder row: shape (rows,)."""
-        value = self.fn(params)
+        value = self.fn({k: v.clone() for k, v in params.items()})  # copies: an in-place edit in fn never reaches θ
         return value.reshape(1).expand(X.shape[0])
 
     def activations_per_example(self, x: torch.Tensor | None = None) -> int:
@@ -148,6 +148,10 @@ def _check_value(model: Objective, dtype: torch.dtype) -> None:
                            "sum or average it to one number")
     if not value.is_floating_point():
         raise LosslabError(f"expected fn to return a floating-point tensor, got dtype {value.dtype}")
+    if value.dtype != dtype:
+        raise LosslabError(f"expected fn to return a {dtype} value like its params, got {value.dtype}; compute in the "
+                           "problem's dtype (no .float()/.half() inside fn), or pass dtype= to from_objective: a "
+                           "lower-precision value would make rounding look like non-convexity")
     if not math.isfinite(float(value.detach())):
         raise LosslabError(f"expected a finite objective at init(seed=0), got {float(value.detach())}; "
                            "check fn at the initial point, or choose another init=")

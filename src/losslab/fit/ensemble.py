@@ -130,6 +130,20 @@ def _grads_and_losses(batched_loss, theta: torch.Tensor, *args) -> tuple[torch.T
     return grads, losses.detach()
 
 
+def _require_batching(problem: Problem, full_loss, theta0: torch.Tensor) -> None:
+    """Raise one line unless ``torch.func.vmap`` batches the model (train_ensemble has no one-start-at-a-time path)."""
+    reason = problem.batching_note
+    if reason is None:
+        try:
+            _grads_and_losses(full_loss, theta0[:1])
+        except RuntimeError as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    if reason is not None:
+        raise LosslabError(f"expected a model torch.func.vmap can batch (train_ensemble runs all starts in one vmapped "
+                           f"call), got: {reason}; train the starts one at a time with losslab.fit.train, or make the "
+                           "forward vmap-compatible (no .item(), no if on a tensor's value, no in-place buffer updates)")
+
+
 @with_analysis_threads
 def train_ensemble(
     problem: Problem,
@@ -213,6 +227,7 @@ def train_ensemble(
         raise LosslabError(f"expected one seed per start: {len(theta0)} starts in theta0, got {len(seeds)} seeds")
 
     full_loss = torch.func.vmap(problem.loss)
+    _require_batching(problem, full_loss, theta0)
     if until_grad_norm is not None:
         return _until_converged(full_loss, theta0, size, lr=lr, steps=steps, every=every, eps=until_grad_norm,
                                 seeds=tuple(seeds), minibatches=minibatches)
