@@ -104,3 +104,12 @@ def test_a_model_vmap_cannot_batch_is_refused_in_one_line_naming_train():
         with pytest.raises(LosslabError, match=r"expected a model torch\.func\.vmap can batch .*losslab\.fit\.train") as info:
             train_ensemble(problem, seeds=[0, 1], steps=3, **kwargs)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("seeds", [3, 2.5, None])
+def test_seeds_that_are_not_a_sequence_are_one_line_errors(seeds):
+    X = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(-1, 1)
+    problem = Problem(TwoLayer(1, 3), X, X[:, 0] ** 2)
+    with pytest.raises(LosslabError, match=r"expected seeds") as info:
+        train_ensemble(problem, seeds=seeds, steps=2)
+    assert "\n" not in str(info.value)

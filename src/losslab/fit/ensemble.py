@@ -215,7 +215,12 @@ def train_ensemble(
     if theta0 is not None:
         theta0 = as_tensor("theta0", theta0, dtype=problem.dtype)
         shape("theta0", theta0, (None, problem.n_params))
-    seeds = _seeds(list(seeds) if seeds is not None and not isinstance(seeds, Sequence) else seeds, theta0)
+    if seeds is not None and not isinstance(seeds, Sequence):
+        if not hasattr(seeds, "__iter__"):
+            raise LosslabError(f"expected seeds as a sequence of integers, got seeds={seeds!r}; e.g. seeds=range({seeds!r})"
+                               if isinstance(seeds, int) else f"expected seeds as a sequence of integers, got seeds={seeds!r}")
+        seeds = list(seeds)
+    seeds = _seeds(seeds, theta0)
     K, p, itemsize = len(seeds), problem.n_params, torch.finfo(problem.dtype).bits // 8
     held = ensemble_bytes(K, p, itemsize)
     require(held + problem.point_bytes, problem.memory_budget, f"an ensemble of {K} starts of p = {p:,} parameters",
