@@ -76,7 +76,9 @@ def test_more_outputs_than_parameters_gives_the_least_squares_fit():
 def test_a_rank_deficient_multi_output_module_matches_the_pseudo_inverse_of_j():
     """The reviewer's case: N = 90 outputs > p = 33, where Θ = JJᵀ lost seven digits; J's SVD keeps float64 accuracy."""
     g = torch.Generator().manual_seed(4)
-    net = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    with torch.random.fork_rng():  # the module's own init draws from torch's global generator: seed it here
+        torch.manual_seed(4)
+        net = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
     X = torch.randn(30, 2, generator=g, dtype=F64)
     prob = Problem(Module(net), X, torch.randn(30, 3, generator=g, dtype=F64))
     theta0 = prob.default_theta()
@@ -88,9 +90,12 @@ def test_a_rank_deficient_multi_output_module_matches_the_pseudo_inverse_of_j():
     X_new = torch.randn(7, 2, generator=g, dtype=F64)
     fit = ntk_regression(prob, theta0, X_new)
     assert fit.rank == 33
-    torch.testing.assert_close(fit.train_predictions, out(X)(theta0) + (J @ delta).reshape(30, 3), rtol=1e-10, atol=1e-10)
+    # two SVD-based solves agree to about eps·cond(J)·‖r‖ (cond(J) reaches 1e4–1e5 for such nets): allow that, not more
+    tol = 100 * torch.finfo(F64).eps * float(torch.linalg.cond(J)) * float(r.norm())
+    assert tol < 1e-8  # a tight bound: cond(J) of this seeded net is moderate
+    torch.testing.assert_close(fit.train_predictions, out(X)(theta0) + (J @ delta).reshape(30, 3), rtol=0, atol=max(tol, 1e-12))
     J_new = dense_jacobian(out(X_new), theta0)
-    torch.testing.assert_close(fit.predictions, out(X_new)(theta0) + (J_new @ delta).reshape(7, 3), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(fit.predictions, out(X_new)(theta0) + (J_new @ delta).reshape(7, 3), rtol=0, atol=max(tol, 1e-12))
 
 
 def test_the_two_implementations_agree_on_a_well_conditioned_problem_with_and_without_ridge():
