@@ -103,6 +103,19 @@ def test_bezier_without_training_is_the_straight_segment_and_adam_is_the_first_s
     assert torch.allclose(one.control, (a + b) / 2 - lr * g / (g.abs() + 1e-8), rtol=0, atol=1e-12)
 
 
+def test_a_tiny_memory_budget_trains_the_same_curve_chunk_by_chunk():
+    """The nodes of the curve's objective go through in chunks within the budget; the gradients add up to the same step."""
+    problem = PROBLEMS["two-layer-mse"]
+    a, b = problem.init(0), problem.init(1)
+    whole = bezier_path(problem, a, b, steps=5, train_steps=6, lr=0.01, points=16)
+    tiny = problem.with_memory_budget(3 * problem._bytes_per_point)  # one node per vmapped call
+    assert tiny.chunk_size() // 3 == 1
+    chunked = bezier_path(tiny, a, b, steps=5, train_steps=6, lr=0.01, points=16)
+    torch.testing.assert_close(chunked.control, whole.control, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chunked.training_losses, whole.training_losses, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(chunked.curve.losses, whole.curve.losses, rtol=1e-12, atol=1e-14)
+
+
 def test_training_lowers_the_curves_average_loss():
     problem = PROBLEMS["two-layer-mse"]
     a, b = problem.init(0), problem.init(1)

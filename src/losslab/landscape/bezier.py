@@ -69,6 +69,25 @@ def _curve_losses(problem: Problem, points: torch.Tensor) -> torch.Tensor:
     return torch.stack([problem.loss(p) for p in points])
 
 
+def _curve_objective(problem: Problem, a: torch.Tensor, control: torch.Tensor, b: torch.Tensor, t: torch.Tensor,
+                     backward: bool) -> float:
+    """mean_k L(φ_c(t_k)), its gradient in ``control`` accumulated into ``control.grad`` when ``backward``.
+
+    The nodes go through in chunks that fit the problem's ``memory_budget``: a third of
+    :meth:`~losslab.Problem.chunk_size` points per vmapped call, since each chunk's graph is kept for its
+    backward pass (about three times the forward's memory). The chunks' gradients add up to the gradient of
+    the mean.
+    """
+    size = max(1, problem.chunk_size() // 3)
+    total = 0.0
+    for start in range(0, len(t), size):
+        part = _curve_losses(problem, bezier_points(a, control, b, t[start:start + size])).sum() / len(t)
+        if backward:
+            part.backward()
+        total += float(part.detach())
+    return total
+
+
 def bezier_path(
     problem: Problem, a: torch.Tensor, b: torch.Tensor, *, steps: int = 25, train_steps: int = 200, lr: float = 0.01,
     points: int = 8, implementation: str = "auto",
@@ -103,15 +122,13 @@ def bezier_path(
     history = []
     for s in range(train_steps + 1):
         t = (torch.arange(points, dtype=torch.float64) + math.fmod(s * _GOLDEN, 1.0)) / points
-        objective = _curve_losses(problem, bezier_points(a, control, b, t)).mean()
-        value = float(objective.detach())
+        opt.zero_grad()
+        value = _curve_objective(problem, a, control, b, t, backward=s < train_steps)
         if not math.isfinite(value):
             raise LosslabError(f"expected a finite loss along the curve, got {value} at training step {s}; lower lr (got lr={lr:g})")
         history.append(value)
         if s == train_steps:
             break
-        opt.zero_grad()
-        objective.backward()
         opt.step()
     control = control.detach()
     t = torch.linspace(0, 1, steps, dtype=torch.float64)
