@@ -70,6 +70,16 @@ def start_load(count: int, kind: str) -> list[subprocess.Popen]:
     return procs
 
 
+def load_arguments(doc: str, *, rounds: int, loaded_rounds: int) -> argparse.Namespace:
+    """The command line of a quiet-vs-loaded benchmark: --rounds, --loaded-rounds, --load and --load-kind."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=rounds, help="quiet rounds (each setting once per round)")
+    parser.add_argument("--loaded-rounds", type=int, default=loaded_rounds, help="rounds beside the load")
+    parser.add_argument("--load", type=int, default=os.cpu_count(), help="competing processes (default: one per core)")
+    parser.add_argument("--load-kind", choices=sorted(SPIN), default="python")
+    return parser.parse_args()
+
+
 def stop_load(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         p.kill()
@@ -100,12 +110,7 @@ def verdicts(report) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="quiet rounds (each setting once per round)")
-    parser.add_argument("--loaded-rounds", type=int, default=3, help="rounds beside the load")
-    parser.add_argument("--load", type=int, default=os.cpu_count(), help="competing processes (default: one per core)")
-    parser.add_argument("--load-kind", choices=sorted(SPIN), default="python")
-    args = parser.parse_args()
+    args = load_arguments(__doc__, rounds=5, loaded_rounds=3)
 
     problem = digits_problem()
     settings = {"threads=None (before)": None, 'threads="auto"': "auto"}

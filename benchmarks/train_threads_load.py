@@ -20,14 +20,13 @@ default threads.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
 import time
 
 import torch
-from check_convexity_load import SPIN, start_load, stop_load
+from check_convexity_load import load_arguments, start_load, stop_load
 
 from losslab import Problem
 from losslab import data as D
@@ -56,12 +55,7 @@ def rounds(prob: Problem, count: int) -> dict[str, list[tuple[float, float]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="quiet rounds (each setting once per round)")
-    parser.add_argument("--loaded-rounds", type=int, default=5, help="rounds beside the load")
-    parser.add_argument("--load", type=int, default=os.cpu_count(), help="competing processes (default: one per core)")
-    parser.add_argument("--load-kind", choices=sorted(SPIN), default="python")
-    args = parser.parse_args()
+    args = load_arguments(__doc__, rounds=7, loaded_rounds=5)
 
     prob = problem()
     threads_before = torch.get_num_threads()

@@ -132,15 +132,14 @@ def _grads_and_losses(batched_loss, theta: torch.Tensor, *args) -> tuple[torch.T
 
 def _require_batching(problem: Problem, full_loss, theta0: torch.Tensor) -> None:
     """Raise one line unless ``torch.func.vmap`` batches the model (train_ensemble has no one-start-at-a-time path)."""
-    reason = problem.batching_note
-    if reason is None:
+    if problem.batching_note is None:
         try:
             _grads_and_losses(full_loss, theta0[:1])
         except RuntimeError as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-    if reason is not None:
+            problem.stop_batching(err)  # the problem learns it, as losses_at_points does, and says why
+    if problem.batching_note is not None:
         raise LosslabError(f"expected a model torch.func.vmap can batch (train_ensemble runs all starts in one vmapped "
-                           f"call), got: {reason}; train the starts one at a time with losslab.fit.train, or make the "
+                           f"call), got: {problem.batching_note}; train the starts one at a time with losslab.fit.train, or make the "
                            "forward vmap-compatible (no .item(), no if on a tensor's value, no in-place buffer updates)")
 
 

@@ -98,12 +98,8 @@ def _describe(inputs: object) -> str:
 
 def _jacobian(problem: Problem, theta: torch.Tensor, X: object, b: int) -> torch.Tensor:
     """J of the model output on the block X of b inputs: shape (b, k, p) (k = 1 for scalar outputs)."""
-    fixed = {g: v.to(theta.dtype) for g, v in problem.fixed.items()}
-    slices, shapes = problem.slices(), problem.model.shapes
-
     def outputs(t: torch.Tensor) -> torch.Tensor:
-        params = {g: t[s].reshape(shapes[g]) for g, s in slices.items()} | fixed
-        return problem.model.apply(params, X)
+        return problem.model.apply(problem.unflatten(t), X)
 
     return torch.func.jacrev(lambda t: outputs(t).reshape(-1))(theta).reshape(b, -1, theta.shape[0])
 
