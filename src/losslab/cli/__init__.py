@@ -1,4 +1,4 @@
-"""The ``losslab`` command line: ``check``, ``examples``, ``landscape``, ``spectrum``, ``demo``, ``experiment``.
+"""The ``losslab`` command line: ``check``, ``examples``, ``landscape``, ``spectrum``, ``demo``, ``experiment``, ``sweep``.
 
 Bad input becomes one line on stderr and exit code 2, never a traceback. ``losslab --version``
 is answered before any command is imported (so without importing torch).
@@ -11,7 +11,7 @@ import sys
 
 
 def _load_app():
-    from . import check, demo, landscape, spectrum  # noqa: F401  (each registers its command; demo also registers experiment)
+    from . import check, demo, landscape, spectrum, sweep  # noqa: F401  (each registers its command; demo also registers experiment)
     from ._app import app
 
     globals()["app"] = app

@@ -18,11 +18,8 @@ Every problem with a file is one line naming the file and what was expected (a
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
-import sys
-import traceback
 import warnings
 import zipfile
 from pathlib import Path
@@ -31,6 +28,8 @@ import numpy as np
 import torch
 
 from .._checks import LosslabError
+from .._user_code import short_error as _short
+from .._user_code import user_function, where_in
 
 DATA_SUFFIXES = (".npz", ".pt", ".pth", ".safetensors")
 STATE_KEYS = ("state_dict", "model_state_dict", "model")
@@ -44,21 +43,6 @@ def _existing(option: str, path: str | Path, what: str) -> Path:
     return p
 
 
-def _where(err: BaseException, path: Path) -> str:
-    """' (net.py, line 7)': the deepest frame of the traceback inside the user's file, if any."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-    if isinstance(err, SyntaxError) and err.lineno:
-        return f" ({path.name}, line {err.lineno})"
-    return f" ({path.name}, line {frames[-1].lineno})" if frames else ""
-
-
-def _short(err: BaseException) -> str:
-    if isinstance(err, SyntaxError):  # its str() repeats the location that _where gives
-        return f"SyntaxError: {err.msg}"
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
 def load_model_file(spec: str) -> torch.nn.Module:
     """Import ``FILE.py`` and return ``FUNCTION()`` for ``spec = "FILE.py:FUNCTION"``.
 
@@ -66,32 +50,8 @@ def load_model_file(spec: str) -> torch.nn.Module:
         LosslabError: no ``:FUNCTION``, a missing file, an import that raises, no such function,
             a function that needs arguments or raises, or a result that is not a ``torch.nn.Module``.
     """
-    file, sep, name = spec.rpartition(":")
-    if not sep or not file or not name.isidentifier():
-        raise LosslabError(f"expected --model-file FILE.py:FUNCTION (e.g. net.py:build), got {spec!r}")
-    path = _existing("--model-file", file, "an existing Python file")
-    module_name = "losslab_user_" + re.sub(r"\W", "_", path.stem)
-    spec_ = importlib.util.spec_from_file_location(module_name, path)
-    if spec_ is None or spec_.loader is None:
-        raise LosslabError(f"expected --model-file to name a Python file (.py), got {file!r}")
-    code = importlib.util.module_from_spec(spec_)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)
-    sys.modules[module_name] = code
-    try:
-        spec_.loader.exec_module(code)
-    except (Exception, SystemExit) as err:  # the user's code: say where it failed, in one line
-        sys.modules.pop(module_name, None)
-        raise LosslabError(f"expected --model-file {file} to import, got {_short(err)}{_where(err, path)}") from None
-    finally:
-        if sys.path and sys.path[0] == folder:
-            sys.path.pop(0)
-    fn = getattr(code, name, None)
-    if fn is None:
-        found = sorted(k for k, v in vars(code).items() if inspect.isfunction(v) and v.__module__ == module_name)
-        raise LosslabError(f"expected a function {name!r} in {file}, got none; functions there: {found}")
-    if not callable(fn):
-        raise LosslabError(f"expected {file}:{name} to be a function returning a torch.nn.Module, got {type(fn).__name__}")
+    fn, path = user_function("--model-file", spec)
+    file, name = str(path), spec.rpartition(":")[2]
     try:
         inspect.signature(fn).bind()
     except TypeError:
@@ -102,7 +62,7 @@ def load_model_file(spec: str) -> torch.nn.Module:
     try:
         net = fn()
     except (Exception, SystemExit) as err:
-        raise LosslabError(f"expected {file}:{name}() to return a torch.nn.Module, got {_short(err)}{_where(err, path)}") from None
+        raise LosslabError(f"expected {file}:{name}() to return a torch.nn.Module, got {_short(err)}{where_in(err, path)}") from None
     if not isinstance(net, torch.nn.Module):
         raise LosslabError(f"expected {file}:{name}() to return a torch.nn.Module, got {type(net).__name__}")
     return net

@@ -34,7 +34,7 @@ from .evaluate import combine, evaluate_combinations
 from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
 from .slice_files import FORMAT_VERSION, load_npz, save_npz, slice_kind
 
-__all__ = ["METHODS", "LineSlice", "PlaneSlice", "line", "line_coordinates", "load_slice", "plane", "plane_coordinates"]
+__all__ = ["METHODS", "LineSlice", "PlaneSlice", "line", "line_coordinates", "load_slice", "plane", "plane_coordinates", "plane_directions"]
 
 METHODS = ("auto", "grid", "exact quadratic")
 
@@ -227,6 +227,13 @@ def plane_coordinates(steps: int, span: float, dtype: torch.dtype = torch.float6
     return (span * ((2 * i - (steps - 1)) / (steps - 1))).to(dtype)
 
 
+def plane_directions(problem: Problem, center: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The directions :func:`plane` draws when none are given: two filter-normalised Gaussian directions (Li et al. 2018)
+    around ``center`` (p,), from the first and second draws of the ``"directions"`` stream of ``seed``; each (p,)."""
+    drawn = _gaussian(problem, generator(seed, "directions"), 2)
+    return filter_normalized(problem, center, drawn[0]), filter_normalized(problem, center, drawn[1])
+
+
 def plane(
     problem: Problem,
     center: object,
@@ -276,9 +283,9 @@ def plane(
     center = problem.as_theta(center, "center")
     if d1 is None or d2 is None:
         seed = 0 if seed is None else seed
-        drawn = _gaussian(problem, generator(seed, "directions"), 2)
-    d1 = filter_normalized(problem, center, drawn[0]) if d1 is None else as_direction(problem, d1, "d1")
-    d2 = filter_normalized(problem, center, drawn[1]) if d2 is None else as_direction(problem, d2, "d2")
+        drawn = plane_directions(problem, center, seed)
+    d1 = drawn[0] if d1 is None else as_direction(problem, d1, "d1")
+    d2 = drawn[1] if d2 is None else as_direction(problem, d2, "d2")
     cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))
     if abs(cosine) > 1 - 1e-9:
         raise LosslabError(f"expected two independent directions d1 and d2, got parallel ones (cosine {cosine:.12g}): the plane is a line; "

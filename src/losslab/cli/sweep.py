@@ -1,0 +1,150 @@
+"""``losslab sweep CONFIG``, ``losslab sweep status STORE``, ``losslab sweep export STORE``: sweeps on a local pool or Ray."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .._checks import LosslabError
+from ._app import app
+from .common import JsonOpt, friendly_errors, out
+
+_HELP = """Run a sweep (settings × seeds of an experiment, your own analysis, or the tiles of a landscape plane), resumable.
+
+\b
+  losslab sweep CONFIG.toml [--backend local|ray] [--address HOST:PORT] [--workers N] [--store FILE]
+  losslab sweep status STORE.sqlite
+  losslab sweep export STORE.sqlite --parquet rows.parquet [--csv rows.csv]
+
+\b
+CONFIG (TOML), e.g.
+  \\[sweep]
+  experiment = "spurious-minima"
+  quick = true
+  seeds = 10
+  \\[grid]
+  starts = [50, 100]
+
+Each finished task is one row of the SQLite store (default: CONFIG with .sqlite); run the same command again after a
+crash or kill and only the missing tasks run. A task that raises is recorded with its error and retried once.
+"""
+
+
+def _run(config: str, *, backend, address, workers, store, retry_failed, as_json, quiet) -> None:
+    from ..sweep import load_config, run
+
+    cfg = load_config(config)
+    result = run(cfg, backend=backend, address=address, workers=workers, store=store, retry_failed=retry_failed,
+                 progress=not (as_json or quiet) and sys.stderr.isatty())
+    files = {}
+    if cfg.kind == "plane" and result.done + result.skipped == result.total:
+        files = _write_plane(result.store)
+    if as_json:
+        typer.echo(json.dumps({**{k: str(v) if isinstance(v, Path) else v for k, v in vars(result).items()}, "files": files}))
+    else:
+        where = f"{result.workers} {result.backend} worker{'s' * (result.workers != 1)}" if result.workers else "nothing to run"
+        out.print(f"sweep: {result.total} tasks; {result.skipped} already in the store, {result.done} done, {result.failed} failed "
+                  f"twice, in {result.seconds:.1f} s ({where}); store: {result.store}", highlight=False, soft_wrap=True)
+        for name, path in files.items():
+            out.print(f"wrote the plane's {name}: {path}", highlight=False, soft_wrap=True)
+    if result.failed:
+        print(f"error: {result.failed} task(s) failed twice; `losslab sweep status {result.store}` shows their errors, "
+              f"and `losslab sweep {config} --retry-failed` runs them again", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _write_plane(store: Path) -> dict[str, str]:
+    from ..report.figures import plane_contour_png
+    from ..sweep import plane_slice
+
+    plane = plane_slice(store)
+    data, png = store.with_suffix(".npz"), store.with_suffix(".png")
+    plane.save(data)
+    plane_contour_png(plane, png, title=f"loss on a plane (filter-normalised directions, seed {plane.seed}), from sweep {store.name}")
+    return {"data": str(data), "figure": str(png)}
+
+
+def _when(t: float | None) -> str:
+    return "—" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _status(store: str, as_json: bool) -> None:
+    from ..sweep import summary
+
+    s = summary(store)
+    if as_json:
+        typer.echo(json.dumps(vars(s)))
+        return
+    ident = s.identity
+    remaining = max(s.planned - s.done - s.failed, 0)
+    table = Table(show_header=False, title=f"sweep store {escape(store)}")
+    rows = [("sweep", f"{ident.get('kind')} {ident.get('target')}" + (" (quick)" if ident.get("quick") else "")),
+            ("tasks", f"{s.planned} planned: {s.done} done, {s.failed} failed twice, {s.retrying} failed once, {remaining} to run"),
+            ("time", f"{s.seconds:.1f} s of task time, {s.mean_seconds:.3g} s per done task"),
+            ("hosts", ", ".join(f"{h} ({n})" for h, n in s.hosts.items()) or "—"),
+            ("finished", f"first {_when(s.first)}, last {_when(s.last)}")]
+    rows += [(f"error ×{n}", e) for e, n in s.errors]
+    for k, v in rows:
+        table.add_row(k, escape(str(v)))
+    Console().print(table)
+
+
+def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
+    from ..sweep import to_frame, to_parquet
+
+    if parquet is None and csv is None:
+        raise LosslabError("expected --parquet FILE or --csv FILE for `losslab sweep export STORE`, got neither; "
+                           "e.g. losslab sweep export runs.sqlite --parquet runs.parquet")
+    if parquet is not None:
+        out.print(f"wrote {to_parquet(store, parquet)}", highlight=False)
+    if csv is not None:
+        frame = to_frame(store)
+        frame["numbers"] = frame["numbers"].map(json.dumps) if "numbers" in frame else frame.get("numbers")
+        try:
+            frame.to_csv(csv, index=False)
+        except OSError as err:
+            raise LosslabError(f"expected a writable CSV path, got {str(csv)!r} ({err.strerror}); choose another path") from None
+        out.print(f"wrote {csv}", highlight=False)
+
+
+@app.command(help=_HELP)
+@friendly_errors
+def sweep(
+    what: str = typer.Argument(..., metavar="CONFIG | status STORE | export STORE", help="a TOML config, or status/export and a store"),
+    store_arg: str | None = typer.Argument(None, metavar="[STORE]", help="the store, after status or export"),
+    backend: str | None = typer.Option(None, "--backend", help="local (a process pool, default) or ray"),
+    address: str | None = typer.Option(None, "--address", help="a Ray cluster, HOST:PORT or ray://HOST:PORT (with --backend ray)"),
+    workers: int | None = typer.Option(None, "--workers", help="worker processes (default: every CPU or the cluster's)"),
+    store: Path | None = typer.Option(None, "--store", help="the SQLite store (default: the config's)"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run tasks that failed twice once more"),
+    parquet: Path | None = typer.Option(None, "--parquet", help="export: write the rows to this Parquet file"),
+    csv: Path | None = typer.Option(None, "--csv", help="export: write the rows to this CSV file"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    as_json: JsonOpt = False,
+) -> None:
+    if what in ("status", "export"):
+        if store_arg is None:
+            raise LosslabError(f"expected a store after `losslab sweep {what}`, got none; e.g. losslab sweep {what} runs.sqlite")
+        run_only = [n for n, v in (("--backend", backend), ("--address", address), ("--workers", workers), ("--store", store)) if v]
+        if run_only:
+            raise LosslabError(f"expected {run_only[0]} only when running a sweep, got it with `losslab sweep {what}`; drop it")
+        if what == "status":
+            _status(store_arg, as_json)
+        else:
+            _export(store_arg, parquet, csv)
+        return
+    if store_arg is not None:
+        raise LosslabError(f"expected one CONFIG (or status/export STORE), got {what!r} and {store_arg!r}; "
+                           "give the store with --store")
+    if parquet is not None or csv is not None:
+        raise LosslabError("expected --parquet/--csv only with `losslab sweep export STORE`, got them with a config; "
+                           f"run `losslab sweep export {store or 'STORE'} --parquet FILE` afterwards")
+    _run(what, backend=backend, address=address, workers=workers, store=store, retry_failed=retry_failed, as_json=as_json,
+         quiet=quiet)
