@@ -100,8 +100,12 @@ class LocalPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._start()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, now: bool = False) -> None:
+        """Stop the workers: after their running tasks, or ``now`` (an interrupted sweep: their tasks are not recorded)."""
+        if now:
+            for process in list(getattr(self._pool, "_processes", {}).values()):  # no public way before Python 3.14
+                process.terminate()
+        self._pool.shutdown(wait=not now, cancel_futures=True)
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -191,7 +195,8 @@ class RayPool:
             yield task, outcome
         self._dispatch()
 
-    def close(self) -> None:
+    def close(self, *, now: bool = False) -> None:
+        """Kill the actors (a running task is not recorded) and stop the Ray this pool started."""
         for actor, _ in self._running.values():
             self.ray.kill(actor)
         for actor in self._idle:

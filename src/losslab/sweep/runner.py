@@ -182,6 +182,7 @@ def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, in
         pool = LocalPool(payload, files, workers=min(workers, len(todo)), threads=config.threads)
     done = failed = 0
     queue = list(reversed(todo))
+    finished = False
     try:
         with _progress(progress, skipped + len(todo), skipped) as update:
             while queue or pool.in_flight():
@@ -197,6 +198,7 @@ def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, in
                     else:
                         failed += 1
                     update(done, failed)
+        finished = True
     finally:
-        pool.close()
+        pool.close(now=not finished)  # interrupted (Ctrl-C, SIGTERM): stop the workers at once
     return done, failed, pool.workers
