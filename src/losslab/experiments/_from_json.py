@@ -54,6 +54,14 @@ def dataclass_from_json(cls: type, data: object) -> object:
     Raises:
         LosslabError: ``data`` is not a mapping; a field is missing or unknown; a value is not of its field's kind
             (the message names the field's path, e.g. ``configs[2].rates``); a field's annotation is not one listed above.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Run:
+        ...     loss: float
+        ...     steps: list[int]
+        >>> dataclass_from_json(Run, {"loss": "nan", "steps": [1, 2]})
+        Run(loss=nan, steps=[1, 2])
     """
     ctx = _Context(cls.__name__, f"pass the JSON object that {cls.__name__}.to_dict() wrote (Result.numbers)")
     return _dataclass(cls, data, "", ctx)
