@@ -232,3 +232,14 @@ def test_a_field_type_it_cannot_rebuild_is_named():
     with pytest.raises(LosslabError, match=r"UnsupportedMeasured.from_dict: expected a field type it can rebuild .* at seen, "
                                            r"got the annotation set\[int\]; annotate the field"):
         UnsupportedMeasured.from_dict({"seen": [1, 2]})
+
+
+@dataclasses.dataclass(frozen=True)
+class UnresolvedMeasured(Measured):
+    curve: Curve  # noqa: F821 (a name its module never imports)
+
+
+def test_an_annotation_that_does_not_resolve_is_named():
+    with pytest.raises(LosslabError, match=r"UnresolvedMeasured.from_dict: expected field annotations that resolve, got name 'Curve' "
+                                           r"is not defined; import the names"):
+        UnresolvedMeasured.from_dict({"curve": []})
