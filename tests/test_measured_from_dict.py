@@ -187,6 +187,7 @@ def _without(name: str) -> dict:
     ('{"x": 1}', "expected a JSON object with the fields of KindsMeasured, got str"),
     (_without("t_int"), "expected exactly the fields of KindsMeasured, got missing t_int;"),
     ({**_kinds_json(), "extra": 1}, "expected exactly the fields of KindsMeasured, got unknown extra;"),
+    ({**_without("n"), "N": 7}, "expected exactly the fields of KindsMeasured, got missing n and unknown N;"),
     (_with(("configs", 2), {"rates": [1.0], "label": "r", "more": 0}), r"fields of Point at configs\[2\], got unknown more"),
     (_with(("configs", 2, "rates"), "fast"), r"expected a list at configs\[2\].rates, got str 'fast'"),
     (_with(("configs", 2, "rates", 0), "1.5"), r"expected a number .* at configs\[2\].rates\[0\], got str '1.5'"),

@@ -3,19 +3,16 @@
 The inverse of ``Measured.to_dict`` for the field types experiments use, driven by the dataclass field annotations
 (:func:`typing.get_type_hints`, which resolves ``from __future__ import annotations`` strings):
 
-==========================  ==========================================================================================
-annotation                  rebuilt from
-==========================  ==========================================================================================
-``torch.Tensor``            a number or a rectangular nested list → a tensor: bool if every entry is a bool, int64 if every
-                            entry is an int, else float64 (``"nan"``/``"inf"``/``"-inf"`` → floats); ``[]`` → float64, shape (0,)
-``np.ndarray``              likewise, an array
-``float``                   a number, or ``"nan"``/``"inf"``/``"-inf"``
-``int``, ``bool``, ``str``  itself (an int is not a bool, a bool is not an int)
-enum ``E``                  ``E(value)``
-a dataclass                 a JSON object with exactly its fields
-``list[X]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict[str, X]``, ``dict[int, X]``, ``X | None``: element by element
-bare ``dict``, ``list``     plain JSON, with ``"nan"``/``"inf"``/``"-inf"`` strings restored to floats at any depth
-==========================  ==========================================================================================
+* ``torch.Tensor``: a number or a rectangular nested list → a tensor, bool if every entry is a bool, int64 if every
+  entry is an int, else float64 (``"nan"``/``"inf"``/``"-inf"`` → floats); ``[]`` → float64 of shape (0,);
+* ``np.ndarray``: likewise, an array;
+* ``float``: a number, or ``"nan"``/``"inf"``/``"-inf"``; ``int``, ``bool``, ``str``: itself (an int is not a bool,
+  a bool is not an int, a float is not an int); an enum ``E``: ``E(value)``;
+* a dataclass: a JSON object with exactly its fields (all of them, defaults included: ``to_dict`` writes every one);
+* ``list[X]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict[str, X]``, ``dict[int, X]``, ``X | None``: entry by entry;
+* a bare ``dict`` or ``list`` (also ``list[dict]``, ``dict[str, dict]``): plain JSON, with the strings
+  ``"nan"``/``"inf"``/``"-inf"`` restored to floats at any depth (``jsonable`` writes non-finite floats so, and a
+  reader of such a field computes with its numbers).
 
 What JSON does not keep does not come back: a float32 tensor comes back float64 (same values, exactly); a tensor
 with a zero dimension comes back as far as its nested lists show (``[]`` is shape (0,), ``[[], []]`` is (2, 0));
@@ -94,7 +91,7 @@ def _dataclass(cls: type, data: object, path: str, ctx: _Context) -> object:
     missing = [name for name in hints if name not in data]
     unknown = [str(key) for key in data if key not in hints]
     if missing or unknown:
-        got = "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
+        got = " and ".join(part for part in (f"missing {', '.join(missing)}" if missing else "",
                                           f"unknown {', '.join(unknown)}" if unknown else "") if part)
         where = f" at {path}" if path else ""
         raise LosslabError(f"{ctx.what}.from_dict: expected exactly the fields of {cls.__name__}{where}, got {got}; {ctx.fix}")
