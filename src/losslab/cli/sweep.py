@@ -105,7 +105,7 @@ def _report(stores: list[str], out_dir: Path, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"report": str(index)}))
     else:
-        out.print(f"wrote {index}", highlight=False)
+        out.print(f"wrote {index}", highlight=False, soft_wrap=True)
 
 
 def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
@@ -115,7 +115,7 @@ def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
         raise LosslabError("expected --parquet FILE or --csv FILE for `losslab sweep export STORE`, got neither; "
                            "e.g. losslab sweep export runs.sqlite --parquet runs.parquet")
     if parquet is not None:
-        out.print(f"wrote {to_parquet(store, parquet)}", highlight=False)
+        out.print(f"wrote {to_parquet(store, parquet)}", highlight=False, soft_wrap=True)
     if csv is not None:
         frame = to_frame(store)
         frame["numbers"] = frame["numbers"].map(json.dumps) if "numbers" in frame else frame.get("numbers")
@@ -123,7 +123,7 @@ def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
             frame.to_csv(csv, index=False)
         except OSError as err:
             raise LosslabError(f"expected a writable CSV path, got {str(csv)!r} ({err.strerror}); choose another path") from None
-        out.print(f"wrote {csv}", highlight=False)
+        out.print(f"wrote {csv}", highlight=False, soft_wrap=True)
 
 
 @app.command(help=_HELP)

@@ -43,8 +43,10 @@ def _grid_label(settings: dict, grid_keys: Sequence[str]) -> str:
     return ", ".join(f"{k}={json.dumps(settings.get(k))}" for k in grid_keys) or "(one setting)"
 
 
-def claim_rates(rows: Sequence[dict], grid_keys: Sequence[str]) -> Table:
-    """The table of claim rates: per grid point and claim, k of n finished runs held, rate, 95% Wilson interval."""
+def claim_rates(rows: Sequence[dict], grid_keys: Sequence[str], drawn: str = "") -> Table:
+    """The table of claim rates: per grid point and claim, k of n finished runs held, rate, 95% Wilson interval.
+
+    ``drawn`` names the run the section's figures are of (added to the caption)."""
     from scipy.stats import binomtest
 
     groups: dict[str, dict[str, list[bool]]] = {}
@@ -61,7 +63,7 @@ def claim_rates(rows: Sequence[dict], grid_keys: Sequence[str]) -> Table:
             ci = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
             out.append((label, key, f"{k} of {n}", f"{k / n:.0%}", f"{ci.low:.0%} – {ci.high:.0%}"))
     return Table(caption="Claims over the sweep: for each grid point, in how many runs (seeds) each claim held, with the 95% Wilson "
-                         "interval of the rate.",
+                         f"interval of the rate.{drawn}",
                  columns=("settings", "claim", "held", "rate", "95% interval (Wilson)"), rows=tuple(out))
 
 
@@ -94,7 +96,8 @@ def results_from_store(store: str | Path):
                     measured=measured, claims=claims)
     result = draw(result)
     grid_keys = sorted({k for r in rows for k in r["settings"]} - set(_fixed(rows)))
-    return dataclasses.replace(result, tables=(*result.tables, claim_rates(rows, grid_keys)))
+    drawn = f" The figures above are of one run: {_grid_label(first['settings'], grid_keys)}, seed {first['seed']}."
+    return dataclasses.replace(result, tables=(*result.tables, claim_rates(rows, grid_keys, drawn)))
 
 
 def _fixed(rows: Sequence[dict]) -> set[str]:
