@@ -7,7 +7,9 @@ task with :func:`~losslab.sweep.tasks.execute`. So the numbers of a task do not 
 * ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (a
   clean interpreter, no inherited locks or torch threads); the payload is the initializer's
   argument, sent once per worker process. A worker that dies (killed, out of memory) breaks the
-  pool: the tasks in flight are reported failed and a new pool starts.
+  pool and a new pool starts. The pool cannot say which task killed it, so when several were in
+  flight none is charged: they run again one at a time, and the one that breaks the pool alone is
+  reported failed (so a task that kills its worker never costs the tasks beside it an attempt).
 * ``ray``: one actor per worker (``num_cpus=1``) built from an ``ObjectRef`` of the payload, put once
   in Ray's object store, so every node fetches it once and every actor reads it once (Moritz et al.
   2018, "Ray: A Distributed Framework for Emerging AI Applications", §4.2.3 on the object store).
@@ -70,6 +72,8 @@ class LocalPool:
         self.workers = workers
         self._args = (payload_bytes, files, threads)
         self._futures: dict[cf.Future, Task] = {}
+        self._suspects: list[Task] = []  # in flight when the pool broke: each runs again alone, uncharged
+        self._held: list[Task] = []  # submitted while suspects run alone
         self._start()
 
     def _start(self) -> None:
@@ -77,28 +81,46 @@ class LocalPool:
                                             initializer=_init_local, initargs=self._args)
 
     def submit(self, task: Task) -> None:
-        self._futures[self._pool.submit(_run_local, task)] = task
+        if self._suspects:
+            self._held.append(task)
+        else:
+            self._futures[self._pool.submit(_run_local, task)] = task
+
+    def _feed(self) -> None:
+        if self._suspects and not self._futures:
+            task = self._suspects.pop(0)
+            self._futures[self._pool.submit(_run_local, task)] = task
+        elif not self._suspects and self._held:
+            held, self._held = self._held, []
+            for task in held:
+                self.submit(task)
 
     def in_flight(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + len(self._suspects) + len(self._held)
 
     def finished(self, timeout: float | None = None) -> Iterator[tuple[Task, Outcome]]:
-        """The tasks that finish next (at least one unless ``timeout`` passes first)."""
+        """The tasks that finish next (at least one unless ``timeout`` passes first, or the pool broke)."""
+        self._feed()
         done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        broken = False
+        lost = []
         for future in done:
             task = self._futures.pop(future)
             try:
-                yield task, future.result()
+                outcome = future.result()
             except cf.process.BrokenProcessPool:
-                broken = True
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
-        if broken:
-            for future, task in list(self._futures.items()):
-                self._futures.pop(future)
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task was queued")
+                lost.append(task)
+                continue
+            yield task, outcome
+        if lost:
+            lost += self._futures.values()
+            self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._start()
+            if len(lost) == 1:  # it ran alone: it broke the pool
+                yield lost[0], _lost(lost[0], "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
+            else:
+                self._suspects.extend(sorted(lost, key=lambda t: t.index))
+        self._feed()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
