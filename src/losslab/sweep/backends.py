@@ -3,6 +3,8 @@
 Both backends start ``workers`` long-lived workers; each receives the pickled :class:`~losslab.sweep.tasks.Payload`
 once and turns it into its state with :func:`~losslab.sweep.tasks.prepare_worker`, then runs task after
 task with :func:`~losslab.sweep.tasks.execute`. So the numbers of a task do not depend on the backend.
+A worker that cannot start (the user's file does not import there) stays up and fails each of its
+tasks with that error, so the cause is in the store rather than a dead worker.
 
 * ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (a
   clean interpreter, no inherited locks or torch threads); the payload is the initializer's
@@ -27,11 +29,26 @@ import socket
 from collections.abc import Iterator
 
 from .._checks import LosslabError
-from .tasks import Outcome, Task, execute, prepare_worker
+from .._user_code import short_error
+from .tasks import Outcome, Payload, Task, execute, prepare_worker
 
 __all__ = ["LocalPool", "RayPool", "check_ray_address", "cpu_count"]
 
-_STATE = None  # the worker process's Payload (local pool)
+_STATE = None  # the worker process's Payload, or why it could not start (local pool)
+
+
+def _start_worker(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> Payload | str:
+    """:func:`prepare_worker`, or its error in one line (then every task of this worker fails with it)."""
+    try:
+        return prepare_worker(payload_bytes, files, threads)
+    except (Exception, SystemExit) as err:
+        return f"the worker could not start: {short_error(err)}"[:500]
+
+
+def _execute(state: Payload | str, task: Task) -> Outcome:
+    if isinstance(state, str):
+        return Outcome(task.key, "", state, 0.0, socket.gethostname())
+    return execute(state, task)
 
 
 def cpu_count() -> int:
@@ -52,11 +69,11 @@ def _die_with_parent() -> None:
 def _init_local(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
     global _STATE
     _die_with_parent()
-    _STATE = prepare_worker(payload_bytes, files, threads)
+    _STATE = _start_worker(payload_bytes, files, threads)
 
 
 def _run_local(task: Task) -> Outcome:
-    return execute(_STATE, task)
+    return _execute(_STATE, task)
 
 
 def _lost(task: Task, why: str) -> Outcome:
@@ -152,10 +169,10 @@ def _ray():
 
 class _Actor:
     def __init__(self, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
-        self.payload = prepare_worker(payload_bytes, files, threads)
+        self.payload = _start_worker(payload_bytes, files, threads)
 
     def run(self, task: Task) -> Outcome:
-        return execute(self.payload, task)
+        return _execute(self.payload, task)
 
 
 class RayPool:
