@@ -257,6 +257,19 @@ def test_a_worker_that_dies_fails_its_task_alone_and_the_sweep_goes_on(study, lo
     assert len(deaths) == 4 if backend == "ray" else len(deaths) >= 4
 
 
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_worker_that_cannot_start_fails_its_tasks_with_the_reason(tmp_path, local_ray, backend):
+    (tmp_path / "study.py").write_text(f"import os\nif os.getpid() != {os.getpid()}:\n    raise RuntimeError('only in the driver')\n"
+                                       "def analyse(*, seed):\n    return {'x': seed}\n")
+    config = _config(tmp_path, "f", '[sweep]\nfunction = "study.py:analyse"\nseeds = 3\n')
+    result = sweep.run(config, backend=backend, workers=2)
+    assert (result.done, result.failed) == (0, 3)
+    rows = _rows(tmp_path / "f.sqlite")
+    assert [(r[4], r[7]) for r in rows] == 3 * [("failed", 2)]
+    assert {r[6] for r in rows} == {f"the worker could not start: LosslabError: expected [sweep] {tmp_path / 'study.py'} to import, "
+                                    "got RuntimeError: only in the driver (study.py, line 3)"}
+
+
 def test_the_ray_backend_starts_its_own_ray_on_every_cpu_and_stops_it(tmp_path):
     config = _function_config(tmp_path)  # no address, no workers: a local Ray with every CPU, shut down at the end
     code = (f"import ray, losslab.sweep as s; r = s.run({str(config)!r}, backend='ray'); "
