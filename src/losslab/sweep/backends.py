@@ -3,11 +3,15 @@
 Both backends start ``workers`` long-lived workers; each receives the pickled :class:`~losslab.sweep.tasks.Payload`
 once and turns it into its state with :func:`~losslab.sweep.tasks.prepare_worker`, then runs task after
 task with :func:`~losslab.sweep.tasks.execute`. So the numbers of a task do not depend on the backend.
+A worker that cannot start (the user's file does not import there) stays up and fails each of its
+tasks with that error, so the cause is in the store rather than a dead worker.
 
 * ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (a
   clean interpreter, no inherited locks or torch threads); the payload is the initializer's
   argument, sent once per worker process. A worker that dies (killed, out of memory) breaks the
-  pool: the tasks in flight are reported failed and a new pool starts.
+  pool and a new pool starts. The pool cannot say which task killed it, so when several were in
+  flight none is charged: they run again one at a time, and the one that breaks the pool alone is
+  reported failed (so a task that kills its worker never costs the tasks beside it an attempt).
 * ``ray``: one actor per worker (``num_cpus=1``) built from an ``ObjectRef`` of the payload, put once
   in Ray's object store, so every node fetches it once and every actor reads it once (Moritz et al.
   2018, "Ray: A Distributed Framework for Emerging AI Applications", §4.2.3 on the object store).
@@ -25,11 +29,26 @@ import socket
 from collections.abc import Iterator
 
 from .._checks import LosslabError
-from .tasks import Outcome, Task, execute, prepare_worker
+from .._user_code import short_error
+from .tasks import Outcome, Payload, Task, execute, prepare_worker
 
 __all__ = ["LocalPool", "RayPool", "check_ray_address", "cpu_count"]
 
-_STATE = None  # the worker process's Payload (local pool)
+_STATE = None  # the worker process's Payload, or why it could not start (local pool)
+
+
+def _start_worker(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> Payload | str:
+    """:func:`prepare_worker`, or its error in one line (then every task of this worker fails with it)."""
+    try:
+        return prepare_worker(payload_bytes, files, threads)
+    except (Exception, SystemExit) as err:
+        return f"the worker could not start: {short_error(err)}"[:500]
+
+
+def _execute(state: Payload | str, task: Task) -> Outcome:
+    if isinstance(state, str):
+        return Outcome(task.key, "", state, 0.0, socket.gethostname())
+    return execute(state, task)
 
 
 def cpu_count() -> int:
@@ -50,11 +69,11 @@ def _die_with_parent() -> None:
 def _init_local(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
     global _STATE
     _die_with_parent()
-    _STATE = prepare_worker(payload_bytes, files, threads)
+    _STATE = _start_worker(payload_bytes, files, threads)
 
 
 def _run_local(task: Task) -> Outcome:
-    return execute(_STATE, task)
+    return _execute(_STATE, task)
 
 
 def _lost(task: Task, why: str) -> Outcome:
@@ -70,6 +89,8 @@ class LocalPool:
         self.workers = workers
         self._args = (payload_bytes, files, threads)
         self._futures: dict[cf.Future, Task] = {}
+        self._suspects: list[Task] = []  # in flight when the pool broke: each runs again alone, uncharged
+        self._held: list[Task] = []  # submitted while suspects run alone
         self._start()
 
     def _start(self) -> None:
@@ -77,28 +98,46 @@ class LocalPool:
                                             initializer=_init_local, initargs=self._args)
 
     def submit(self, task: Task) -> None:
-        self._futures[self._pool.submit(_run_local, task)] = task
+        if self._suspects:
+            self._held.append(task)
+        else:
+            self._futures[self._pool.submit(_run_local, task)] = task
+
+    def _feed(self) -> None:
+        if self._suspects and not self._futures:
+            task = self._suspects.pop(0)
+            self._futures[self._pool.submit(_run_local, task)] = task
+        elif not self._suspects and self._held:
+            held, self._held = self._held, []
+            for task in held:
+                self.submit(task)
 
     def in_flight(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + len(self._suspects) + len(self._held)
 
     def finished(self, timeout: float | None = None) -> Iterator[tuple[Task, Outcome]]:
-        """The tasks that finish next (at least one unless ``timeout`` passes first)."""
+        """The tasks that finish next (at least one unless ``timeout`` passes first, or the pool broke)."""
+        self._feed()
         done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        broken = False
+        lost = []
         for future in done:
             task = self._futures.pop(future)
             try:
-                yield task, future.result()
+                outcome = future.result()
             except cf.process.BrokenProcessPool:
-                broken = True
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
-        if broken:
-            for future, task in list(self._futures.items()):
-                self._futures.pop(future)
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task was queued")
+                lost.append(task)
+                continue
+            yield task, outcome
+        if lost:
+            lost += self._futures.values()
+            self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._start()
+            if len(lost) == 1:  # it ran alone: it broke the pool
+                yield lost[0], _lost(lost[0], "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
+            else:
+                self._suspects.extend(sorted(lost, key=lambda t: t.index))
+        self._feed()
 
     def close(self, *, now: bool = False) -> None:
         """Stop the workers: after their running tasks, or ``now`` (an interrupted sweep: their tasks are not recorded)."""
@@ -134,10 +173,10 @@ def _ray():
 
 class _Actor:
     def __init__(self, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
-        self.payload = prepare_worker(payload_bytes, files, threads)
+        self.payload = _start_worker(payload_bytes, files, threads)
 
     def run(self, task: Task) -> Outcome:
-        return execute(self.payload, task)
+        return _execute(self.payload, task)
 
 
 class RayPool:
@@ -153,7 +192,7 @@ class RayPool:
                 check_ray_address(address)
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=workers or None, include_dashboard=False, log_to_driver=False)  # 0: every CPU (0 schedules nothing)
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, cpus) if workers else cpus

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -185,6 +186,11 @@ def _grid(where: str, grid: Mapping) -> dict:
             raise _bad(where, f"[grid] {key}", "to be a list of values", values, f"write e.g. {key} = [{values!r}]")
         if not values:
             raise _bad(where, f"[grid] {key}", "a non-empty list (an empty grid runs nothing)", values, "give at least one value")
+        texts = [json.dumps(v, sort_keys=True) for v in values]  # a task's key is its point's JSON: a repeat is the same task
+        if len(set(texts)) != len(texts):
+            twice = next(v for v, t in zip(values, texts) if texts.count(t) > 1)
+            raise _bad(where, f"[grid] {key}", "to hold distinct values (a repeated value is the same task)", values,
+                       f"{twice!r} is there twice: list each value once")
         out[key] = values
     return out
 
