@@ -208,9 +208,6 @@ def _check_experiment(where: str, name: str, cfg: dict) -> None:
         if unknown:
             raise LosslabError(f"{where}: unknown setting {unknown[0]!r} in [{table}] for experiment {name!r}; "
                                f"valid settings: {', '.join(valid)}")
-    twice = sorted(set(cfg["settings"]) & set(cfg["grid"]))
-    if twice:
-        raise _bad(where, f"[settings] {twice[0]}", "in [settings] or [grid], not both", twice[0], "keep one")
     for key, values in cfg["grid"].items():  # each value alone, so the error names the key and value
         for v in values:
             try:
@@ -252,6 +249,9 @@ def parse_config(doc: Mapping, *, where: str = "config", folder: Path | None = N
         if table in doc and not isinstance(doc[table], Mapping):
             raise _bad(where, f"[{table}]", "to be a table", doc[table], f"write it as a [{table}] section")
     cfg = {"settings": dict(doc.get("settings", {})), "grid": _grid(where, doc.get("grid", {})), "quick": sweep.get("quick", False)}
+    twice = sorted(set(cfg["settings"]) & set(cfg["grid"]))
+    if twice:
+        raise _bad(where, f"[settings] {twice[0]}", "in [settings] or [grid], not both", twice[0], "keep one")
     backend = sweep.get("backend", "local")
     if backend not in BACKENDS:
         raise _bad(where, "[sweep] backend", f"one of {', '.join(BACKENDS)}", backend, 'write backend = "local" or "ray"')
