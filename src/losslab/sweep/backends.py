@@ -37,7 +37,7 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     try:  # Linux: a worker gets SIGKILL when the driver dies, so no orphan keeps running (prctl PR_SET_PDEATHSIG)
         import ctypes
         import signal
@@ -45,11 +45,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the driver died before the prctl (while this worker imported): nobody will signal it
+        os._exit(1)
 
 
-def _init_local(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
+def _init_local(parent: int, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
     global _STATE
-    _die_with_parent()
+    _die_with_parent(parent)
     _STATE = prepare_worker(payload_bytes, files, threads)
 
 
@@ -74,7 +76,7 @@ class LocalPool:
 
     def _start(self) -> None:
         self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_local, initargs=self._args)
+                                            initializer=_init_local, initargs=(os.getpid(), *self._args))
 
     def submit(self, task: Task) -> None:
         self._futures[self._pool.submit(_run_local, task)] = task
