@@ -7,7 +7,9 @@ task with :func:`~losslab.sweep.tasks.execute`. So the numbers of a task do not 
 * ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (a
   clean interpreter, no inherited locks or torch threads); the payload is the initializer's
   argument, sent once per worker process. A worker that dies (killed, out of memory) breaks the
-  pool: the tasks in flight are reported failed and a new pool starts.
+  pool, and which of the tasks in flight killed it is unknown: a new pool starts and runs them one
+  at a time, so that only a task that breaks the pool alone is reported failed (its neighbours are
+  not charged an attempt).
 * ``ray``: one actor per worker (``num_cpus=1``) built from an ``ObjectRef`` of the payload, put once
   in Ray's object store, so every node fetches it once and every actor reads it once (Moritz et al.
   2018, "Ray: A Distributed Framework for Emerging AI Applications", §4.2.3 on the object store).
@@ -72,35 +74,65 @@ class LocalPool:
         self.workers = workers
         self._args = (payload_bytes, files, threads)
         self._futures: dict[cf.Future, Task] = {}
+        self._suspects: list[Task] = []  # in flight when a worker died: run one at a time to find the one that kills
+        self._held: list[Task] = []  # submitted while the suspects run alone
+        self._unsent: list[Task] = []  # refused by a pool that broke since the last look (they never ran)
+        self._alone = False
         self._start()
 
     def _start(self) -> None:
         self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_init_local, initargs=(os.getpid(), *self._args))
 
+    def _submit(self, task: Task) -> None:
+        try:
+            self._futures[self._pool.submit(_run_local, task)] = task
+        except cf.process.BrokenProcessPool:  # a worker died since the last look; its task's future tells which
+            self._unsent.append(task)
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._start()
+        unsent, self._unsent = self._unsent, []
+        for task in unsent:
+            self.submit(task)
+
     def submit(self, task: Task) -> None:
-        self._futures[self._pool.submit(_run_local, task)] = task
+        (self._held.append if self._alone else self._submit)(task)
 
     def in_flight(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + len(self._suspects) + len(self._held) + len(self._unsent)
 
     def finished(self, timeout: float | None = None) -> Iterator[tuple[Task, Outcome]]:
         """The tasks that finish next (at least one unless ``timeout`` passes first)."""
+        if self._unsent and not self._futures:
+            self._restart()
+        if self._alone and not self._futures:
+            if self._suspects:
+                self._submit(self._suspects.pop(0))
+            else:
+                self._alone = False
+                for task in self._held:
+                    self._submit(task)
+                self._held.clear()
         done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        broken = False
+        lost = []
         for future in done:
             task = self._futures.pop(future)
             try:
                 yield task, future.result()
             except cf.process.BrokenProcessPool:
-                broken = True
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
-        if broken:
-            for future, task in list(self._futures.items()):
-                self._futures.pop(future)
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task was queued")
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._start()
+                lost.append(task)
+        if lost:
+            lost += self._futures.values()
+            self._futures.clear()
+            alone = len(lost) == 1
+            if not alone:
+                self._suspects += lost
+                self._alone = True
+            self._restart()
+            if alone:  # alone in the pool: this task's worker died
+                yield lost[0], _lost(lost[0], "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
 
     def close(self, *, now: bool = False) -> None:
         """Stop the workers: after their running tasks, or ``now`` (an interrupted sweep: their tasks are not recorded)."""
