@@ -74,6 +74,11 @@ def _finished_rows(store: Path) -> int:
         return 0
 
 
+def _record(db: Store, task, *, error: str = "", attempts: int = 1, seconds: float = 0.5, host: str = "a") -> None:
+    numbers = "" if error else json.dumps({"score": task.seed})
+    db.record(task, Outcome(task.key, numbers, error, seconds, host), attempts)
+
+
 def test_a_second_sweep_on_a_held_store_is_refused_naming_the_holder(tmp_path):
     config = sweep.load_config(_config(tmp_path, widths=[1, 2], seeds=1))
     with Store(config.store, config.identity()):
@@ -113,8 +118,8 @@ def test_a_running_sweep_holds_the_store_until_killed(tmp_path):
 
 def test_a_store_of_another_sweep_is_refused_naming_what_differs(tmp_path):
     mine = sweep.load_config(_config(tmp_path, widths=[1], seeds=1))
-    with Store(mine.store, mine.identity()):
-        pass
+    with Store(mine.store, mine.identity()) as db:
+        _record(db, make_tasks(mine)[0])
     other = _config(tmp_path, widths=[1], seeds=1, function="other")
     with pytest.raises(LosslabError) as err:
         sweep.run(other)
@@ -125,7 +130,16 @@ def test_a_store_of_another_sweep_is_refused_naming_what_differs(tmp_path):
     experiment.write_text(f'[sweep]\nexperiment = "overfitting"\nquick = true\nstore = "{mine.store}"\n')
     with pytest.raises(LosslabError, match="they differ in factory: '' vs None, kind: 'function' vs 'experiment', quick: None vs True"):
         sweep.run(experiment)
-    assert _query(mine.store, "SELECT count(*) FROM tasks") == [(0,)]
+    assert _query(mine.store, "SELECT count(*) FROM tasks") == [(1,)]
+
+
+def test_a_run_stopped_before_its_first_row_does_not_claim_the_store(tmp_path):
+    """A typo in the function's name stops the run after the store was opened; the corrected sweep may use it."""
+    typo = _config(tmp_path, widths=[1], seeds=1, function="analyze")
+    with pytest.raises(LosslabError, match=r"^expected \[sweep\] function study.py:analyze to be a function in .*, got NoneType"):
+        sweep.run(typo)
+    fixed = sweep.run(_config(tmp_path, widths=[1], seeds=1))
+    assert fixed.done == 1 and _executions(tmp_path) == [(0, 1)]
 
 
 def test_growing_the_grid_and_seeds_runs_only_the_new_tasks(tmp_path):
@@ -146,11 +160,6 @@ def test_growing_the_grid_and_seeds_runs_only_the_new_tasks(tmp_path):
     assert (shrunk.total, shrunk.skipped, shrunk.done) == (1, 1, 0) and len(_executions(tmp_path)) == 9
     assert _query(store, "SELECT count(*), count(DISTINCT key) FROM tasks") == [(9, 9)]
     assert _query(store, "PRAGMA journal_mode") == [("wal",)]
-
-
-def _record(db: Store, task, *, error: str = "", attempts: int = 1, seconds: float = 0.5, host: str = "a") -> None:
-    numbers = "" if error else json.dumps({"score": task.seed})
-    db.record(task, Outcome(task.key, numbers, error, seconds, host), attempts)
 
 
 def test_status_summary_matches_the_file_and_readers_work_while_a_sweep_writes(tmp_path):
