@@ -111,8 +111,9 @@ def test_export_parquet_and_csv_hold_the_frame(ran, tmp_path):
     (["export", "{store}"], "expected --parquet FILE or --csv FILE for `losslab sweep export STORE`, got neither"),
     (["status", "{store}", "--workers", "2"], "expected --workers only when running a sweep, got it with `losslab sweep status`"),
     (["export", "{store}", "--store", "x.sqlite", "--csv", "x.csv"], "expected --store only when running a sweep"),
-    (["{config}", "{store}"], "expected one CONFIG (or status/export STORE), got "),
-    (["{config}", "--parquet", "x.parquet"], "expected --parquet/--csv only with `losslab sweep export STORE`"),
+    (["{config}", "{store}"], "expected one CONFIG (or status/export/report STORE), got "),
+    (["status", "{store}", "{store}"], "expected one store after `losslab sweep status`, got 2; give one at a time"),
+    (["{config}", "--parquet", "x.parquet"], "expected --parquet/--csv/--out only with `losslab sweep export/report STORE`"),
     (["status", "{folder}/missing.sqlite"], "expected a sweep store (an SQLite file written by losslab sweep), got "),
     (["export", "{config}", "--csv", "x.csv"], "expected a sweep store (an SQLite file written by losslab sweep), got "),
     (["export", "{store}", "--csv", "/proc/losslab-x.csv"], "expected a writable CSV path, got '/proc/losslab-x.csv'"),
@@ -120,7 +121,8 @@ def test_export_parquet_and_csv_hold_the_frame(ran, tmp_path):
     (["{config}", "--backend", "dask"], "unknown backend 'dask'"),
     (["{config}", "--address", "127.0.0.1:1"], "expected an address only with the ray backend"),
 ], ids=["status-no-store", "export-no-store", "export-no-format", "status-workers", "export-store", "two-positionals",
-        "run-parquet", "status-missing", "export-not-a-store", "csv-unwritable", "parquet-no-folder", "backend", "address"])
+        "status-two-stores", "run-parquet", "status-missing", "export-not-a-store", "csv-unwritable", "parquet-no-folder", "backend",
+        "address"])
 def test_argument_errors_are_one_line_and_exit_code_2(ran, args, message):
     fill = {"store": str(ran["store"]), "config": str(ran["folder"] / "study.toml"), "folder": str(ran["folder"])}
     result = invoke("sweep", *[a.format(**fill) for a in args])
