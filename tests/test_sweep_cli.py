@@ -130,3 +130,15 @@ def test_argument_errors_are_one_line_and_exit_code_2(ran, args, message):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
     assert not (ran["folder"] / "nowhere").exists()
+
+
+def test_the_progress_bar_is_drawn_on_stderr_and_counts_done_and_failed(tmp_path, monkeypatch, capsys):
+    """done / total and failed on stderr (FORCE_COLOR makes rich draw as on a terminal); stdout stays the result's."""
+    (tmp_path / "study.py").write_text("def picky(*, seed):\n    if seed == 1:\n        raise ValueError('no')\n    return {}\n")
+    (tmp_path / "study.toml").write_text('[sweep]\nfunction = "study.py:picky"\nseeds = 3\nworkers = 1\n')
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    result = sweep.run(tmp_path / "study.toml", progress=True)
+    out, err = capsys.readouterr()
+    assert (result.done, result.failed) == (2, 1)
+    assert out == ""
+    assert "sweep" in err and "3/3" in err and "failed 1" in err and "ETA" in err
