@@ -34,6 +34,8 @@ def analyse(*, seed, mode, x=0):
         raise RuntimeError("only the first time")
     if mode == "fixable" and not (HERE / "fixed").exists():
         raise LookupError("not fixed yet")
+    if mode == "list":  # not a dict of numbers
+        return [seed]
     if mode == "die" and x == 2:  # kills its worker process
         os._exit(1)
     return {"value": 10 * seed + len(mode) + x}
@@ -76,38 +78,40 @@ def _executions(folder: Path) -> list[tuple[str, int, int]]:
 
 
 def test_raising_tasks_fail_twice_flaky_ones_recover_and_the_cli_says_how_to_retry(tmp_path):
-    config = _config(tmp_path, 'mode = ["ok", "raise", "flaky", "fixable"]', seeds=2)
+    config = _config(tmp_path, 'mode = ["ok", "raise", "flaky", "fixable", "list"]', seeds=2)
     result = CliRunner().invoke(app, ["sweep", str(config), "--quiet"])
     assert result.exit_code == 1, result.output
     (line,) = result.stderr.strip().splitlines()
     store = tmp_path / "study.sqlite"
-    assert line == (f"error: 4 task(s) failed twice; `losslab sweep status {store}` shows their errors, and "
+    assert line == (f"error: 6 task(s) failed twice; `losslab sweep status {store}` shows their errors, and "
                     f"`losslab sweep {config} --retry-failed` runs them again")
     assert "Traceback" not in result.output
 
     rows = _rows(store)
-    assert len(rows) == 8
+    assert len(rows) == 10
     for seed in (0, 1):
         assert rows[("ok", 0, seed)] == ("done", None, 1, f'{{"value": {10 * seed + 2}}}')
         assert rows[("flaky", 0, seed)] == ("done", None, 2, f'{{"value": {10 * seed + 5}}}')  # failed once, then done
         assert rows[("raise", 0, seed)] == ("failed", f"ValueError: no good seed {seed}", 2, None)  # one line: Type: message
         assert rows[("fixable", 0, seed)] == ("failed", "LookupError: not fixed yet", 2, None)
+        assert rows[("list", 0, seed)] == ("failed", "TypeError: expected study.py:analyse to return a dict of numbers, got list", 2, None)
     runs = _executions(tmp_path)
-    assert sorted(runs) == sorted([(m, s, 0) for s in (0, 1) for m in ("ok", "flaky", "flaky", "raise", "raise", "fixable", "fixable")])
+    assert sorted(runs) == sorted([(m, s, 0) for s in (0, 1) for m in ("ok", "flaky", "flaky", "raise", "raise", "fixable", "fixable",
+                                                                        "list", "list")])
     summary = sweep.summary(store)
-    assert (summary.done, summary.failed, summary.retrying) == (4, 4, 0)
+    assert (summary.done, summary.failed, summary.retrying) == (4, 6, 0)
 
     again = sweep.run(config, workers=1)  # failed twice: not run again without --retry-failed
-    assert (again.skipped, again.done, again.failed) == (8, 0, 0) and len(_executions(tmp_path)) == len(runs)
+    assert (again.skipped, again.done, again.failed) == (10, 0, 0) and len(_executions(tmp_path)) == len(runs)
 
     (tmp_path / "fixed").touch()
     retried = sweep.run(config, workers=1, retry_failed=True)
-    assert (retried.skipped, retried.done, retried.failed) == (4, 2, 2)
+    assert (retried.skipped, retried.done, retried.failed) == (4, 2, 4)
     rows = _rows(store)
     assert [rows[("fixable", 0, s)][:2] for s in (0, 1)] == [("done", None)] * 2
     assert [rows[("raise", 0, s)][:3] for s in (0, 1)] == [("failed", f"ValueError: no good seed {s}", 2) for s in (0, 1)]
     new = _executions(tmp_path)[len(runs):]
-    assert sorted(new) == sorted([("fixable", s, 0) for s in (0, 1)] + [("raise", s, 0) for s in (0, 1)] * 2)
+    assert sorted(new) == sorted([("fixable", s, 0) for s in (0, 1)] + [(m, s, 0) for m in ("raise", "list") for s in (0, 1)] * 2)
     assert rows[("ok", 0, 0)] == ("done", None, 1, '{"value": 2}')  # done rows untouched
 
 

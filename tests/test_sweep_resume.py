@@ -196,3 +196,28 @@ def _table(store: Path) -> dict:
     finally:
         con.close()
     return {"count": count, "distinct": distinct, "rows": rows}
+
+
+def test_sigterm_stops_the_sweep_at_once_and_a_restart_finishes_it(tmp_path):
+    """SIGTERM (a scheduler's stop): exit code 128 + 15, the workers stopped, the finished rows kept."""
+    config = _write_sweep(tmp_path)
+    store = tmp_path / "killed.sqlite"
+    proc = _start(config, 0)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 90
+    while proc.poll() is None and _rows(store) < 5 and time.monotonic() < deadline:
+        workers |= _children(proc.pid)
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    for _ in range(100):
+        if not any(_alive(p) for p in workers):
+            break
+        time.sleep(0.1)
+    assert workers and not [p for p in workers if _alive(p)]
+    kept = _rows(store)
+    assert 5 <= kept < TOTAL
+    result = sweep.run(config, workers=1)
+    assert (result.skipped, result.done, result.failed) == (kept, TOTAL - kept, 0)
+    table = _table(store)
+    assert table["count"] == table["distinct"] == TOTAL and {r[3:] for r in table["rows"].values()} == {("done", None, 1)}
