@@ -110,6 +110,7 @@ def _report(stores: list[str], out_dir: Path, as_json: bool) -> None:
 
 def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
     from ..sweep import to_frame, to_parquet
+    from ..sweep.export import json_columns
 
     if parquet is None and csv is None:
         raise LosslabError("expected --parquet FILE or --csv FILE for `losslab sweep export STORE`, got neither; "
@@ -117,8 +118,7 @@ def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
     if parquet is not None:
         out.print(f"wrote {to_parquet(store, parquet)}", highlight=False, soft_wrap=True)
     if csv is not None:
-        frame = to_frame(store)
-        frame["numbers"] = frame["numbers"].map(json.dumps) if "numbers" in frame else frame.get("numbers")
+        frame = json_columns(to_frame(store))  # lists and dicts as JSON text, as in the Parquet file
         try:
             frame.to_csv(csv, index=False)
         except OSError as err:

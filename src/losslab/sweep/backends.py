@@ -9,9 +9,9 @@ tasks with that error, so the cause is in the store rather than a dead worker.
 * ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (a
   clean interpreter, no inherited locks or torch threads); the payload is the initializer's
   argument, sent once per worker process. A worker that dies (killed, out of memory) breaks the
-  pool and a new pool starts. The pool cannot say which task killed it, so when several were in
-  flight none is charged: they run again one at a time, and the one that breaks the pool alone is
-  reported failed (so a task that kills its worker never costs the tasks beside it an attempt).
+  pool, and which of the tasks in flight killed it is unknown: a new pool starts and runs them one
+  at a time, so that only a task that breaks the pool alone is reported failed (its neighbours are
+  not charged an attempt).
 * ``ray``: one actor per worker (``num_cpus=1``) built from an ``ObjectRef`` of the payload, put once
   in Ray's object store, so every node fetches it once and every actor reads it once (Moritz et al.
   2018, "Ray: A Distributed Framework for Emerging AI Applications", §4.2.3 on the object store).
@@ -56,7 +56,7 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     try:  # Linux: a worker gets SIGKILL when the driver dies, so no orphan keeps running (prctl PR_SET_PDEATHSIG)
         import ctypes
         import signal
@@ -64,11 +64,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the driver died before the prctl (while this worker imported): nobody will signal it
+        os._exit(1)
 
 
-def _init_local(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
+def _init_local(parent: int, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
     global _STATE
-    _die_with_parent()
+    _die_with_parent(parent)
     _STATE = _start_worker(payload_bytes, files, threads)
 
 
@@ -89,35 +91,47 @@ class LocalPool:
         self.workers = workers
         self._args = (payload_bytes, files, threads)
         self._futures: dict[cf.Future, Task] = {}
-        self._suspects: list[Task] = []  # in flight when the pool broke: each runs again alone, uncharged
-        self._held: list[Task] = []  # submitted while suspects run alone
+        self._suspects: list[Task] = []  # in flight when a worker died: run one at a time to find the one that kills
+        self._held: list[Task] = []  # submitted while the suspects run alone
+        self._unsent: list[Task] = []  # refused by a pool that broke since the last look (they never ran)
+        self._alone = False
         self._start()
 
     def _start(self) -> None:
         self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_local, initargs=self._args)
+                                            initializer=_init_local, initargs=(os.getpid(), *self._args))
+
+    def _submit(self, task: Task) -> None:
+        try:
+            self._futures[self._pool.submit(_run_local, task)] = task
+        except cf.process.BrokenProcessPool:  # a worker died since the last look; its task's future tells which
+            self._unsent.append(task)
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._start()
+        unsent, self._unsent = self._unsent, []
+        for task in unsent:
+            self.submit(task)
 
     def submit(self, task: Task) -> None:
-        if self._suspects:
-            self._held.append(task)
-        else:
-            self._futures[self._pool.submit(_run_local, task)] = task
-
-    def _feed(self) -> None:
-        if self._suspects and not self._futures:
-            task = self._suspects.pop(0)
-            self._futures[self._pool.submit(_run_local, task)] = task
-        elif not self._suspects and self._held:
-            held, self._held = self._held, []
-            for task in held:
-                self.submit(task)
+        (self._held.append if self._alone else self._submit)(task)
 
     def in_flight(self) -> int:
-        return len(self._futures) + len(self._suspects) + len(self._held)
+        return len(self._futures) + len(self._suspects) + len(self._held) + len(self._unsent)
 
     def finished(self, timeout: float | None = None) -> Iterator[tuple[Task, Outcome]]:
-        """The tasks that finish next (at least one unless ``timeout`` passes first, or the pool broke)."""
-        self._feed()
+        """The tasks that finish next (at least one unless ``timeout`` passes first)."""
+        if self._unsent and not self._futures:
+            self._restart()
+        if self._alone and not self._futures:
+            if self._suspects:
+                self._submit(self._suspects.pop(0))
+            else:
+                self._alone = False
+                for task in self._held:
+                    self._submit(task)
+                self._held.clear()
         done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         lost = []
         for future in done:
@@ -131,13 +145,13 @@ class LocalPool:
         if lost:
             lost += self._futures.values()
             self._futures.clear()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._start()
-            if len(lost) == 1:  # it ran alone: it broke the pool
+            alone = len(lost) == 1
+            if not alone:
+                self._suspects += lost
+                self._alone = True
+            self._restart()
+            if alone:  # alone in the pool: this task's worker died
                 yield lost[0], _lost(lost[0], "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
-            else:
-                self._suspects.extend(sorted(lost, key=lambda t: t.index))
-        self._feed()
 
     def close(self, *, now: bool = False) -> None:
         """Stop the workers: after their running tasks, or ``now`` (an interrupted sweep: their tasks are not recorded)."""

@@ -114,11 +114,12 @@ def _progress(enabled: bool, total: int, skipped: int):
 
     @contextlib.contextmanager
     def bar():
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as progress:
+        with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:  # stdout stays the result's
             bar_id = progress.add_task("sweep", total=total, completed=skipped, failed=0)
             yield lambda done, failed: progress.update(bar_id, completed=skipped + done + failed, failed=failed)
 
