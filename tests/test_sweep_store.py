@@ -125,12 +125,35 @@ def test_a_store_of_another_sweep_is_refused_naming_what_differs(tmp_path):
         sweep.run(other)
     message = str(err.value)
     assert "\n" not in message and "got one of another sweep (they differ in target: " in message
-    assert f"{tmp_path / 'study.py'}:analyse" in message and f"{tmp_path / 'study.py'}:other" in message
+    assert "target: 'study.py:analyse' vs 'study.py:other'" in message
     experiment = tmp_path / "experiment.toml"
     experiment.write_text(f'[sweep]\nexperiment = "overfitting"\nquick = true\nstore = "{mine.store}"\n')
-    with pytest.raises(LosslabError, match="they differ in factory: '' vs None, kind: 'function' vs 'experiment', quick: None vs True"):
+    with pytest.raises(LosslabError, match=r"they differ in code: '[0-9a-f]{16}' vs \(none\), factory: '' vs \(none\), "
+                                           r"kind: 'function' vs 'experiment', quick: \(none\) vs True"):
         sweep.run(experiment)
     assert _query(mine.store, "SELECT count(*) FROM tasks") == [(1,)]
+
+
+def test_an_edited_file_or_changed_settings_are_refused_and_a_moved_project_resumes(tmp_path):
+    import shutil
+
+    path = _config(tmp_path, widths=[1, 2], seeds=2)
+    sweep.run(path)
+    code = tmp_path / "study.py"
+    original = code.read_text()
+    code.write_text(original + "\n# edited\n")
+    with pytest.raises(LosslabError, match=r"they differ in code: '[0-9a-f]{16}' vs '[0-9a-f]{16}'"):
+        sweep.run(path)
+    code.write_text(original)
+    text = path.read_text()
+    path.write_text(text + "\n[settings]\nextra = 1\n")
+    with pytest.raises(LosslabError, match=r"they differ in settings: \{\} vs \{'extra': 1\}"):
+        sweep.run(path)
+    path.write_text(text)
+    moved = tmp_path.parent / f"{tmp_path.name}-moved"
+    shutil.copytree(tmp_path, moved)
+    again = sweep.run(moved / path.name)
+    assert again.skipped == again.total == 4 and again.done == 0
 
 
 def test_a_run_stopped_before_its_first_row_does_not_claim_the_store(tmp_path):

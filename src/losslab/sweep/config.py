@@ -32,6 +32,7 @@ config file. A bad key is one line naming it and listing the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
@@ -94,15 +95,30 @@ class SweepConfig:
         return [{**self.settings, **dict(zip(keys, values))} for values in itertools.product(*(self.grid[k] for k in keys))]
 
     def identity(self) -> dict:
-        """What a store's rows depend on besides their grid point and seed: a store refuses a sweep with another identity."""
-        out = {"kind": self.kind, "target": self.target}
+        """What a store's rows depend on besides their grid point and seed; a store refuses a sweep with another identity.
+
+        The kind; the experiment, or the user's files by name (``study.py:analyse``, so a moved project
+        still resumes) with the SHA-256 of their contents (``code``: rows of an edited file never mix
+        with the old file's); the fixed ``[settings]``; ``quick``; a plane's steps, span, tiles and seed.
+        """
+        def name(spec: str) -> str:
+            file, _, fn = spec.rpartition(":")
+            return f"{Path(file).name}:{fn}"
+
         if self.kind == "experiment":
-            out["quick"] = self.quick
+            return {"kind": self.kind, "target": self.target, "quick": self.quick, "settings": self.settings}
+        files = dict.fromkeys(spec.rpartition(":")[0] for spec in (self.target, self.factory) if spec)
+        code = hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()[:16]
+        out = {"kind": self.kind, "target": name(self.target), "code": code}
         if self.kind == "function":
-            out["factory"] = self.factory
-        if self.kind == "plane":
+            out.update(factory=name(self.factory) if self.factory else "", settings=self.settings)
+        else:
             out.update(self.plane, seed=self.seeds[0])
         return out
+
+    def paths(self) -> dict:
+        """The user's files as this run found them (absolute ``FILE.py:FUNCTION``), recorded in the store beside the identity."""
+        return {"target": self.target, "factory": self.factory} if self.kind != "experiment" else {}
 
 
 def _toml():

@@ -22,6 +22,14 @@ def _meta(con) -> dict:
     return dict(con.execute("SELECT key, value FROM meta"))
 
 
+def _paths(store: str | Path) -> dict:
+    con = open_read_only(store)
+    try:
+        return json.loads(_meta(con).get("paths", "{}") or "{}")
+    finally:
+        con.close()
+
+
 def read_rows(store: str | Path) -> tuple[dict, list[dict]]:
     """``(identity, rows)``: the store's sweep identity and its rows in task order, settings and numbers decoded from JSON."""
     con = open_read_only(store)
@@ -165,7 +173,10 @@ def plane_slice(store: str | Path):
         raise LosslabError(f"expected the store of a plane sweep, got one of a {identity.get('kind')!r} sweep; "
                            "use losslab.sweep.to_frame for its rows")
     plane = {k: identity[k] for k in ("steps", "span", "tile_rows")}
-    config = SweepConfig(kind="plane", target=identity["target"], store=Path(store), seeds=(identity["seed"],), plane=plane)
+    config = SweepConfig(kind="plane", target=_paths(store).get("target", ""), store=Path(store), seeds=(identity["seed"],), plane=plane)
+    if config.identity()["code"] != identity["code"]:
+        raise LosslabError(f"expected {config.target.rpartition(':')[0]} as the plane sweep in {str(store)!r} ran it, got the file "
+                           "changed since; the tiles are of the old file: restore it, or run the sweep again into a new store")
     done = {r["key"]: r["numbers"] for r in rows if r["status"] == "done"}
     missing = [t for t in make_tasks(config) if t.key not in done]
     if missing:

@@ -161,7 +161,7 @@ def run(config: SweepConfig | str | Path, *, backend: str | None = None, address
         raise LosslabError(f"expected workers ≥ 1 (or 0: every CPU), got {config.workers}; pass e.g. --workers 2")
     tasks = make_tasks(config)
     start = time.perf_counter()
-    with Store(config.store, config.identity(), config_text=config.text, planned=len(tasks)) as db:
+    with Store(config.store, config.identity(), config_text=config.text, planned=len(tasks), paths=config.paths()) as db:
         if retry_failed:
             db.reset_failed()
         seen = db.attempts()

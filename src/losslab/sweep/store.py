@@ -2,7 +2,7 @@
 
 Schema::
 
-    meta(key TEXT PRIMARY KEY, value TEXT)       -- identity (JSON), config text, planned task count, created
+    meta(key TEXT PRIMARY KEY, value TEXT)       -- identity (JSON), config text, planned task count, paths of the user's files, created
     tasks(key TEXT PRIMARY KEY,                  -- Task.key: SHA-256 of the grid point and seed (or the tile's rows)
           idx INTEGER, settings TEXT, seed INTEGER,  -- the task (settings as JSON)
           status TEXT,                           -- 'done' or 'failed'
@@ -73,6 +73,10 @@ def _lock(path: Path):
     return fd
 
 
+def _shown(identity: dict, key: str) -> str:
+    return repr(identity[key]) if key in identity else "(none)"
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=60, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
@@ -83,7 +87,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Store:
     """The open store of a running sweep (see the module docstring); use as a context manager."""
 
-    def __init__(self, path: str | Path, identity: dict, *, config_text: str = "", planned: int = 0) -> None:
+    def __init__(self, path: str | Path, identity: dict, *, config_text: str = "", planned: int = 0, paths: dict | None = None) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise LosslabError(f"expected the store to be a file, got a folder {str(self.path)!r}; {_FIX}")
@@ -95,7 +99,7 @@ class Store:
             self.con = _connect(self.path)
             self.con.executescript(_SCHEMA)
             self._check_identity(identity)
-            self._put_meta(config=config_text, planned=str(planned))
+            self._put_meta(config=config_text, planned=str(planned), paths=json.dumps(paths or {}))
         except sqlite3.Error as err:
             self.close()
             raise LosslabError(f"expected a writable SQLite store, got {str(self.path)!r} ({err}); {_FIX}") from None
@@ -120,7 +124,7 @@ class Store:
             theirs = json.loads(row[0])
             differ = sorted(k for k in {*theirs, *identity} if theirs.get(k) != identity.get(k))
             raise LosslabError(f"expected store {str(self.path)!r} to hold this sweep, got one of another sweep (they differ in "
-                               f"{', '.join(f'{k}: {theirs.get(k)!r} vs {identity.get(k)!r}' for k in differ)}); {_FIX}")
+                               f"{', '.join(f'{k}: {_shown(theirs, k)} vs {_shown(identity, k)}' for k in differ)}); {_FIX}")
 
     def attempts(self) -> dict[str, tuple[str, int]]:
         """Task key → (status, attempts) of every row."""
