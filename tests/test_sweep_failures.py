@@ -8,6 +8,7 @@ is counted independently of the store.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -65,9 +66,13 @@ def _rows(store: Path) -> dict[tuple, tuple]:
     finally:
         con.close()
     out = {}
-    for settings, seed, *rest in raw:
+    for settings, seed, status, error, *rest in raw:
         s = json.loads(settings)
-        out[(s["mode"], s.get("x", 0), seed)] = tuple(rest)
+        if error is not None:  # every stored error says where: the line of the user's file that raised
+            where = re.fullmatch(r"(.*?)( \(study\.py, line \d+\))?", error)
+            assert where.group(2) or not error.startswith(("ValueError", "LookupError")), error  # raised in study.py: says where
+            error = where.group(1)
+        out[(s["mode"], s.get("x", 0), seed)] = (status, error, *rest)
     return out
 
 

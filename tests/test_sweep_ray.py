@@ -128,6 +128,11 @@ def _lines(path):
     return path.read_text().splitlines() if path.is_file() else []
 
 
+def _line(folder, text: str) -> int:
+    """The line of study.py holding ``text`` (where a stored error must point)."""
+    return next(i for i, line in enumerate((folder / "study.py").read_text().splitlines(), 1) if text in line)
+
+
 def _both(folder, config, **kw):
     """The config's sweep on the local pool and on Ray (2 workers each): their runs and rows, and the shipping log of each."""
     out = {}
@@ -225,7 +230,8 @@ def test_a_task_that_raises_is_recorded_and_retried_once_on_ray_as_on_local(stud
     assert on_ray == local
     assert (runs["ray"][0].done, runs["ray"][0].failed) == (2, 2)
     failed = [r for r in local if r[4] == "failed"]
-    assert sorted(r[6] for r in failed) == [f"ValueError: lr 0.1 refused for seed {s}" for s in (0, 1)]
+    assert sorted(r[6] for r in failed) == [f"ValueError: lr 0.1 refused for seed {s} (study.py, line {_line(study, 'refused')})"
+                                            for s in (0, 1)]
     assert all(r[7] == 2 and r[5] is None for r in failed)
     ran = [line.split()[1:] for line in _lines(study / "ran.log")]
     assert sorted(ran) == sorted(2 * [["0", "0.1"], ["1", "0.1"]] + 4 * [["0", "0.1", "raise"], ["1", "0.1", "raise"]])

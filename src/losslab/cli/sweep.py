@@ -42,8 +42,13 @@ def _run(config: str, *, backend, address, workers, store, retry_failed, as_json
     from ..sweep import load_config, run
 
     cfg = load_config(config)
-    result = run(cfg, backend=backend, address=address, workers=workers, store=store, retry_failed=retry_failed,
-                 progress=not (as_json or quiet) and sys.stderr.isatty())
+    try:
+        result = run(cfg, backend=backend, address=address, workers=workers, store=store, retry_failed=retry_failed,
+                     progress=not (as_json or quiet) and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished tasks are in {cfg.store if store is None else store}; run the same command again to "
+              "resume", file=sys.stderr)
+        raise typer.Exit(130) from None
     files = {}
     if cfg.kind == "plane" and result.done + result.skipped == result.total:
         files = _write_plane(result.store)
@@ -55,8 +60,10 @@ def _run(config: str, *, backend, address, workers, store, retry_failed, as_json
                   f"twice, in {result.seconds:.1f} s ({where}); store: {result.store}", highlight=False, soft_wrap=True)
         for name, path in files.items():
             out.print(f"wrote the plane's {name}: {path}", highlight=False, soft_wrap=True)
-    if result.failed:
-        print(f"error: {result.failed} task(s) failed twice; `losslab sweep status {result.store}` shows their errors, "
+    if result.failed or result.failed_before:
+        now = f"{result.failed} task(s) failed twice" if result.failed else ""
+        before = f"{result.failed_before} task(s) had failed twice before (not run again)" if result.failed_before else ""
+        print(f"error: {'; '.join(x for x in (now, before) if x)}; `losslab sweep status {result.store}` shows their errors, "
               f"and `losslab sweep {config} --retry-failed` runs them again", file=sys.stderr)
         raise typer.Exit(1)
 
@@ -68,7 +75,7 @@ def _write_plane(store: Path) -> dict[str, str]:
     plane = plane_slice(store)
     data, png = store.with_suffix(".npz"), store.with_suffix(".png")
     plane.save(data)
-    plane_contour_png(plane, png, title=f"loss on a plane (filter-normalised directions, seed {plane.seed}), from sweep {store.name}")
+    plane_contour_png(plane, png, title=f"loss on a plane, filter-normalised directions (seed {plane.seed})")
     return {"data": str(data), "figure": str(png)}
 
 

@@ -34,6 +34,7 @@ class SweepRun:
         total: tasks in the config.
         skipped: tasks already finished in the store before this call (done, or failed twice).
         done: tasks that finished in this call; failed: tasks that failed twice in this call.
+        failed_before: tasks that had failed twice before this call and were not run again (``retry_failed`` runs them).
         seconds: wall-clock time of this call (s); backend, workers: where the tasks ran.
     """
 
@@ -45,6 +46,7 @@ class SweepRun:
     seconds: float
     backend: str
     workers: int
+    failed_before: int = 0
 
 
 def _function_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
@@ -168,7 +170,10 @@ def run(config: SweepConfig | str | Path, *, backend: str | None = None, address
         todo = [t for t in tasks if t.key not in seen or (seen[t.key][0] == "failed" and seen[t.key][1] < ATTEMPTS)]
         tries = {t.key: seen.get(t.key, ("", 0))[1] for t in todo}
         counts = _drive(config, db, todo, tries, progress, skipped=len(tasks) - len(todo))
+    waiting = {t.key for t in todo}
+    failed_before = sum(seen.get(t.key, ("", 0))[0] == "failed" and t.key not in waiting for t in tasks)
     return SweepRun(store=config.store, total=len(tasks), skipped=len(tasks) - len(todo), done=counts[0], failed=counts[1],
+                    failed_before=failed_before,
                     seconds=time.perf_counter() - start, backend=config.backend, workers=counts[2])
 
 

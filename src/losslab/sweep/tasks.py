@@ -21,6 +21,7 @@ import pickle
 import random
 import socket
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,15 @@ def _tile(payload: Payload, task: Task) -> dict:
 _RUN = {"experiment": _experiment, "function": _function, "plane": _tile}
 
 
+def _where(err: BaseException, payload: Payload) -> str:
+    """' (study.py, line 7)': the deepest frame in the user's files, else in losslab (so a stored error says where)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    user = [f for f in frames if f.filename in payload.files]
+    ours = [f for f in frames if f"{Path(__file__).parents[1]}" in f.filename and not f.filename.endswith("sweep/tasks.py")]
+    frame = (user or ours or [None])[-1]
+    return f" ({Path(frame.filename).name}, line {frame.lineno})" if frame is not None else ""
+
+
 def execute(payload: Payload, task: Task) -> Outcome:
     """Run ``task`` and return its :class:`Outcome`; an exception becomes the outcome's one-line error."""
     start = time.perf_counter()
@@ -152,7 +162,7 @@ def execute(payload: Payload, task: Task) -> Outcome:
         numbers = json.dumps(jsonable(_RUN[payload.kind](payload, task)), allow_nan=False)
         error = ""
     except (Exception, SystemExit) as err:  # the task's own failure: recorded, retried once, the sweep goes on
-        numbers, error = "", short_error(err)[:500]
+        numbers, error = "", short_error(err)[:500] + _where(err, payload)
     return Outcome(task.key, numbers, error, time.perf_counter() - start, socket.gethostname())
 
 
