@@ -149,7 +149,7 @@ class RayPool:
                 check_ray_address(address)
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=workers or cpu_count(), include_dashboard=False, log_to_driver=False)  # 0: every CPU
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, cpus) if workers else cpus
