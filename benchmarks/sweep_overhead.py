@@ -123,14 +123,17 @@ def plain_loop(folder: Path, config) -> tuple[float, float, dict]:
         torch.set_num_threads(threads)
 
 
-def swept(config, backend: str, store: Path) -> tuple[float, float, dict]:
-    """(wall s, Σ task s, key → numbers) of ``sweep.run`` into a fresh store."""
+def swept(config, backend: str, store: Path, phases: list | None = None) -> tuple[float, float, dict]:
+    """(wall s, Σ task s, key → numbers) of ``sweep.run`` into a fresh store; its task phase appended to ``phases``."""
     for p in store.parent.glob(store.name + "*"):
         p.unlink()
     result = sweep.run(config, backend=backend, store=store)
     assert result.done == result.total and result.failed == 0, result
-    frame = sweep.to_frame(store)
-    return result.seconds, float(frame["seconds"].sum()), dict(zip(frame["key"], frame["numbers"]))
+    rows = sweep.read_rows(store)[1]
+    phase = max(r["finished"] for r in rows) - min(r["finished"] - r["seconds"] for r in rows)
+    if phases is not None:
+        phases.append(phase)
+    return result.seconds, sum(r["seconds"] for r in rows), {r["key"]: r["numbers"] for r in rows}
 
 
 def store_rate(folder: Path, rows: int = 500) -> float:
@@ -171,10 +174,11 @@ def main() -> None:
     ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False)
     ray_init = time.perf_counter() - start
     log(f"ray.init(num_cpus={WORKERS}): {ray_init:.2f} s (before the rounds, not in the ray times below)")
+    phases = {"local": [], "ray": []}  # the task phase of each sweep: max(finished) − min(finished − seconds) over its rows
     try:
         ways = {"loop": lambda: plain_loop(folder, config),
-                "local": lambda: swept(config, "local", folder / "local.sqlite"),
-                "ray": lambda: swept(config, "ray", folder / "ray.sqlite")}
+                "local": lambda: swept(config, "local", folder / "local.sqlite", phases["local"]),
+                "ray": lambda: swept(config, "ray", folder / "ray.sqlite", phases["ray"])}
         starts = {"local": lambda: swept(startup, "local", folder / "s-local.sqlite")[0],
                   "ray": lambda: swept(startup, "ray", folder / "s-ray.sqlite")[0]}
         for fn in starts.values():  # warm-up: the file cache, Ray's first worker processes
@@ -217,6 +221,11 @@ def main() -> None:
         log(f"| {name} ({w} {'process' if w == 1 else 'workers'}) | {med[name]:.2f} s | {tot[name]:.2f} s | "
             f"{1e3 * tot[name] / n:.0f} ms | {1e3 * own:.1f} ms | {1e3 * vs_loop:.1f} ms | "
             f"{f'{up[name]:.2f} s' if name in up else '–'} |")
+    for name in ("local", "ray"):
+        phase = statistics.median(phases[name])
+        log(f"{name}: task phase (first task's start to last row, from the store) {phase:.2f} s, overhead per task within it "
+            f"(phase × workers − own Σ) / {n} = {1e3 * (phase * WORKERS - tot[name]) / n:.1f} ms; "
+            f"so start-up and shut-down ≈ {med[name] - phase:.2f} s of the wall")
     per_round = [r / lo for r, lo in zip(walls["ray"], walls["local"])]
     ratio = statistics.median(per_round)
     log(f"\nwall ratios (medians): local / loop {med['local'] / med['loop']:.2f}, ray / loop {med['ray'] / med['loop']:.2f}, "
