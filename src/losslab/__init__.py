@@ -17,6 +17,7 @@ _LAZY = {  # public name -> the module that defines it (a subpackage is its own 
     "kernels": ".kernels",
     "landscape": ".landscape",
     "models": ".models",
+    "sweep": ".sweep",
     "symmetry": ".symmetry",
     "LosslabError": "._checks",
     "ConvexityReport": ".convexity",
@@ -48,6 +49,7 @@ __all__ = [
     "kernels",
     "landscape",
     "models",
+    "sweep",
     "symmetry",
 ]
 

@@ -1,4 +1,4 @@
-"""``losslab sweep CONFIG``, ``losslab sweep status STORE``, ``losslab sweep export STORE``: sweeps on a local pool or Ray."""
+"""``losslab sweep CONFIG``, ``losslab sweep status|export|report STORE``: sweeps on a local pool or Ray, and their stores."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _HELP = """Run a sweep (settings × seeds of an experiment, your own analysis, o
   losslab sweep CONFIG.toml [--backend local|ray] [--address HOST:PORT] [--workers N] [--store FILE]
   losslab sweep status STORE.sqlite
   losslab sweep export STORE.sqlite --parquet rows.parquet [--csv rows.csv]
+  losslab sweep report STORE.sqlite [STORE2.sqlite ...] [--out DIR]   (experiment sweeps: figures and claim rates)
 
 \b
 CONFIG (TOML), e.g.
@@ -96,29 +97,41 @@ def _status(store: str, as_json: bool) -> None:
     Console().print(table)
 
 
+def _report(stores: list[str], out_dir: Path, as_json: bool) -> None:
+    from .. import __version__
+    from ..report.from_store import write_store_report
+
+    index = write_store_report(stores, out_dir, version=__version__)
+    if as_json:
+        typer.echo(json.dumps({"report": str(index)}))
+    else:
+        out.print(f"wrote {index}", highlight=False, soft_wrap=True)
+
+
 def _export(store: str, parquet: Path | None, csv: Path | None) -> None:
     from ..sweep import to_frame, to_parquet
+    from ..sweep.export import json_columns
 
     if parquet is None and csv is None:
         raise LosslabError("expected --parquet FILE or --csv FILE for `losslab sweep export STORE`, got neither; "
                            "e.g. losslab sweep export runs.sqlite --parquet runs.parquet")
     if parquet is not None:
-        out.print(f"wrote {to_parquet(store, parquet)}", highlight=False)
+        out.print(f"wrote {to_parquet(store, parquet)}", highlight=False, soft_wrap=True)
     if csv is not None:
-        frame = to_frame(store)
-        frame["numbers"] = frame["numbers"].map(json.dumps) if "numbers" in frame else frame.get("numbers")
+        frame = json_columns(to_frame(store))  # lists and dicts as JSON text, as in the Parquet file
         try:
             frame.to_csv(csv, index=False)
         except OSError as err:
             raise LosslabError(f"expected a writable CSV path, got {str(csv)!r} ({err.strerror}); choose another path") from None
-        out.print(f"wrote {csv}", highlight=False)
+        out.print(f"wrote {csv}", highlight=False, soft_wrap=True)
 
 
 @app.command(help=_HELP)
 @friendly_errors
 def sweep(
-    what: str = typer.Argument(..., metavar="CONFIG | status STORE | export STORE", help="a TOML config, or status/export and a store"),
-    store_arg: str | None = typer.Argument(None, metavar="[STORE]", help="the store, after status or export"),
+    what: str = typer.Argument(..., metavar="CONFIG | status STORE | export STORE | report STORE...",
+                               help="a TOML config, or status/export/report and store(s)"),
+    stores: list[str] | None = typer.Argument(None, metavar="[STORE...]", help="the store(s), after status, export or report"),
     backend: str | None = typer.Option(None, "--backend", help="local (a process pool, default) or ray"),
     address: str | None = typer.Option(None, "--address", help="a Ray cluster, HOST:PORT or ray://HOST:PORT (with --backend ray)"),
     workers: int | None = typer.Option(None, "--workers", help="worker processes (default: every CPU or the cluster's)"),
@@ -126,25 +139,31 @@ def sweep(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="run tasks that failed twice once more"),
     parquet: Path | None = typer.Option(None, "--parquet", help="export: write the rows to this Parquet file"),
     csv: Path | None = typer.Option(None, "--csv", help="export: write the rows to this CSV file"),
+    out_dir: Path | None = typer.Option(None, "--out", help="report: the folder for index.html (default losslab-sweep-report)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     as_json: JsonOpt = False,
 ) -> None:
-    if what in ("status", "export"):
-        if store_arg is None:
+    stores = stores or []
+    if what in ("status", "export", "report"):
+        if not stores:
             raise LosslabError(f"expected a store after `losslab sweep {what}`, got none; e.g. losslab sweep {what} runs.sqlite")
+        if len(stores) > 1 and what != "report":
+            raise LosslabError(f"expected one store after `losslab sweep {what}`, got {len(stores)}; give one at a time")
         run_only = [n for n, v in (("--backend", backend), ("--address", address), ("--workers", workers), ("--store", store)) if v]
         if run_only:
             raise LosslabError(f"expected {run_only[0]} only when running a sweep, got it with `losslab sweep {what}`; drop it")
         if what == "status":
-            _status(store_arg, as_json)
+            _status(stores[0], as_json)
+        elif what == "export":
+            _export(stores[0], parquet, csv)
         else:
-            _export(store_arg, parquet, csv)
+            _report(stores, out_dir or Path("losslab-sweep-report"), as_json)
         return
-    if store_arg is not None:
-        raise LosslabError(f"expected one CONFIG (or status/export STORE), got {what!r} and {store_arg!r}; "
+    if stores:
+        raise LosslabError(f"expected one CONFIG (or status/export/report STORE), got {what!r} and {stores[0]!r}; "
                            "give the store with --store")
-    if parquet is not None or csv is not None:
-        raise LosslabError("expected --parquet/--csv only with `losslab sweep export STORE`, got them with a config; "
+    if parquet is not None or csv is not None or out_dir is not None:
+        raise LosslabError("expected --parquet/--csv/--out only with `losslab sweep export/report STORE`, got them with a config; "
                            f"run `losslab sweep export {store or 'STORE'} --parquet FILE` afterwards")
     _run(what, backend=backend, address=address, workers=workers, store=store, retry_failed=retry_failed, as_json=as_json,
          quiet=quiet)

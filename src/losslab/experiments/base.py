@@ -34,6 +34,7 @@ import torch
 
 from .._checks import LosslabError
 from .._jsonable import jsonable
+from ._from_json import dataclass_from_json
 from .settings import parse_settings
 
 __all__ = [
@@ -116,11 +117,29 @@ def _truth(key: str, holds: object) -> bool:
 class Measured:
     """Base of an experiment's measurements: a frozen dataclass of numbers, lists, arrays and tensors.
 
-    It holds everything the claims and the figures read; :meth:`to_dict` is its JSON form (results.json).
+    It holds everything the claims and the figures read; :meth:`to_dict` is its JSON form (results.json, a sweep's
+    rows) and :meth:`from_dict` rebuilds it from that form.
     """
 
     def to_dict(self) -> dict:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Measured:
+        """The Measured that :meth:`to_dict` wrote ``data`` from (after a trip through JSON), rebuilt by field annotation.
+
+        Tensors come back from nested lists as bool, int64 or float64 by their entries (a float32 tensor comes back
+        float64 with the same values: JSON keeps no dtype); ``"nan"``/``"inf"``/``"-inf"`` come back as floats;
+        nested dataclasses, enums, ``list``/``tuple``/``dict`` and ``X | None`` fields element by element; a bare
+        ``dict`` or ``list`` field comes back as plain JSON (non-finite strings restored, tensors as lists). So
+        ``type(m).from_dict(json.loads(json.dumps(m.to_dict()))).to_dict() == m.to_dict()``. The table of field
+        types is in :mod:`losslab.experiments._from_json`.
+
+        Raises:
+            LosslabError: ``data`` is not a mapping; a field is missing or unknown; a value is not of its field's
+                kind (the message names the field's path, e.g. ``configs[2].rates``).
+        """
+        return dataclass_from_json(cls, data)
 
 
 @dataclass(frozen=True)

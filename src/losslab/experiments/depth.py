@@ -127,7 +127,7 @@ class DepthMeasured(Measured):
     fixed_feature_verdicts: dict  # model name → check_convexity verdict
     spectral_moments: dict  # "init H", "trained GGN", … → [first, second moment] of the SLQ density
     negative_mass: dict  # the same keys → SLQ mass below 0
-    densities: dict  # the same keys → {"grid": (G,), "density": (G,)} (the SLQ density, for the figure)
+    densities: dict[str, dict[str, torch.Tensor]]  # the same keys → {"grid": (G,), "density": (G,)} (the SLQ density, for the figure)
     widths: list[int]
     linear_widths: list[int]
     activation: str

@@ -3,11 +3,15 @@
 Both backends start ``workers`` long-lived workers; each receives the pickled :class:`~losslab.sweep.tasks.Payload`
 once and turns it into its state with :func:`~losslab.sweep.tasks.prepare_worker`, then runs task after
 task with :func:`~losslab.sweep.tasks.execute`. So the numbers of a task do not depend on the backend.
+A worker that cannot start (the user's file does not import there) stays up and fails each of its
+tasks with that error, so the cause is in the store rather than a dead worker.
 
 * ``local``: :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (a
   clean interpreter, no inherited locks or torch threads); the payload is the initializer's
   argument, sent once per worker process. A worker that dies (killed, out of memory) breaks the
-  pool: the tasks in flight are reported failed and a new pool starts.
+  pool, and which of the tasks in flight killed it is unknown: a new pool starts and runs them one
+  at a time, so that only a task that breaks the pool alone is reported failed (its neighbours are
+  not charged an attempt).
 * ``ray``: one actor per worker (``num_cpus=1``), two calls queued on each (so it starts its next task while the
   driver records the last), built from an ``ObjectRef`` of the payload, put once
   in Ray's object store, so every node fetches it once and every actor reads it once (Moritz et al.
@@ -26,11 +30,26 @@ import socket
 from collections.abc import Iterator
 
 from .._checks import LosslabError
-from .tasks import Outcome, Task, execute, prepare_worker
+from .._user_code import short_error
+from .tasks import Outcome, Payload, Task, execute, prepare_worker
 
 __all__ = ["LocalPool", "RayPool", "check_ray_address", "cpu_count"]
 
-_STATE = None  # the worker process's Payload (local pool)
+_STATE = None  # the worker process's Payload, or why it could not start (local pool)
+
+
+def _start_worker(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> Payload | str:
+    """:func:`prepare_worker`, or its error in one line (then every task of this worker fails with it)."""
+    try:
+        return prepare_worker(payload_bytes, files, threads)
+    except (Exception, SystemExit) as err:
+        return f"the worker could not start: {short_error(err)}"[:500]
+
+
+def _execute(state: Payload | str, task: Task) -> Outcome:
+    if isinstance(state, str):
+        return Outcome(task.key, "", state, 0.0, socket.gethostname())
+    return execute(state, task)
 
 
 def cpu_count() -> int:
@@ -38,7 +57,7 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     try:  # Linux: a worker gets SIGKILL when the driver dies, so no orphan keeps running (prctl PR_SET_PDEATHSIG)
         import ctypes
         import signal
@@ -46,16 +65,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the driver died before the prctl (while this worker imported): nobody will signal it
+        os._exit(1)
 
 
-def _init_local(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
+def _init_local(parent: int, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
     global _STATE
-    _die_with_parent()
-    _STATE = prepare_worker(payload_bytes, files, threads)
+    _die_with_parent(parent)
+    _STATE = _start_worker(payload_bytes, files, threads)
 
 
 def _run_local(task: Task) -> Outcome:
-    return execute(_STATE, task)
+    return _execute(_STATE, task)
 
 
 def _lost(task: Task, why: str) -> Outcome:
@@ -71,38 +92,74 @@ class LocalPool:
         self.workers = workers
         self._args = (payload_bytes, files, threads)
         self._futures: dict[cf.Future, Task] = {}
+        self._suspects: list[Task] = []  # in flight when a worker died: run one at a time to find the one that kills
+        self._held: list[Task] = []  # submitted while the suspects run alone
+        self._unsent: list[Task] = []  # refused by a pool that broke since the last look (they never ran)
+        self._alone = False
         self._start()
 
     def _start(self) -> None:
         self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_local, initargs=self._args)
+                                            initializer=_init_local, initargs=(os.getpid(), *self._args))
+
+    def _submit(self, task: Task) -> None:
+        try:
+            self._futures[self._pool.submit(_run_local, task)] = task
+        except cf.process.BrokenProcessPool:  # a worker died since the last look; its task's future tells which
+            self._unsent.append(task)
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._start()
+        unsent, self._unsent = self._unsent, []
+        for task in unsent:
+            self.submit(task)
 
     def submit(self, task: Task) -> None:
-        self._futures[self._pool.submit(_run_local, task)] = task
+        (self._held.append if self._alone else self._submit)(task)
 
     def in_flight(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + len(self._suspects) + len(self._held) + len(self._unsent)
 
     def finished(self, timeout: float | None = None) -> Iterator[tuple[Task, Outcome]]:
         """The tasks that finish next (at least one unless ``timeout`` passes first)."""
+        if self._unsent and not self._futures:
+            self._restart()
+        if self._alone and not self._futures:
+            if self._suspects:
+                self._submit(self._suspects.pop(0))
+            else:
+                self._alone = False
+                for task in self._held:
+                    self._submit(task)
+                self._held.clear()
         done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        broken = False
+        lost = []
         for future in done:
             task = self._futures.pop(future)
             try:
-                yield task, future.result()
+                outcome = future.result()
             except cf.process.BrokenProcessPool:
-                broken = True
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
-        if broken:
-            for future, task in list(self._futures.items()):
-                self._futures.pop(future)
-                yield task, _lost(task, "BrokenProcessPool: a worker process died (killed or out of memory) while this task was queued")
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._start()
+                lost.append(task)
+                continue
+            yield task, outcome
+        if lost:
+            lost += self._futures.values()
+            self._futures.clear()
+            alone = len(lost) == 1
+            if not alone:
+                self._suspects += lost
+                self._alone = True
+            self._restart()
+            if alone:  # alone in the pool: this task's worker died
+                yield lost[0], _lost(lost[0], "BrokenProcessPool: a worker process died (killed or out of memory) while this task ran")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, now: bool = False) -> None:
+        """Stop the workers: after their running tasks, or ``now`` (an interrupted sweep: their tasks are not recorded)."""
+        if now:
+            for process in list(getattr(self._pool, "_processes", {}).values()):  # no public way before Python 3.14
+                process.terminate()
+        self._pool.shutdown(wait=not now, cancel_futures=True)
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -131,10 +188,10 @@ def _ray():
 
 class _Actor:
     def __init__(self, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
-        self.payload = prepare_worker(payload_bytes, files, threads)
+        self.payload = _start_worker(payload_bytes, files, threads)
 
     def run(self, task: Task) -> Outcome:
-        return execute(self.payload, task)
+        return _execute(self.payload, task)
 
 
 class RayPool:
@@ -151,7 +208,7 @@ class RayPool:
                 check_ray_address(address)
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers or cpu_count(), include_dashboard=False, log_to_driver=False)  # 0: every CPU
+                ray.init(num_cpus=workers or None, include_dashboard=False, log_to_driver=False)  # 0: every CPU (0 schedules nothing)
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, cpus) if workers else cpus
@@ -198,8 +255,9 @@ class RayPool:
             yield task, outcome
         self._dispatch()
 
-    def close(self) -> None:
-        actors = {id(a): a for a in [*(a for a, _ in self._running.values()), *self._idle]}
+    def close(self, *, now: bool = False) -> None:
+        """Kill the actors (a running task is not recorded) and stop the Ray this pool started."""
+        actors = {id(a): a for a in [*(a for a, _ in self._running.values()), *self._idle]}  # an actor has `depth` slots
         for actor in actors.values():
             self.ray.kill(actor)
         self._running.clear()

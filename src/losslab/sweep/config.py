@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -185,6 +186,11 @@ def _grid(where: str, grid: Mapping) -> dict:
             raise _bad(where, f"[grid] {key}", "to be a list of values", values, f"write e.g. {key} = [{values!r}]")
         if not values:
             raise _bad(where, f"[grid] {key}", "a non-empty list (an empty grid runs nothing)", values, "give at least one value")
+        texts = [json.dumps(v, sort_keys=True) for v in values]  # a task's key is its point's JSON: a repeat is the same task
+        if len(set(texts)) != len(texts):
+            twice = next(v for v, t in zip(values, texts) if texts.count(t) > 1)
+            raise _bad(where, f"[grid] {key}", "to hold distinct values (a repeated value is the same task)", values,
+                       f"{twice!r} is there twice: list each value once")
         out[key] = values
     return out
 
@@ -207,9 +213,6 @@ def _check_experiment(where: str, name: str, cfg: dict) -> None:
         if unknown:
             raise LosslabError(f"{where}: unknown setting {unknown[0]!r} in [{table}] for experiment {name!r}; "
                                f"valid settings: {', '.join(valid)}")
-    twice = sorted(set(cfg["settings"]) & set(cfg["grid"]))
-    if twice:
-        raise _bad(where, f"[settings] {twice[0]}", "in [settings] or [grid], not both", twice[0], "keep one")
     for key, values in cfg["grid"].items():  # each value alone, so the error names the key and value
         for v in values:
             try:
@@ -251,6 +254,9 @@ def parse_config(doc: Mapping, *, where: str = "config", folder: Path | None = N
         if table in doc and not isinstance(doc[table], Mapping):
             raise _bad(where, f"[{table}]", "to be a table", doc[table], f"write it as a [{table}] section")
     cfg = {"settings": dict(doc.get("settings", {})), "grid": _grid(where, doc.get("grid", {})), "quick": sweep.get("quick", False)}
+    twice = sorted(set(cfg["settings"]) & set(cfg["grid"]))
+    if twice:
+        raise _bad(where, f"[settings] {twice[0]}", "in [settings] or [grid], not both", twice[0], "keep one")
     backend = sweep.get("backend", "local")
     if backend not in BACKENDS:
         raise _bad(where, "[sweep] backend", f"one of {', '.join(BACKENDS)}", backend, 'write backend = "local" or "ray"')

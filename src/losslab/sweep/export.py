@@ -13,7 +13,7 @@ from pathlib import Path
 from .._checks import LosslabError
 from .store import open_read_only
 
-__all__ = ["StoreSummary", "plane_slice", "read_rows", "summary", "to_frame", "to_parquet"]
+__all__ = ["StoreSummary", "json_columns", "plane_slice", "read_rows", "summary", "to_frame", "to_parquet"]
 
 COLUMNS = ("key", "index", "seed", "status", "error", "attempts", "seconds", "host", "finished")
 
@@ -74,16 +74,22 @@ def to_frame(store: str | Path):
     return frame
 
 
+def json_columns(frame):
+    """``frame`` with every list or dict value written as JSON text (for Parquet and CSV, whose cells are scalars)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[col] = frame[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    return frame
+
+
 def to_parquet(store: str | Path, path: str | Path) -> Path:
     """Write :func:`to_frame` to Parquet at ``path`` (columns of lists or dicts as JSON text); needs pyarrow."""
     try:
         import pyarrow  # noqa: F401
     except ModuleNotFoundError:
         raise LosslabError("expected pyarrow for Parquet, got it not installed; pip install 'losslab[parquet]'") from None
-    frame = to_frame(store)
-    for col in frame.columns:
-        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
-            frame[col] = frame[col].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+    frame = json_columns(to_frame(store))
     out = Path(path)
     if not out.parent.is_dir():
         raise LosslabError(f"expected the Parquet file's folder to exist, got {str(out)!r}; create the folder first")

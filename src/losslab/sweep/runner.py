@@ -114,11 +114,12 @@ def _progress(enabled: bool, total: int, skipped: int):
 
     @contextlib.contextmanager
     def bar():
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as progress:
+        with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:  # stdout stays the result's
             bar_id = progress.add_task("sweep", total=total, completed=skipped, failed=0)
             yield lambda done, failed: progress.update(bar_id, completed=skipped + done + failed, failed=failed)
 
@@ -182,6 +183,7 @@ def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, in
         pool = LocalPool(payload, files, workers=min(workers, len(todo)), threads=config.threads)
     done = failed = 0
     queue = list(reversed(todo))
+    finished = False
     try:
         with _progress(progress, skipped + len(todo), skipped) as update:
             while queue or pool.in_flight():
@@ -197,6 +199,7 @@ def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, in
                     else:
                         failed += 1
                     update(done, failed)
+        finished = True
     finally:
-        pool.close()
+        pool.close(now=not finished)  # interrupted (Ctrl-C, SIGTERM): stop the workers at once
     return done, failed, pool.workers

@@ -21,8 +21,8 @@ Guarantees:
   (``losslab sweep status``, :func:`~losslab.sweep.export.to_frame`) never take it: WAL lets them
   read while the sweep writes.
 * **One sweep's identity.** A store records what its rows depend on (:meth:`SweepConfig.identity`);
-  a sweep with another identity is refused, while the same sweep with a larger grid or more seeds
-  adds its new rows.
+  a sweep with another identity is refused (unless the store has no row yet), while the same sweep
+  with a larger grid or more seeds adds its new rows.
 
 The store lives on a local disk of the machine that drives the sweep: SQLite's WAL needs shared
 memory, which network filesystems do not give (SQLite's documentation, "WAL mode", §"Disadvantages").
@@ -114,6 +114,8 @@ class Store:
         mine = json.dumps(identity, sort_keys=True)
         if row is None:
             self._put_meta(identity=mine, created=str(time.time()))
+        elif row[0] != mine and self.con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0:
+            self._put_meta(identity=mine)  # no row yet (its run stopped before a task finished, e.g. at a typo): nobody's
         elif row[0] != mine:
             theirs = json.loads(row[0])
             differ = sorted(k for k in {*theirs, *identity} if theirs.get(k) != identity.get(k))
