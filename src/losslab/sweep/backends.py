@@ -12,8 +12,7 @@ tasks with that error, so the cause is in the store rather than a dead worker.
   pool, and which of the tasks in flight killed it is unknown: a new pool starts and runs them one
   at a time, so that only a task that breaks the pool alone is reported failed (its neighbours are
   not charged an attempt).
-* ``ray``: one actor per worker (``num_cpus=1``), two calls queued on each (so it starts its next task while the
-  driver records the last), built from an ``ObjectRef`` of the payload, put once
+* ``ray``: one actor per worker (``num_cpus=1``) built from an ``ObjectRef`` of the payload, put once
   in Ray's object store, so every node fetches it once and every actor reads it once (Moritz et al.
   2018, "Ray: A Distributed Framework for Emerging AI Applications", §4.2.3 on the object store).
   Without an address a local Ray starts with ``num_cpus=workers`` and stops at the end; an already
@@ -198,7 +197,6 @@ class RayPool:
     """One Ray actor per worker, each built once from the payload in the object store (module docstring)."""
 
     name = "ray"
-    depth = 2  # calls queued per actor (Ray runs them in order): it starts its next task while the driver records the last
 
     def __init__(self, payload_bytes: bytes, files: tuple[str, ...], *, workers: int, threads: int, address: str = "") -> None:
         ray = self.ray = _ray()
@@ -215,8 +213,7 @@ class RayPool:
         self._payload = ray.put(payload_bytes)  # once: every actor reads this object
         self._args = (files, threads)
         self._remote = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
-        self._idle = [actor for actor in (self._new_actor() for _ in range(self.workers)) for _ in range(self.depth)]  # free slots
-        self._replaced: set[int] = set()  # id() of dead actors already replaced
+        self._idle = [self._new_actor() for _ in range(self.workers)]
         self._running: dict[object, tuple[object, Task]] = {}
         self._queue: list[Task] = []
 
@@ -247,18 +244,16 @@ class RayPool:
                 self._idle.append(actor)
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as err:
                 outcome = _lost(task, f"{type(err).__name__}: the Ray worker or its node died while this task ran")
-                if id(actor) not in self._replaced:  # its other queued call fails too: replace it once
-                    self._replaced.add(id(actor))
-                    self._idle = [a for a in self._idle if a is not actor]
-                    new = self._new_actor()
-                    self._idle += [new] * self.depth
+                self._idle.append(self._new_actor())
+            self._dispatch()  # the actor's next task before the driver records this one (its store write, an fsync)
             yield task, outcome
         self._dispatch()
 
     def close(self, *, now: bool = False) -> None:
         """Kill the actors (a running task is not recorded) and stop the Ray this pool started."""
-        actors = {id(a): a for a in [*(a for a, _ in self._running.values()), *self._idle]}  # an actor has `depth` slots
-        for actor in actors.values():
+        for actor, _ in self._running.values():
+            self.ray.kill(actor)
+        for actor in self._idle:
             self.ray.kill(actor)
         self._running.clear()
         self._idle.clear()
