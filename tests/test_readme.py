@@ -1,10 +1,11 @@
 """The README's examples run, in order, as a new user would paste them, in a fresh folder.
 
-Python blocks run in one namespace; a block fenced as ```python file=NAME is the file NAME (the
-user's own model file) and is written, not run; the ``losslab`` lines of the "Your own model"
-section run as commands on the files the Python blocks wrote. Every ```bash block runs fully in
-that folder, except the three of the quick start, which install packages, run the test suite or
-the full demo: their commands are checked (see ``test_every_bash_block_runs_fully_or_is_checked``).
+Python blocks run in one namespace; a block fenced as ```python file=NAME (or ```toml file=NAME) is
+the file NAME (the user's own model file, a sweep's config) and is written, not run; the
+``losslab`` lines of the "Your own model" section run as commands on the files the Python blocks
+wrote. Every ```bash block runs fully in that folder, except the three of the quick start, which
+install packages, run the test suite or the full demo: their commands are checked (see
+``test_every_bash_block_runs_fully_or_is_checked``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def readme_run(tmp_path_factory):
     """Run every Python block of the README in a fresh folder; return (folder, namespace)."""
     folder = tmp_path_factory.mktemp("readme")
     text = README.read_text(encoding="utf-8")
-    for name, body in re.findall(r"```python file=(\S+)\n(.*?)```", text, flags=re.S):
+    for name, body in re.findall(r"```(?:python|toml) file=(\S+)\n(.*?)```", text, flags=re.S):
         (folder / name).write_text(body, encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert len(blocks) >= 2
@@ -203,7 +204,7 @@ def test_every_bash_block_runs_fully_or_is_checked(readme_run):
                 check_accepted(words)
     mine = {ln for ln in section(text, "Your own model").splitlines() if ln.startswith("losslab ")}
     run = [(title, words) for title, b in blocks if not why_checked_only(b) for words in commands(b)]
-    assert {title for title, _ in run} == {"The report", "The command line", "Your own model"}
+    assert {title for title, _ in run} == {"The report", "The command line", "Your own model", "Sweeps"}
     for title, words in run:
         assert words[0] == "losslab", f"{title}: a block that runs fully holds {shlex.join(words)!r}: check it or run it here"
         line = next((ln for ln in mine if shlex.split(ln) == words), None)

@@ -245,6 +245,7 @@ class RayPool:
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as err:
                 outcome = _lost(task, f"{type(err).__name__}: the Ray worker or its node died while this task ran")
                 self._idle.append(self._new_actor())
+            self._dispatch()  # the actor's next task before the driver records this one (its store write, an fsync)
             yield task, outcome
         self._dispatch()
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .._checks import LosslabError
 
-__all__ = ["BACKENDS", "KINDS", "SweepConfig", "load_config", "parse_config"]
+__all__ = ["BACKENDS", "KINDS", "SweepConfig", "experiment_overrides", "load_config", "parse_config"]
 
 KINDS = ("experiment", "function", "plane")
 BACKENDS = ("local", "ray")
@@ -211,6 +211,11 @@ def _grid(where: str, grid: Mapping) -> dict:
     return out
 
 
+def experiment_overrides(settings: dict) -> dict:
+    """An experiment's settings from TOML or JSON: lists as tuples (its sequence settings, e.g. ``ks``, are tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+
+
 def _check_experiment(where: str, name: str, cfg: dict) -> None:
     from ..experiments import get_experiment
 
@@ -227,11 +232,11 @@ def _check_experiment(where: str, name: str, cfg: dict) -> None:
     for key, values in cfg["grid"].items():  # each value alone, so the error names the key and value
         for v in values:
             try:
-                experiment.make_settings(quick=cfg["quick"], overrides={**cfg["settings"], key: v})
+                experiment.make_settings(quick=cfg["quick"], overrides=experiment_overrides({**cfg["settings"], key: v}))
             except LosslabError as err:
                 raise LosslabError(f"{where}: [grid] {key} = {v!r}: {str(err).split(': ', 1)[-1]}") from None
     try:
-        experiment.make_settings(quick=cfg["quick"], overrides=cfg["settings"])
+        experiment.make_settings(quick=cfg["quick"], overrides=experiment_overrides(cfg["settings"]))
     except LosslabError as err:
         raise LosslabError(f"{where}: [settings]: {str(err).split(': ', 1)[-1]}") from None
 

@@ -30,7 +30,7 @@ import torch
 
 from .._jsonable import jsonable
 from .._user_code import import_user_file, short_error
-from .config import SweepConfig
+from .config import SweepConfig, experiment_overrides
 
 __all__ = ["Outcome", "Payload", "Task", "execute", "make_tasks", "prepare_worker", "task_key"]
 
@@ -117,7 +117,8 @@ def _seed_globals(seed: int) -> None:
 def _experiment(payload: Payload, task: Task) -> dict:
     from ..experiments import get_experiment, run_experiment
 
-    result = run_experiment(get_experiment(payload.target), seed=task.seed, quick=payload.quick, overrides=task.settings)
+    result = run_experiment(get_experiment(payload.target), seed=task.seed, quick=payload.quick,
+                            overrides=experiment_overrides(task.settings))
     return {"settings": result.settings, "passed": result.passed, "claims": [c.to_dict() for c in result.claims],
             "numbers": result.numbers}
 
