@@ -152,7 +152,10 @@ RUNS = [
     ("ray-address-format", lambda f: {"backend": "ray", "address": "nohost"}, ["expected a Ray address HOST:PORT", "got 'nohost'"]),
     ("address-without-ray", lambda f: {"address": "127.0.0.1:1"}, ["expected an address only with the ray backend", "--backend ray"]),
     ("backend-unknown", lambda f: {"backend": "dask"}, ["unknown backend 'dask': expected one of 'local', 'ray'"]),
-    ("workers-negative", lambda f: {"workers": -1}, ["expected workers ≥ 1 (or 0: every CPU), got -1"]),
+    ("workers-negative", lambda f: {"workers": -1}, ["expected workers as an integer from 1 to 100000 (or 0: every CPU), got -1"]),
+    ("workers-float", lambda f: {"workers": 2.7}, ["expected workers as an integer from 1 to 100000 (or 0: every CPU), got 2.7"]),
+    ("workers-above-cpus", lambda f: {"workers": 1000}, ["expected at most", "local workers (4 per CPU of this machine), got 1000"]),
+    ("store-not-a-path", lambda f: {"store": 5}, ["expected store as a string, got int 5"]),
 ]
 
 

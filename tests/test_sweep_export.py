@@ -82,7 +82,7 @@ def test_to_frame_has_the_rows_of_the_file_and_the_numbers_of_the_analysis(funct
     frame = sweep.to_frame(function_store)
     direct = _direct(function_store)
     scalars = ["score", "out.width", "big", "label", "torch_global", "numpy_global", "python_global"]
-    assert list(frame.columns) == [*COLUMNS, "scale", "width", *scalars, "numbers"]  # lists and dicts stay in numbers
+    assert list(frame.columns) == [*COLUMNS, "planned", "scale", "width", *scalars, "numbers"]  # lists and dicts stay in numbers
     assert len(frame) == len(direct) == 6
     analyse = _analysis(function_store.parent)
     for (_, row), raw in zip(frame.iterrows(), direct):
@@ -119,7 +119,11 @@ def test_parquet_round_trip_keeps_every_value(function_store, tmp_path):
 def test_read_rows_decodes_the_identity_and_rows(function_store):
     identity, rows = sweep.read_rows(function_store)
     direct = _direct(function_store)
-    assert identity == {"kind": "function", "target": f"{function_store.parent / 'study.py'}:analyse", "factory": ""}
+    import hashlib
+
+    code = hashlib.sha256((function_store.parent / "study.py").read_bytes()).hexdigest()[:16]
+    assert identity == {"kind": "function", "target": "study.py:analyse", "factory": "", "code": code, "settings": {"scale": 2.5}}
+    assert all(r["planned"] for r in rows)
     assert [r["key"] for r in rows] == [d[0] for d in direct]
     assert [r["settings"] for r in rows] == [json.loads(d[9]) for d in direct]
 

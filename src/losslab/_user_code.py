@@ -37,7 +37,10 @@ def short_error(err: BaseException) -> str:
     """``Type: first line of the message`` (a SyntaxError without the location that :func:`where_in` gives)."""
     if isinstance(err, SyntaxError):
         return f"SyntaxError: {err.msg}"
-    text = str(err).strip().splitlines()
+    try:
+        text = str(err).strip().splitlines()
+    except Exception:  # an exception whose __str__ raises
+        text = ["(its message could not be printed)"]
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 

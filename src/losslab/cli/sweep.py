@@ -98,6 +98,8 @@ def _status(store: str, as_json: bool) -> None:
             ("time", f"{s.seconds:.1f} s of task time, {s.mean_seconds:.3g} s per done task"),
             ("hosts", ", ".join(f"{h} ({n})" for h, n in s.hosts.items()) or "—"),
             ("finished", f"first {_when(s.first)}, last {_when(s.last)}")]
+    if s.earlier:
+        rows.append(("earlier", f"{s.earlier} rows of tasks not in the last run's config (kept; to_frame's planned column)"))
     rows += [(f"error ×{n}", e) for e, n in s.errors]
     for k, v in rows:
         table.add_row(k, escape(str(v)))
@@ -156,9 +158,15 @@ def sweep(
             raise LosslabError(f"expected a store after `losslab sweep {what}`, got none; e.g. losslab sweep {what} runs.sqlite")
         if len(stores) > 1 and what != "report":
             raise LosslabError(f"expected one store after `losslab sweep {what}`, got {len(stores)}; give one at a time")
-        run_only = [n for n, v in (("--backend", backend), ("--address", address), ("--workers", workers), ("--store", store)) if v]
+        run_only = [n for n, v in (("--backend", backend), ("--address", address), ("--workers", workers), ("--store", store),
+                                   ("--retry-failed", retry_failed or None)) if v is not None]
         if run_only:
             raise LosslabError(f"expected {run_only[0]} only when running a sweep, got it with `losslab sweep {what}`; drop it")
+        wrong = [(n, ok) for n, v, ok in (("--parquet", parquet, "export"), ("--csv", csv, "export"), ("--out", out_dir, "report"))
+                 if v is not None and ok != what]
+        if wrong:
+            raise LosslabError(f"expected {wrong[0][0]} only with `losslab sweep {wrong[0][1]}`, got it with `losslab sweep {what}`; "
+                               "drop it")
         if what == "status":
             _status(stores[0], as_json)
         elif what == "export":

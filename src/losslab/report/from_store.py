@@ -78,6 +78,7 @@ def results_from_store(store: str | Path):
     from .sections import draw
 
     identity, rows = read_rows(store)
+    rows = [r for r in rows if r["planned"]]  # the last run's grid
     if identity.get("kind") != "experiment":
         raise LosslabError(f"expected the store of an experiment sweep, got one of a {identity.get('kind')!r} sweep ({store}); "
                            "a report draws experiments: use losslab sweep export for other stores")
@@ -88,14 +89,24 @@ def results_from_store(store: str | Path):
                            "run the sweep first (losslab sweep CONFIG)")
     first = done[0]
     numbers = first["numbers"]
-    measured = _measured_type(experiment).from_dict(numbers["numbers"])
-    claims = tuple(Claim(c["key"], c["statement"], bool(c["holds"]), c["evidence"], dict(c.get("values", {})), c.get("plain", ""))
-                   for c in numbers["claims"])
-    result = Result(name=experiment.name, number=experiment.number, title=experiment.title, intro=experiment.intro,
-                    seed=first["seed"], quick=bool(identity.get("quick")), settings=numbers["settings"], seconds=first["seconds"] or 0.0,
+    try:
+        measured = _measured_type(experiment).from_dict(numbers["numbers"])
+        claims = tuple(Claim(c["key"], c["statement"], bool(c["holds"]), c["evidence"], dict(c.get("values", {})), c.get("plain", ""))
+                       for c in numbers["claims"])
+        settings = dict(numbers["settings"])
+    except (KeyError, TypeError, AttributeError) as err:
+        raise LosslabError(f"expected task {first['key']} in {store} to hold an experiment's numbers, claims and settings, got "
+                           f"{type(err).__name__}: {err} (a damaged store); rerun the sweep into a new store") from None
+    grid_keys = sorted({k for r in rows for k in r["settings"]} - set(_fixed(rows)))
+    failed = len(rows) - len(done)
+    intro = (f"Drawn from the sweep store {Path(store).name}: {len(rows)} runs, {len(done)} finished"
+             f"{f', {failed} failed or unfinished (not counted)' if failed else ''}. The figures and claims below are of one run "
+             f"({_grid_label(first['settings'], grid_keys)}, seed {first['seed']}, the first in the sweep's order); the last table "
+             f"gives every claim's rate over the sweep.\n\n{experiment.intro}")
+    result = Result(name=experiment.name, number=experiment.number, title=experiment.title, intro=intro,
+                    seed=first["seed"], quick=bool(identity.get("quick")), settings=settings, seconds=first["seconds"] or 0.0,
                     measured=measured, claims=claims)
     result = draw(result)
-    grid_keys = sorted({k for r in rows for k in r["settings"]} - set(_fixed(rows)))
     drawn = f" The figures above are of one run: {_grid_label(first['settings'], grid_keys)}, seed {first['seed']}."
     return dataclasses.replace(result, tables=(*result.tables, claim_rates(rows, grid_keys, drawn)))
 

@@ -71,6 +71,7 @@ def _die_with_parent(parent: int) -> None:
 def _init_local(parent: int, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
     global _STATE
     _die_with_parent(parent)
+    os.dup2(2, 1)  # what the user's code prints goes to stderr: the driver's stdout (e.g. --json) stays its own
     _STATE = _start_worker(payload_bytes, files, threads)
 
 
@@ -167,7 +168,7 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         return
     hostport = address.removeprefix("ray://")
     host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
         raise LosslabError(f"expected a Ray address HOST:PORT (e.g. 10.0.0.1:6379 or ray://10.0.0.1:10001), got {address!r}; "
                            "give the address `ray start --head` printed")
     try:

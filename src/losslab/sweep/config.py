@@ -195,6 +195,24 @@ def _file_spec(where: str, key: str, value: str, folder: Path) -> str:
     return f"{path}:{name}"
 
 
+def canonical(value: object) -> str:
+    """The canonical JSON of a grid point or value (sorted keys; NaN and ±inf as JSON's NaN/Infinity tokens, never strings)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def _plain(where: str, table: str, key: str, value: object) -> None:
+    """A setting's value must be what JSON holds (TOML dates and times are not: a task's settings are stored as JSON)."""
+    if isinstance(value, list):
+        for v in value:
+            _plain(where, table, key, v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _plain(where, table, key, v)
+    elif not (isinstance(value, (str, int, float, bool)) or value is None):
+        raise _bad(where, f"[{table}] {key}", "numbers, strings, booleans, or lists and tables of them", value,
+                   "write the value as a string, e.g. \"1979-05-27\"")
+
+
 def _grid(where: str, grid: Mapping) -> dict:
     out = {}
     for key, values in grid.items():
@@ -202,7 +220,8 @@ def _grid(where: str, grid: Mapping) -> dict:
             raise _bad(where, f"[grid] {key}", "to be a list of values", values, f"write e.g. {key} = [{values!r}]")
         if not values:
             raise _bad(where, f"[grid] {key}", "a non-empty list (an empty grid runs nothing)", values, "give at least one value")
-        texts = [json.dumps(v, sort_keys=True) for v in values]  # a task's key is its point's JSON: a repeat is the same task
+        _plain(where, "grid", key, values)
+        texts = [canonical(v) for v in values]  # a task's key is its point's JSON: a repeat is the same task
         if len(set(texts)) != len(texts):
             twice = next(v for v, t in zip(values, texts) if texts.count(t) > 1)
             raise _bad(where, f"[grid] {key}", "to hold distinct values (a repeated value is the same task)", values,
@@ -270,6 +289,8 @@ def parse_config(doc: Mapping, *, where: str = "config", folder: Path | None = N
         if table in doc and not isinstance(doc[table], Mapping):
             raise _bad(where, f"[{table}]", "to be a table", doc[table], f"write it as a [{table}] section")
     cfg = {"settings": dict(doc.get("settings", {})), "grid": _grid(where, doc.get("grid", {})), "quick": sweep.get("quick", False)}
+    for key, value in cfg["settings"].items():
+        _plain(where, "settings", key, value)
     twice = sorted(set(cfg["settings"]) & set(cfg["grid"]))
     if twice:
         raise _bad(where, f"[settings] {twice[0]}", "in [settings] or [grid], not both", twice[0], "keep one")

@@ -16,25 +16,43 @@ from .store import open_read_only
 __all__ = ["StoreSummary", "json_columns", "plane_slice", "read_rows", "summary", "to_frame", "to_parquet"]
 
 COLUMNS = ("key", "index", "seed", "status", "error", "attempts", "seconds", "host", "finished")
+RESERVED = {*COLUMNS, "planned", "numbers", "passed"}  # a setting or output of these names gets a prefix in to_frame
 
 
 def _meta(con) -> dict:
     return dict(con.execute("SELECT key, value FROM meta"))
 
 
+def _json(store: str | Path, what: str, text: str | None, default: object) -> object:
+    """``text`` decoded, or a one-line error naming the damaged part of the store."""
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise LosslabError(f"expected {what} in {str(store)!r} as JSON, got {text[:40]!r} (a damaged store); "
+                           "rerun the sweep into a new store") from None
+
+
 def _paths(store: str | Path) -> dict:
     con = open_read_only(store)
     try:
-        return json.loads(_meta(con).get("paths", "{}") or "{}")
+        return _json(store, "the files' paths", _meta(con).get("paths"), {})
     finally:
         con.close()
 
 
 def read_rows(store: str | Path) -> tuple[dict, list[dict]]:
-    """``(identity, rows)``: the store's sweep identity and its rows in task order, settings and numbers decoded from JSON."""
+    """``(identity, rows)``: the store's sweep identity and its rows in task order, settings and numbers decoded from JSON.
+
+    Each row has ``planned``: whether its task is in the config of the store's last run (a grid that
+    shrank, or other seeds, leave rows of earlier runs, which stay readable).
+    """
     con = open_read_only(store)
     try:
         meta = _meta(con)
+        has_planned = con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'planned'").fetchone()[0]
+        planned = {k for (k,) in con.execute("SELECT key FROM planned")} if has_planned else None
         raw = con.execute("SELECT key, idx, seed, status, error, attempts, seconds, host, finished, settings, numbers "
                           "FROM tasks ORDER BY idx, key").fetchall()
     finally:
@@ -42,38 +60,55 @@ def read_rows(store: str | Path) -> tuple[dict, list[dict]]:
     rows = []
     for r in raw:
         row = dict(zip(COLUMNS, r[:9]))
-        row["settings"] = json.loads(r[9]) if r[9] else {}
-        row["numbers"] = json.loads(r[10]) if r[10] else None
+        row["settings"] = _json(store, f"the settings of task {r[0]}", r[9], {})
+        row["numbers"] = _json(store, f"the numbers of task {r[0]}", r[10], None)
+        row["planned"] = planned is None or not planned or r[0] in planned
         rows.append(row)
-    return json.loads(meta.get("identity", "{}")), rows
+    identity = _json(store, "the sweep's identity", meta.get("identity"), {})
+    if not isinstance(identity, dict):
+        raise LosslabError(f"expected the sweep's identity in {str(store)!r} as a JSON object, got {identity!r} (a damaged store); "
+                           "rerun the sweep into a new store")
+    return identity, rows
 
 
 def _scalar(v: object) -> bool:
     return isinstance(v, (bool, int, float, str)) or v is None
 
 
+_NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+
+
+def _number(v: object) -> object:
+    """A flattened output: the strings "nan", "inf", "-inf" (how JSON holds them, see jsonable) back as floats."""
+    return _NONFINITE.get(v, v) if isinstance(v, str) else v
+
+
 def to_frame(store: str | Path):
     """The store as a :class:`pandas.DataFrame`, one row per task, in task order.
 
     Columns: ``key, index, seed, status, error, attempts, seconds, host, finished`` (a UTC timestamp),
-    one column per setting (the grid point's values; lists stay lists), ``numbers`` (the decoded
-    JSON), and flattened from it: for an experiment sweep ``passed`` and ``claim.<key>`` (bool per
-    claim); for a function sweep each top-level scalar the analysis returned (as ``out.<name>`` when
-    a setting has the same name). NaN and ±inf numbers are the strings "nan", "inf", "-inf" in ``numbers``.
+    ``planned`` (the task is in the last run's config), one column per setting (the grid point's
+    values; lists stay lists; ``setting.<name>`` for a name above), ``numbers`` (the decoded JSON),
+    and flattened from it: for an experiment sweep ``passed`` and ``claim.<key>`` (bool per claim);
+    for a function sweep each top-level scalar the analysis returned (``out.<name>`` when a setting
+    or a column above has the same name), with "nan", "inf", "-inf" as floats. Inside ``numbers``,
+    NaN and ±inf stay the strings "nan", "inf", "-inf" (JSON has no such numbers).
     """
     import pandas as pd
 
     identity, rows = read_rows(store)
+    task_kind = identity.get("kind")
     records = []
     for row in rows:
         rec = {k: row[k] for k in COLUMNS}
-        rec.update({k: v for k, v in row["settings"].items() if k not in COLUMNS and k != "rows"})
+        rec["planned"] = row["planned"]
+        rec.update({(f"setting.{k}" if k in RESERVED else k): v for k, v in row["settings"].items() if task_kind != "plane"})
         numbers = row["numbers"]
         if identity.get("kind") == "experiment" and isinstance(numbers, dict):
             rec["passed"] = numbers.get("passed")
             rec.update({f"claim.{c['key']}": c["holds"] for c in numbers.get("claims", [])})
         elif identity.get("kind") == "function" and isinstance(numbers, dict):
-            rec.update({(f"out.{k}" if k in rec else k): v for k, v in numbers.items() if _scalar(v)})
+            rec.update({(f"out.{k}" if k in rec or k in RESERVED else k): _number(v) for k, v in numbers.items() if _scalar(v)})
         rec["numbers"] = numbers
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
@@ -114,7 +149,9 @@ class StoreSummary:
 
     Attributes:
         identity: the sweep (kind, target, …); planned: tasks in the config of its last run.
-        done, failed: rows finished / failed twice; retrying: rows failed once, to be retried.
+        done, failed: its rows finished / failed twice; retrying: its rows failed once, to be retried
+        (all counts but ``earlier`` are of the planned tasks' rows).
+        earlier: rows of tasks not in the last run's config (a grid that shrank, other seeds); kept, readable.
         seconds: summed task time (s); mean_seconds: per done task; hosts: rows per host.
         first, last: Unix times of the first and last finished rows; errors: (error, count), commonest first.
     """
@@ -130,6 +167,7 @@ class StoreSummary:
     first: float | None
     last: float | None
     errors: list
+    earlier: int = 0
 
 
 def summary(store: str | Path) -> StoreSummary:
@@ -137,9 +175,14 @@ def summary(store: str | Path) -> StoreSummary:
     identity, rows = read_rows(store)
     con = open_read_only(store)
     try:
-        planned = int(_meta(con).get("planned", "0") or 0)
+        text = _meta(con).get("planned", "0") or "0"
     finally:
         con.close()
+    if not text.isdigit():
+        raise LosslabError(f"expected the planned task count in {str(store)!r} as a number, got {text[:40]!r} (a damaged store); "
+                           "rerun the sweep into a new store")
+    planned, earlier = int(text), sum(not r["planned"] for r in rows)
+    rows = [r for r in rows if r["planned"]]
     done = [r for r in rows if r["status"] == "done"]
     failed = [r for r in rows if r["status"] == "failed" and r["attempts"] >= 2]
     times = [r["finished"] for r in rows if r["finished"] is not None]
@@ -148,7 +191,7 @@ def summary(store: str | Path) -> StoreSummary:
         retrying=sum(r["status"] == "failed" and r["attempts"] < 2 for r in rows),
         seconds=sum(r["seconds"] or 0.0 for r in rows), mean_seconds=(sum(r["seconds"] for r in done) / len(done)) if done else 0.0,
         hosts=dict(Counter(r["host"] for r in rows)), first=min(times) if times else None, last=max(times) if times else None,
-        errors=Counter(r["error"] for r in rows if r["error"]).most_common(3),
+        errors=Counter(r["error"] for r in rows if r["error"]).most_common(3), earlier=earlier,
     )
 
 
@@ -165,7 +208,7 @@ def plane_slice(store: str | Path):
 
     from ..landscape.slices import PlaneSlice
     from .config import SweepConfig
-    from .runner import plane_parts
+    from .runner import plane_fingerprint, plane_parts
     from .tasks import make_tasks
 
     identity, rows = read_rows(store)
@@ -183,6 +226,15 @@ def plane_slice(store: str | Path):
         raise LosslabError(f"expected every tile of the plane in {str(store)!r}, got {len(missing)} missing (rows {missing[0].rows} "
                            "first); run the sweep again to finish it")
     parts = plane_parts(config)[1]
+    con = open_read_only(store)
+    try:
+        recorded = _meta(con).get("plane")
+    finally:
+        con.close()
+    if recorded is not None and recorded != plane_fingerprint(parts):
+        raise LosslabError(f"expected {config.target.rpartition(':')[0]} to give the plane's centre and directions as when the sweep in "
+                           f"{str(store)!r} ran, got others (problem() is not deterministic); seed its initialisation or return "
+                           "(problem, center), and rerun the sweep into a new store")
     losses = torch.empty(plane["steps"], plane["steps"], dtype=torch.float64)
     for numbers in done.values():
         a, b = numbers["rows"]

@@ -8,6 +8,7 @@ kill, the same call runs only what is missing (see :mod:`losslab.sweep.store`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import pickle
 import time
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from .._user_code import import_user_file, short_error, where_in
 from .backends import LocalPool, RayPool, check_ray_address, cpu_count
 from .config import BACKENDS, SweepConfig, load_config
 from .store import Store
-from .tasks import Payload, Task, make_tasks
+from .tasks import Payload, Task, make_tasks, seed_globals
 
 __all__ = ["SweepRun", "run"]
 
@@ -70,6 +71,23 @@ def _function_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
     return files, parts
 
 
+def _seeded_call(fn, seed: int):
+    """``fn()`` with the global RNGs seeded by ``seed``; the caller's RNG states are restored afterwards."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            seed_globals(seed)
+            return fn()
+    finally:
+        np.random.set_state(states[0])
+        random.setstate(states[1])
+
+
 def plane_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
     """The plane's problem, centre, directions (2, p) and coordinates (steps,), as the sweep evaluates them."""
     import torch
@@ -82,8 +100,9 @@ def plane_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
     if not callable(fn):
         raise LosslabError(f"expected [sweep] plane {Path(file).name}:{name} to be a function returning a losslab Problem, got "
                            f"{type(fn).__name__}; check the name")
+    seed = config.seeds[0]
     try:
-        made = fn()
+        made = _seeded_call(fn, seed)  # an unseeded initialisation in problem() is the same at every call (resume, plane_slice)
     except (Exception, SystemExit) as err:
         raise LosslabError(f"expected [sweep] plane {Path(file).name}:{name}() to return a losslab Problem, got {short_error(err)}"
                            f"{where_in(err, Path(file))}") from None
@@ -91,16 +110,31 @@ def plane_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
     if not isinstance(problem, Problem):
         raise LosslabError(f"expected [sweep] plane {Path(file).name}:{name}() to return a losslab Problem or (Problem, center), "
                            f"got {type(made).__name__}; build it with losslab.Problem(model, data)")
-    seed = config.seeds[0]
-    center = problem.default_theta(seed) if center is None else problem.as_theta(center, "center")
-    d1, d2 = plane_directions(problem, center, seed)
+    try:
+        center = problem.default_theta(seed) if center is None else problem.as_theta(center, "center")
+        d1, d2 = plane_directions(problem, center, seed)
+    except LosslabError as err:
+        raise LosslabError(f"[sweep] plane {Path(file).name}:{name}(): {err}") from None
+    cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))
+    if not abs(cosine) < 1 - 1e-9:
+        raise LosslabError(f"expected two independent plane directions, got parallel ones (cosine {cosine:.12g}; the problem has "
+                           f"{problem.n_params} parameter(s)): the plane is a line; use losslab.landscape.line")
     alphas = plane_coordinates(config.plane["steps"], config.plane["span"], problem.dtype).to(problem.device)
     return (file,), {"problem": problem, "center": center, "directions": torch.stack([d1, d2]), "coordinates": alphas}
 
 
-def build_payload(config: SweepConfig) -> tuple[bytes, tuple[str, ...]]:
-    """The pickled payload every worker gets, and the user files a worker imports before unpickling it."""
-    files, parts = {"experiment": lambda c: ((), {}), "function": _function_parts, "plane": plane_parts}[config.kind](config)
+def plane_fingerprint(parts: dict) -> str:
+    """SHA-256 (16 hex digits) of a plane's centre, directions and coordinates: the points its tiles evaluate."""
+    digest = hashlib.sha256()
+    for key in ("center", "directions", "coordinates"):
+        digest.update(parts[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def build_payload(config: SweepConfig, built: tuple | None = None) -> tuple[bytes, tuple[str, ...]]:
+    """The pickled payload every worker gets, and the user files a worker imports before unpickling it (``built``: the parts)."""
+    parts_of = {"experiment": lambda c: ((), {}), "function": _function_parts, "plane": plane_parts}[config.kind]
+    files, parts = built if built is not None else parts_of(config)
     payload = Payload(kind=config.kind, target=config.target, quick=config.quick, files=files, threads=config.threads, **parts)
     try:
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), files
@@ -150,26 +184,42 @@ def run(config: SweepConfig | str | Path, *, backend: str | None = None, address
     Raises:
         LosslabError: a bad config, an unwritable or busy store, a store of another sweep, an unreachable Ray address.
     """
+    if not isinstance(config, (SweepConfig, str, Path)) or config == "":
+        raise LosslabError(f"expected a sweep config file (a TOML path) or a SweepConfig, got {type(config).__name__} {config!r}; "
+                           "e.g. losslab.sweep.run('study.toml')")
+    for name, value, kinds in (("backend", backend, str), ("address", address, str), ("store", store, (str, Path))):
+        if value is not None and not isinstance(value, kinds):
+            raise LosslabError(f"expected {name} as a string, got {type(value).__name__} {value!r}; e.g. {name}='…'")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 100_000):
+        raise LosslabError(f"expected workers as an integer from 1 to 100000 (or 0: every CPU), got {workers!r}; e.g. workers=2")
     config = config if isinstance(config, SweepConfig) else load_config(config)
     config = replace(config, backend=choice("backend", backend, BACKENDS) if backend is not None else config.backend,
                      address=config.address if address is None else address, store=Path(store) if store is not None else config.store,
-                     workers=config.workers if workers is None else int(workers))
+                     workers=config.workers if workers is None else workers)
     if config.address and config.backend != "ray":
         raise LosslabError(f"expected an address only with the ray backend, got --address {config.address} with backend "
                            f"{config.backend!r}; add --backend ray")
     if config.backend == "ray" and config.address:
         check_ray_address(config.address)
-    if config.workers < 0:
-        raise LosslabError(f"expected workers ≥ 1 (or 0: every CPU), got {config.workers}; pass e.g. --workers 2")
+    if config.backend == "local" and config.workers > 4 * cpu_count():
+        raise LosslabError(f"expected at most {4 * cpu_count()} local workers (4 per CPU of this machine), got {config.workers}; more "
+                           "processes than CPUs only compete: lower --workers, or use --backend ray to reach other machines")
     tasks = make_tasks(config)
     start = time.perf_counter()
-    with Store(config.store, config.identity(), config_text=config.text, planned=len(tasks), paths=config.paths()) as db:
+    with Store(config.store, config.identity(), config_text=config.text, planned=len(tasks), paths=config.paths(),
+               keys=[t.key for t in tasks]) as db:
         if retry_failed:
             db.reset_failed()
         seen = db.attempts()
         todo = [t for t in tasks if t.key not in seen or (seen[t.key][0] == "failed" and seen[t.key][1] < ATTEMPTS)]
         tries = {t.key: seen.get(t.key, ("", 0))[1] for t in todo}
-        counts = _drive(config, db, todo, tries, progress, skipped=len(tasks) - len(todo))
+        built = None
+        if config.kind == "plane":  # the points of the tiles done before and now must be the same
+            built = plane_parts(config)
+            db.check_meta("plane", plane_fingerprint(built[1]), "plane centre and directions (its problem() returned another "
+                          "centre or model than when the store's tiles were computed: seed its initialisation, or return "
+                          "(problem, center))")
+        counts = _drive(config, db, todo, tries, progress, skipped=len(tasks) - len(todo), built=built)
     waiting = {t.key for t in todo}
     failed_before = sum(seen.get(t.key, ("", 0))[0] == "failed" and t.key not in waiting for t in tasks)
     return SweepRun(store=config.store, total=len(tasks), skipped=len(tasks) - len(todo), done=counts[0], failed=counts[1],
@@ -177,10 +227,11 @@ def run(config: SweepConfig | str | Path, *, backend: str | None = None, address
                     seconds=time.perf_counter() - start, backend=config.backend, workers=counts[2])
 
 
-def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, int], progress: bool, skipped: int) -> tuple[int, int, int]:
+def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, int], progress: bool, skipped: int,
+           built: tuple | None) -> tuple[int, int, int]:
     if not todo:
         return 0, 0, 0
-    payload, files = build_payload(config)
+    payload, files = build_payload(config, built)
     workers = config.workers or cpu_count()
     if config.backend == "ray":
         pool = RayPool(payload, files, workers=config.workers, threads=config.threads, address=config.address)

@@ -3,6 +3,7 @@
 Schema::
 
     meta(key TEXT PRIMARY KEY, value TEXT)       -- identity (JSON), config text, planned task count, paths of the user's files, created
+    planned(key TEXT PRIMARY KEY)                -- the task keys of the last run's config (rows of earlier grids may remain)
     tasks(key TEXT PRIMARY KEY,                  -- Task.key: SHA-256 of the grid point and seed (or the tile's rows)
           idx INTEGER, settings TEXT, seed INTEGER,  -- the task (settings as JSON)
           status TEXT,                           -- 'done' or 'failed'
@@ -44,6 +45,7 @@ __all__ = ["Store", "open_read_only"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS planned(key TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS tasks(key TEXT PRIMARY KEY, idx INTEGER, settings TEXT, seed INTEGER, status TEXT NOT NULL,
     numbers TEXT, error TEXT, attempts INTEGER NOT NULL, seconds REAL, host TEXT, finished REAL);
 """
@@ -56,7 +58,7 @@ def _lock(path: Path):
         import fcntl
     except ModuleNotFoundError:  # not POSIX
         return None
-    lock_path = Path(f"{path}.lock")
+    lock_path = Path(f"{path.resolve()}.lock")  # resolved: a symlink to the store locks the same file
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
@@ -87,7 +89,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Store:
     """The open store of a running sweep (see the module docstring); use as a context manager."""
 
-    def __init__(self, path: str | Path, identity: dict, *, config_text: str = "", planned: int = 0, paths: dict | None = None) -> None:
+    def __init__(self, path: str | Path, identity: dict, *, config_text: str = "", planned: int = 0, paths: dict | None = None,
+                 keys: list[str] | None = None) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise LosslabError(f"expected the store to be a file, got a folder {str(self.path)!r}; {_FIX}")
@@ -100,6 +103,11 @@ class Store:
             self.con.executescript(_SCHEMA)
             self._check_identity(identity)
             self._put_meta(config=config_text, planned=str(planned), paths=json.dumps(paths or {}))
+            if keys is not None:
+                with self.con:
+                    self.con.execute("BEGIN IMMEDIATE")
+                    self.con.execute("DELETE FROM planned")
+                    self.con.executemany("INSERT OR IGNORE INTO planned VALUES (?)", ((k,) for k in keys))
         except sqlite3.Error as err:
             self.close()
             raise LosslabError(f"expected a writable SQLite store, got {str(self.path)!r} ({err}); {_FIX}") from None
@@ -121,10 +129,23 @@ class Store:
         elif row[0] != mine and self.con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0:
             self._put_meta(identity=mine)  # no row yet (its run stopped before a task finished, e.g. at a typo): nobody's
         elif row[0] != mine:
-            theirs = json.loads(row[0])
+            try:
+                theirs = json.loads(row[0])
+            except ValueError:
+                raise LosslabError(f"expected store {str(self.path)!r} to record its sweep as JSON, got {row[0][:40]!r} (a damaged "
+                                   f"store); {_FIX}") from None
+            theirs = theirs if isinstance(theirs, dict) else {"identity": theirs}
             differ = sorted(k for k in {*theirs, *identity} if theirs.get(k) != identity.get(k))
             raise LosslabError(f"expected store {str(self.path)!r} to hold this sweep, got one of another sweep (they differ in "
                                f"{', '.join(f'{k}: {_shown(theirs, k)} vs {_shown(identity, k)}' for k in differ)}); {_FIX}")
+
+    def check_meta(self, key: str, value: str, what: str) -> None:
+        """Record ``value`` under ``key`` at a store's first run; later runs must bring the same (else a one-line error on ``what``)."""
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None or self.con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0:
+            self._put_meta(**{key: value})
+        elif row[0] != value:
+            raise LosslabError(f"expected the same {what} as the store {str(self.path)!r} was computed with, got another; {_FIX}")
 
     def attempts(self) -> dict[str, tuple[str, int]]:
         """Task key → (status, attempts) of every row."""
@@ -138,7 +159,8 @@ class Store:
         with self.con:
             self.con.execute("BEGIN IMMEDIATE")
             self.con.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                             "idx = excluded.idx, status = excluded.status, numbers = excluded.numbers, error = excluded.error, "
+                             "idx = excluded.idx, settings = excluded.settings, seed = excluded.seed, status = excluded.status, "
+                             "numbers = excluded.numbers, error = excluded.error, "
                              "attempts = excluded.attempts, seconds = excluded.seconds, host = excluded.host, "
                              "finished = excluded.finished", row)
 

@@ -10,7 +10,9 @@
   argument, or as one object in Ray's object store that every actor reads at start.
 * :func:`execute`: run one task in a worker, never raising: the outcome holds the numbers as JSON
   or the error as one line. Before each task the global RNGs (torch, NumPy, random) are seeded with
-  the task's seed, so a task gives the same numbers whichever worker, backend or order runs it.
+  the task's seed, and torch's threads, default dtype and grad mode are reset, so a task gives the
+  same numbers whichever worker, backend or order runs it. The data a factory built is shared by a
+  worker's tasks: an analysis must not change it in place (its next task would see the change).
 """
 
 from __future__ import annotations
@@ -30,15 +32,14 @@ import torch
 
 from .._jsonable import jsonable
 from .._user_code import import_user_file, short_error
-from .config import SweepConfig, experiment_overrides
+from .config import SweepConfig, canonical, experiment_overrides
 
-__all__ = ["Outcome", "Payload", "Task", "execute", "make_tasks", "prepare_worker", "task_key"]
+__all__ = ["Outcome", "Payload", "Task", "execute", "make_tasks", "prepare_worker", "seed_globals", "task_key"]
 
 
 def task_key(point: dict) -> str:
-    """16 hex digits of SHA-256 of the canonical JSON of ``point`` (sorted keys, no spaces)."""
-    text = json.dumps(jsonable(point), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """16 hex digits of SHA-256 of the canonical JSON of ``point`` (:func:`~losslab.sweep.config.canonical`: NaN is not "nan")."""
+    return hashlib.sha256(canonical(point).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Payload:
         return self
 
 
-def _seed_globals(seed: int) -> None:
+def seed_globals(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
@@ -158,8 +159,11 @@ def execute(payload: Payload, task: Task) -> Outcome:
     """Run ``task`` and return its :class:`Outcome`; an exception becomes the outcome's one-line error."""
     start = time.perf_counter()
     try:
+        torch.set_num_threads(payload.threads)  # torch's state as every task starts, whatever an earlier task changed
+        torch.set_default_dtype(torch.float32)
+        torch.set_grad_enabled(True)
         if task.seed is not None:
-            _seed_globals(task.seed)
+            seed_globals(task.seed)
         numbers = json.dumps(jsonable(_RUN[payload.kind](payload, task)), allow_nan=False)
         error = ""
     except (Exception, SystemExit) as err:  # the task's own failure: recorded, retried once, the sweep goes on
