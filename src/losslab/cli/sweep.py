@@ -95,7 +95,7 @@ def _status(store: str, as_json: bool) -> None:
     table = Table(show_header=False, title=f"sweep store {escape(store)}")
     rows = [("sweep", f"{ident.get('kind')} {ident.get('target')}" + (" (quick)" if ident.get("quick") else "")),
             ("tasks", f"{s.planned} planned: {s.done} done, {s.failed} failed twice, {s.retrying} failed once, {remaining} to run"),
-            ("time", f"{s.seconds:.1f} s of task time, {s.mean_seconds:.3g} s per done task"),
+            ("time", f"{s.seconds:.3g} s of task time, {s.mean_seconds:.3g} s per done task"),
             ("hosts", ", ".join(f"{h} ({n})" for h, n in s.hosts.items()) or "—"),
             ("finished", f"first {_when(s.first)}, last {_when(s.last)}")]
     if s.earlier:

@@ -14,7 +14,7 @@ Three kinds of sweep, chosen by which key of ``[sweep]`` is given::
     ks = [[6, 8], [10, 12]]                   width = [16, 32, 64]
 
 * ``experiment``: one run of the experiment per (grid point, seed); the grid and ``[settings]`` name
-  its settings (``losslab experiment NAME --help`` lists them).
+  its settings (``losslab experiment NAME --show-settings`` lists them).
 * ``function``: the user's ``analyse(data, *, seed, **settings) -> dict`` per (grid point, seed);
   ``data`` is what ``factory()`` returns, built once by the driver and shipped once to each
   worker (without ``factory``: ``analyse(*, seed, **settings)``).
