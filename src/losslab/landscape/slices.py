@@ -34,7 +34,8 @@ from .evaluate import combine, evaluate_combinations
 from .quadratic import exact_quadratic_reason, quadratic_coefficients, quadratic_values
 from .slice_files import FORMAT_VERSION, load_npz, save_npz, slice_kind
 
-__all__ = ["METHODS", "LineSlice", "PlaneSlice", "line", "line_coordinates", "load_slice", "plane", "plane_coordinates", "plane_directions"]
+__all__ = ["METHODS", "LineSlice", "PlaneSlice", "directions_cosine", "line", "line_coordinates", "load_slice", "plane",
+           "plane_coordinates", "plane_directions"]
 
 METHODS = ("auto", "grid", "exact quadratic")
 
@@ -234,6 +235,11 @@ def plane_directions(problem: Problem, center: torch.Tensor, seed: int) -> tuple
     return filter_normalized(problem, center, drawn[0]), filter_normalized(problem, center, drawn[1])
 
 
+def directions_cosine(d1: torch.Tensor, d2: torch.Tensor) -> float:
+    """cos∠(d1, d2) = ⟨d1, d2⟩ / (‖d1‖‖d2‖), in float64; ±1 for parallel directions, whose plane is a line."""
+    return float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))
+
+
 def plane(
     problem: Problem,
     center: object,
@@ -286,7 +292,7 @@ def plane(
         drawn = plane_directions(problem, center, seed)
     d1 = drawn[0] if d1 is None else as_direction(problem, d1, "d1")
     d2 = drawn[1] if d2 is None else as_direction(problem, d2, "d2")
-    cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))
+    cosine = directions_cosine(d1, d2)
     if abs(cosine) > 1 - 1e-9:
         raise LosslabError(f"expected two independent directions d1 and d2, got parallel ones (cosine {cosine:.12g}): the plane is a line; "
                            "pass another d2, or use line()")

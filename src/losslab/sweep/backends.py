@@ -46,9 +46,7 @@ def _start_worker(payload_bytes: bytes, files: tuple[str, ...], threads: int) ->
 
 
 def _execute(state: Payload | str, task: Task) -> Outcome:
-    if isinstance(state, str):
-        return Outcome(task.key, "", state, 0.0, socket.gethostname())
-    return execute(state, task)
+    return _lost(task, state) if isinstance(state, str) else execute(state, task)
 
 
 def cpu_count() -> int:

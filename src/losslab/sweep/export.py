@@ -23,6 +23,15 @@ def _meta(con) -> dict:
     return dict(con.execute("SELECT key, value FROM meta"))
 
 
+def read_meta(store: str | Path) -> dict:
+    """The store's meta table (identity, config, planned, paths, plane, created) as text values."""
+    con = open_read_only(store)
+    try:
+        return _meta(con)
+    finally:
+        con.close()
+
+
 def _json(store: str | Path, what: str, text: str | None, default: object) -> object:
     """``text`` decoded, or a one-line error naming the damaged part of the store."""
     if not text:
@@ -32,14 +41,6 @@ def _json(store: str | Path, what: str, text: str | None, default: object) -> ob
     except ValueError:
         raise LosslabError(f"expected {what} in {str(store)!r} as JSON, got {text[:40]!r} (a damaged store); "
                            "rerun the sweep into a new store") from None
-
-
-def _paths(store: str | Path) -> dict:
-    con = open_read_only(store)
-    try:
-        return _json(store, "the files' paths", _meta(con).get("paths"), {})
-    finally:
-        con.close()
 
 
 def read_rows(store: str | Path) -> tuple[dict, list[dict]]:
@@ -104,10 +105,10 @@ def to_frame(store: str | Path):
         rec["planned"] = row["planned"]
         rec.update({(f"setting.{k}" if k in RESERVED else k): v for k, v in row["settings"].items() if task_kind != "plane"})
         numbers = row["numbers"]
-        if identity.get("kind") == "experiment" and isinstance(numbers, dict):
+        if task_kind == "experiment" and isinstance(numbers, dict):
             rec["passed"] = numbers.get("passed")
             rec.update({f"claim.{c['key']}": c["holds"] for c in numbers.get("claims", [])})
-        elif identity.get("kind") == "function" and isinstance(numbers, dict):
+        elif task_kind == "function" and isinstance(numbers, dict):
             rec.update({(f"out.{k}" if k in rec or k in RESERVED else k): _number(v) for k, v in numbers.items() if _scalar(v)})
         rec["numbers"] = numbers
         records.append(rec)
@@ -173,11 +174,7 @@ class StoreSummary:
 def summary(store: str | Path) -> StoreSummary:
     """A :class:`StoreSummary` of ``store``."""
     identity, rows = read_rows(store)
-    con = open_read_only(store)
-    try:
-        text = _meta(con).get("planned", "0") or "0"
-    finally:
-        con.close()
+    text = read_meta(store).get("planned", "0") or "0"
     if not text.isdigit():
         raise LosslabError(f"expected the planned task count in {str(store)!r} as a number, got {text[:40]!r} (a damaged store); "
                            "rerun the sweep into a new store")
@@ -215,8 +212,10 @@ def plane_slice(store: str | Path):
     if identity.get("kind") != "plane":
         raise LosslabError(f"expected the store of a plane sweep, got one of a {identity.get('kind')!r} sweep; "
                            "use losslab.sweep.to_frame for its rows")
+    meta = read_meta(store)
+    target = _json(store, "the files' paths", meta.get("paths"), {}).get("target", "")
     plane = {k: identity[k] for k in ("steps", "span", "tile_rows")}
-    config = SweepConfig(kind="plane", target=_paths(store).get("target", ""), store=Path(store), seeds=(identity["seed"],), plane=plane)
+    config = SweepConfig(kind="plane", target=target, store=Path(store), seeds=(identity["seed"],), plane=plane)
     if config.identity()["code"] != identity["code"]:
         raise LosslabError(f"expected {config.target.rpartition(':')[0]} as the plane sweep in {str(store)!r} ran it, got the file "
                            "changed since; the tiles are of the old file: restore it, or run the sweep again into a new store")
@@ -226,11 +225,7 @@ def plane_slice(store: str | Path):
         raise LosslabError(f"expected every tile of the plane in {str(store)!r}, got {len(missing)} missing (rows {missing[0].rows} "
                            "first); run the sweep again to finish it")
     parts = plane_parts(config)[1]
-    con = open_read_only(store)
-    try:
-        recorded = _meta(con).get("plane")
-    finally:
-        con.close()
+    recorded = meta.get("plane")
     if recorded is not None and recorded != plane_fingerprint(parts):
         raise LosslabError(f"expected {config.target.rpartition(':')[0]} to give the plane's centre and directions as when the sweep in "
                            f"{str(store)!r} ran, got others (problem() is not deterministic); seed its initialisation or return "

@@ -92,7 +92,7 @@ def plane_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
     """The plane's problem, centre, directions (2, p) and coordinates (steps,), as the sweep evaluates them."""
     import torch
 
-    from ..landscape.slices import plane_coordinates, plane_directions
+    from ..landscape.slices import directions_cosine, plane_coordinates, plane_directions
     from ..problem import Problem
 
     file, _, name = config.target.rpartition(":")
@@ -115,7 +115,7 @@ def plane_parts(config: SweepConfig) -> tuple[tuple[str, ...], dict]:
         d1, d2 = plane_directions(problem, center, seed)
     except LosslabError as err:
         raise LosslabError(f"[sweep] plane {Path(file).name}:{name}(): {err}") from None
-    cosine = float(torch.dot(d1.double(), d2.double()) / (d1.double().norm() * d2.double().norm()))
+    cosine = directions_cosine(d1, d2)
     if not abs(cosine) < 1 - 1e-9:
         raise LosslabError(f"expected two independent plane directions, got parallel ones (cosine {cosine:.12g}; the problem has "
                            f"{problem.n_params} parameter(s)): the plane is a line; use losslab.landscape.line")

@@ -121,30 +121,35 @@ class Store:
             self.con.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                                  list(values.items()))
 
+    def _claim(self, key: str, value: str) -> str | None:
+        """Record ``value`` under ``key`` in meta, unless the store's rows were computed with another: then return that one.
+
+        A store without rows takes the new value (its last run stopped before a task finished, e.g. at a typo: nobody's)."""
+        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None and row[0] != value and self.con.execute("SELECT count(*) FROM tasks").fetchone()[0]:
+            return row[0]
+        if row is None or row[0] != value:
+            self._put_meta(**{key: value})
+        return None
+
     def _check_identity(self, identity: dict) -> None:
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
-        mine = json.dumps(identity, sort_keys=True)
-        if row is None:
-            self._put_meta(identity=mine, created=str(time.time()))
-        elif row[0] != mine and self.con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0:
-            self._put_meta(identity=mine)  # no row yet (its run stopped before a task finished, e.g. at a typo): nobody's
-        elif row[0] != mine:
-            try:
-                theirs = json.loads(row[0])
-            except ValueError:
-                raise LosslabError(f"expected store {str(self.path)!r} to record its sweep as JSON, got {row[0][:40]!r} (a damaged "
-                                   f"store); {_FIX}") from None
-            theirs = theirs if isinstance(theirs, dict) else {"identity": theirs}
-            differ = sorted(k for k in {*theirs, *identity} if theirs.get(k) != identity.get(k))
-            raise LosslabError(f"expected store {str(self.path)!r} to hold this sweep, got one of another sweep (they differ in "
-                               f"{', '.join(f'{k}: {_shown(theirs, k)} vs {_shown(identity, k)}' for k in differ)}); {_FIX}")
+        self.con.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+        recorded = self._claim("identity", json.dumps(identity, sort_keys=True))
+        if recorded is None:
+            return
+        try:
+            theirs = json.loads(recorded)
+        except ValueError:
+            raise LosslabError(f"expected store {str(self.path)!r} to record its sweep as JSON, got {recorded[:40]!r} (a damaged "
+                               f"store); {_FIX}") from None
+        theirs = theirs if isinstance(theirs, dict) else {"identity": theirs}
+        differ = sorted(k for k in {*theirs, *identity} if theirs.get(k) != identity.get(k))
+        raise LosslabError(f"expected store {str(self.path)!r} to hold this sweep, got one of another sweep (they differ in "
+                           f"{', '.join(f'{k}: {_shown(theirs, k)} vs {_shown(identity, k)}' for k in differ)}); {_FIX}")
 
     def check_meta(self, key: str, value: str, what: str) -> None:
         """Record ``value`` under ``key`` at a store's first run; later runs must bring the same (else a one-line error on ``what``)."""
-        row = self.con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        if row is None or self.con.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0:
-            self._put_meta(**{key: value})
-        elif row[0] != value:
+        if self._claim(key, value) is not None:
             raise LosslabError(f"expected the same {what} as the store {str(self.path)!r} was computed with, got another; {_FIX}")
 
     def attempts(self) -> dict[str, tuple[str, int]]:
