@@ -104,6 +104,19 @@ def rounds(problem: Problem, settings: dict, count: int) -> dict[str, list[tuple
     return times
 
 
+def print_load_table(quiet: dict, loaded: dict, names, *, unit: str) -> None:
+    """The quiet/loaded table of median wall (CPU) times per setting (in s, or ms with ``unit="ms"``), and the ratio of the
+    first two settings' loaded walls (threads=None over threads="auto")."""
+    scale, digits = (1e3, 0) if unit == "ms" else (1.0, 2)
+    print(f"\n| setting | quiet: wall (CPU) {unit} | loaded: wall (CPU) {unit} | loaded / quiet |\n|---|---|---|---|")
+    for name in names:
+        q, qc = (statistics.median(v) * scale for v in zip(*quiet[name]))
+        lo, lc = (statistics.median(v) * scale for v in zip(*loaded[name]))
+        print(f"| {name} | {q:.{digits}f} ({qc:.{digits}f}) | {lo:.{digits}f} ({lc:.{digits}f}) | {lo / q:.1f}× |")
+    before, after = (statistics.median(w for w, _ in loaded[n]) for n in names)
+    print(f"loaded: threads=None / threads=\"auto\" = {before / after:.1f}×; medians of interleaved rounds")
+
+
 def verdicts(report) -> str:
     parts = ", ".join(f"{g} {r.verdict}" for g, r in report.by_group.items())
     return f"joint {report.verdict}; {parts}"
@@ -127,13 +140,7 @@ def main() -> None:
         loaded = rounds(problem, settings, args.loaded_rounds)
     finally:
         stop_load(procs)
-    print("\n| setting | quiet: wall (CPU) s | loaded: wall (CPU) s | loaded / quiet |\n|---|---|---|---|")
-    for name in settings:
-        q, qc = (statistics.median(v) for v in zip(*quiet[name]))
-        lo, lc = (statistics.median(v) for v in zip(*loaded[name]))
-        print(f"| {name} | {q:.2f} ({qc:.2f}) | {lo:.2f} ({lc:.2f}) | {lo / q:.1f}× |")
-    before, after = (statistics.median(w for w, _ in loaded[n]) for n in settings)
-    print(f"loaded: threads=None / threads=\"auto\" = {before / after:.1f}×; medians of interleaved rounds")
+    print_load_table(quiet, loaded, settings, unit="s")
     print(f"torch threads after the benchmark: {torch.get_num_threads()}")
 
 

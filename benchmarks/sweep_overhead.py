@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import Log
 
 from losslab import sweep
 from losslab._user_code import import_user_file
@@ -92,17 +93,6 @@ def config_text(seeds: int, steps: int) -> str:
         [grid]
         lr = [0.02, 0.05, 0.1, 0.2]
         """)
-
-
-class Log:
-    """Print each line and keep it for the results file."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 def plain_loop(folder: Path, config) -> tuple[float, float, dict]:

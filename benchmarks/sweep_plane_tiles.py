@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import Log
 
 from losslab import sweep
 from losslab.landscape import plane
@@ -65,17 +66,6 @@ def problem():
     loader = DataLoader(TensorDataset(X, y), batch_size=256)
     return Problem(MLP([20, 256, 256, 1], "tanh"), loader, loss="mse")
 '''
-
-
-class Log:
-    """Print each line and keep it for the results file."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 def tiled(config, workers: int, store: Path) -> tuple[float, float, torch.Tensor]:

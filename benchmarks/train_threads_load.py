@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import time
 
 import torch
-from check_convexity_load import load_arguments, start_load, stop_load
+from check_convexity_load import load_arguments, print_load_table, start_load, stop_load
 
 from losslab import Problem
 from losslab import data as D
@@ -71,13 +70,7 @@ def main() -> None:
         loaded = rounds(prob, args.loaded_rounds)
     finally:
         stop_load(procs)
-    print("\n| setting | quiet: wall (CPU) ms | loaded: wall (CPU) ms | loaded / quiet |\n|---|---|---|---|")
-    for name in SETTINGS:
-        q, qc = (statistics.median(v) * 1e3 for v in zip(*quiet[name]))
-        lo, lc = (statistics.median(v) * 1e3 for v in zip(*loaded[name]))
-        print(f"| {name} | {q:.0f} ({qc:.0f}) | {lo:.0f} ({lc:.0f}) | {lo / q:.1f}× |")
-    before, after = (statistics.median(w for w, _ in loaded[n]) for n in SETTINGS)
-    print(f"loaded: threads=None / threads=\"auto\" = {before / after:.1f}×; medians of interleaved rounds")
+    print_load_table(quiet, loaded, SETTINGS, unit="ms")
     print(f"torch threads after the benchmark: {torch.get_num_threads()} (before: {threads_before})")
 
 
