@@ -37,10 +37,10 @@ __all__ = ["LocalPool", "RayPool", "check_ray_address", "cpu_count"]
 _STATE = None  # the worker process's Payload, or why it could not start (local pool)
 
 
-def _start_worker(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> Payload | str:
+def _start_worker(payload_bytes: bytes, files: tuple[str, ...]) -> Payload | str:
     """:func:`prepare_worker`, or its error in one line (then every task of this worker fails with it)."""
     try:
-        return prepare_worker(payload_bytes, files, threads)
+        return prepare_worker(payload_bytes, files)
     except (Exception, SystemExit) as err:
         return f"the worker could not start: {short_error(err)}"[:500]
 
@@ -66,11 +66,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_local(parent: int, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
+def _init_local(parent: int, payload_bytes: bytes, files: tuple[str, ...]) -> None:
     global _STATE
     _die_with_parent(parent)
     os.dup2(2, 1)  # what the user's code prints goes to stderr: the driver's stdout (e.g. --json) stays its own
-    _STATE = _start_worker(payload_bytes, files, threads)
+    _STATE = _start_worker(payload_bytes, files)
 
 
 def _run_local(task: Task) -> Outcome:
@@ -86,9 +86,9 @@ class LocalPool:
 
     name = "local"
 
-    def __init__(self, payload_bytes: bytes, files: tuple[str, ...], *, workers: int, threads: int) -> None:
+    def __init__(self, payload_bytes: bytes, files: tuple[str, ...], *, workers: int) -> None:
         self.workers = workers
-        self._args = (payload_bytes, files, threads)
+        self._args = (payload_bytes, files)
         self._futures: dict[cf.Future, Task] = {}
         self._suspects: list[Task] = []  # in flight when a worker died: run one at a time to find the one that kills
         self._held: list[Task] = []  # submitted while the suspects run alone
@@ -185,8 +185,8 @@ def _ray():
 
 
 class _Actor:
-    def __init__(self, payload_bytes: bytes, files: tuple[str, ...], threads: int) -> None:
-        self.payload = _start_worker(payload_bytes, files, threads)
+    def __init__(self, payload_bytes: bytes, files: tuple[str, ...]) -> None:
+        self.payload = _start_worker(payload_bytes, files)
 
     def run(self, task: Task) -> Outcome:
         return _execute(self.payload, task)
@@ -197,7 +197,7 @@ class RayPool:
 
     name = "ray"
 
-    def __init__(self, payload_bytes: bytes, files: tuple[str, ...], *, workers: int, threads: int, address: str = "") -> None:
+    def __init__(self, payload_bytes: bytes, files: tuple[str, ...], *, workers: int, address: str = "") -> None:
         ray = self.ray = _ray()
         self._owned = False
         if not ray.is_initialized():
@@ -210,14 +210,14 @@ class RayPool:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = min(workers, cpus) if workers else cpus
         self._payload = ray.put(payload_bytes)  # once: every actor reads this object
-        self._args = (files, threads)
+        self._files = files
         self._remote = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
         self._idle = [self._new_actor() for _ in range(self.workers)]
         self._running: dict[object, tuple[object, Task]] = {}
         self._queue: list[Task] = []
 
     def _new_actor(self):
-        return self._remote.remote(self._payload, *self._args)
+        return self._remote.remote(self._payload, self._files)
 
     def submit(self, task: Task) -> None:
         self._queue.append(task)

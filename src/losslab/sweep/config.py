@@ -54,6 +54,7 @@ _SWEEP_KEYS = {
 }
 _TABLES = {"experiment": ("sweep", "settings", "grid"), "function": ("sweep", "settings", "grid"), "plane": ("sweep",)}
 MAX_TASKS = 10_000_000
+MAX_WORKERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -300,8 +301,8 @@ def parse_config(doc: Mapping, *, where: str = "config", folder: Path | None = N
     if sweep.get("address") and backend != "ray":
         raise _bad(where, "[sweep] address", 'only with backend = "ray"', sweep["address"], 'add backend = "ray" or drop the address')
     workers, threads = sweep.get("workers", 0), sweep.get("threads", 1)
-    if not 0 <= workers <= 100_000:
-        raise _bad(where, "[sweep] workers", "from 1 to 100000 (or 0: every CPU)", workers, "write e.g. workers = 2")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise _bad(where, "[sweep] workers", f"from 1 to {MAX_WORKERS} (or 0: every CPU)", workers, "write e.g. workers = 2")
     if not 1 <= threads <= 1024:
         raise _bad(where, "[sweep] threads", "from 1 to 1024 (torch threads per task)", threads, "write e.g. threads = 1")
     store = Path(sweep["store"]) if "store" in sweep else (default_store or Path("sweep.sqlite"))
@@ -330,7 +331,7 @@ def parse_config(doc: Mapping, *, where: str = "config", folder: Path | None = N
 
 def _plane_config(where: str, sweep: Mapping, folder: Path, common: dict) -> SweepConfig:
     steps, span = sweep.get("steps", 41), sweep.get("span", 1.0)
-    tile_rows = sweep.get("tile_rows", max(1, math.ceil(steps / 16)) if isinstance(steps, int) else 1)
+    tile_rows = sweep.get("tile_rows", max(1, math.ceil(steps / 16)))  # steps is an int: _typed checked it
     if not 2 <= steps <= 100_000:
         raise _bad(where, "[sweep] steps", "from 2 to 100000 (grid points per axis)", steps, "write e.g. steps = 41")
     if not (math.isfinite(span) and span > 0):

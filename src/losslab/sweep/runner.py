@@ -17,7 +17,7 @@ from pathlib import Path
 from .._checks import LosslabError, choice
 from .._user_code import import_user_file, short_error, where_in
 from .backends import LocalPool, RayPool, check_ray_address, cpu_count
-from .config import BACKENDS, SweepConfig, load_config
+from .config import BACKENDS, MAX_WORKERS, SweepConfig, load_config
 from .store import Store
 from .tasks import Payload, Task, make_tasks, seed_globals
 
@@ -190,8 +190,8 @@ def run(config: SweepConfig | str | Path, *, backend: str | None = None, address
     for name, value, kinds in (("backend", backend, str), ("address", address, str), ("store", store, (str, Path))):
         if value is not None and not isinstance(value, kinds):
             raise LosslabError(f"expected {name} as a string, got {type(value).__name__} {value!r}; e.g. {name}='…'")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 100_000):
-        raise LosslabError(f"expected workers as an integer from 1 to 100000 (or 0: every CPU), got {workers!r}; e.g. workers=2")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS):
+        raise LosslabError(f"expected workers as an integer from 1 to {MAX_WORKERS} (or 0: every CPU), got {workers!r}; e.g. workers=2")
     config = config if isinstance(config, SweepConfig) else load_config(config)
     config = replace(config, backend=choice("backend", backend, BACKENDS) if backend is not None else config.backend,
                      address=config.address if address is None else address, store=Path(store) if store is not None else config.store,
@@ -234,9 +234,9 @@ def _drive(config: SweepConfig, db: Store, todo: list[Task], tries: dict[str, in
     payload, files = build_payload(config, built)
     workers = config.workers or cpu_count()
     if config.backend == "ray":
-        pool = RayPool(payload, files, workers=config.workers, threads=config.threads, address=config.address)
+        pool = RayPool(payload, files, workers=config.workers, address=config.address)
     else:
-        pool = LocalPool(payload, files, workers=min(workers, len(todo)), threads=config.threads)
+        pool = LocalPool(payload, files, workers=min(workers, len(todo)))
     done = failed = 0
     queue = list(reversed(todo))
     finished = False

@@ -171,10 +171,9 @@ def execute(payload: Payload, task: Task) -> Outcome:
     return Outcome(task.key, numbers, error, time.perf_counter() - start, socket.gethostname())
 
 
-def prepare_worker(payload_bytes: bytes, files: tuple[str, ...], threads: int) -> Payload:
-    """In a worker, once: torch's threads, the user's files imported, then the payload unpickled."""
-    torch.set_num_threads(threads)
+def prepare_worker(payload_bytes: bytes, files: tuple[str, ...]) -> Payload:
+    """In a worker, once: the user's files imported, then the payload unpickled (it holds the torch threads of every task)."""
     modules = {f: import_user_file("[sweep]", Path(f)) for f in files}
     payload = pickle.loads(payload_bytes)
-    payload.threads = threads
+    torch.set_num_threads(payload.threads)
     return payload.bind(modules)
