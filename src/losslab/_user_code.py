@@ -22,7 +22,7 @@ from types import ModuleType
 
 from ._checks import LosslabError
 
-__all__ = ["import_user_file", "parse_spec", "short_error", "user_function", "where_in"]
+__all__ = ["existing_file", "import_user_file", "parse_spec", "short_error", "user_function", "where_in"]
 
 
 def where_in(err: BaseException, path: Path) -> str:
@@ -51,11 +51,16 @@ def parse_spec(option: str, spec: object, example: str = "net.py:build") -> tupl
     file, sep, name = spec.rpartition(":")
     if not sep or not file or not name.isidentifier():
         raise LosslabError(f"expected {option} FILE.py:FUNCTION (e.g. {example}), got {spec!r}")
-    path = Path(file)
-    if not path.is_file():
-        reason = "a folder" if path.is_dir() else "no such file"
-        raise LosslabError(f"expected {option} to name an existing Python file, got {file!r} ({reason})")
-    return path, name
+    return existing_file(option, file, "an existing Python file"), name
+
+
+def existing_file(option: str, path: str | Path, what: str) -> Path:
+    """``path`` as a Path if it is a file, else one line: expected ``option`` to name ``what``, got a folder / no such file."""
+    p = Path(path)
+    if not p.is_file():
+        reason = "a folder" if p.is_dir() else "no such file"
+        raise LosslabError(f"expected {option} to name {what}, got {str(path)!r} ({reason})")
+    return p
 
 
 def module_name(path: Path) -> str:

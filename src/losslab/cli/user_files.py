@@ -28,19 +28,11 @@ import numpy as np
 import torch
 
 from .._checks import LosslabError
+from .._user_code import existing_file, user_function, where_in
 from .._user_code import short_error as _short
-from .._user_code import user_function, where_in
 
 DATA_SUFFIXES = (".npz", ".pt", ".pth", ".safetensors")
 STATE_KEYS = ("state_dict", "model_state_dict", "model")
-
-
-def _existing(option: str, path: str | Path, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        reason = "a folder" if p.is_dir() else "no such file"
-        raise LosslabError(f"expected {option} to name {what}, got {str(path)!r} ({reason})")
-    return p
 
 
 def load_model_file(spec: str) -> torch.nn.Module:
@@ -107,7 +99,7 @@ def _read_safetensors(option: str, path: Path) -> dict[str, torch.Tensor]:
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict in ``path`` (``.safetensors``, or anything ``torch.load(weights_only=True)`` reads)."""
-    p = _existing("--weights", path, "an existing checkpoint (.pt or .safetensors)")
+    p = existing_file("--weights", path, "an existing checkpoint (.pt or .safetensors)")
     state = _read_safetensors("--weights", p) if p.suffix == ".safetensors" else _read_torch("--weights", p)
     if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
         nested = [k for k in STATE_KEYS if isinstance(state.get(k), dict)]
@@ -160,7 +152,7 @@ def _arrays(p: Path) -> dict[str, object]:
 
 def load_data(path: str, *, x_keys: list[str], y_key: str) -> tuple[object, torch.Tensor]:
     """(inputs, targets) from a data file: inputs a tensor for one ``x_keys``, a dict of tensors for several."""
-    p = _existing("--data", path, "an existing data file (.npz, .pt or .safetensors)")
+    p = existing_file("--data", path, "an existing data file (.npz, .pt or .safetensors)")
     if p.suffix not in DATA_SUFFIXES:
         raise LosslabError(f"expected --data as a .npz, .pt or .safetensors file (or a built-in data set name), got {path!r}")
     arrays = _arrays(p)
